@@ -1,0 +1,15 @@
+# One image for the worker and the API (and, for demos, the emulators).
+FROM python:3.11-slim
+WORKDIR /app
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+COPY pyproject.toml README.md ./
+COPY api ./api
+COPY activities ./activities
+COPY clients ./clients
+COPY domain ./domain
+COPY emulators ./emulators
+COPY workflows ./workflows
+COPY worker.py settings.py launcher.py ./
+RUN pip install .
+USER nobody
+CMD ["python", "-m", "worker"]

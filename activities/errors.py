@@ -1,0 +1,35 @@
+"""Turn classified service failures into Temporal errors with stable types."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from temporalio.exceptions import ApplicationError
+
+from clients.errors import FailureKind, ServiceError
+
+
+def to_application_error(error: ServiceError) -> ApplicationError:
+    """Permanent failures stop retries; `Retry-After` becomes the next retry delay."""
+    delay = (
+        timedelta(seconds=error.retry_after_seconds)
+        if error.retry_after_seconds is not None
+        else None
+    )
+    return ApplicationError(
+        str(error),
+        {"service": error.service, "kind": str(error.kind), "status": error.status},
+        type=error.error_type,
+        non_retryable=error.kind in (FailureKind.PERMANENT, FailureKind.DECLINE),
+        next_retry_delay=delay,
+    )
+
+
+@contextmanager
+def service_errors_as_application_errors() -> Iterator[None]:
+    try:
+        yield
+    except ServiceError as error:
+        raise to_application_error(error) from error

@@ -1,0 +1,65 @@
+"""Lazy, shared access to the Temporal client for the shim.
+
+The API must come up (and answer 503) even while Temporal is down, so the connection is made
+on first use and retried on the next request after a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+
+class TemporalUnavailable(Exception):
+    """Temporal cannot be reached now; the caller should answer 503 so the sender retries."""
+
+
+# RPC codes that mean "the server is not there / not answering", not "your request is wrong".
+UNAVAILABLE_CODES = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.CANCELLED,
+        RPCStatusCode.UNKNOWN,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+
+
+class TemporalAccess:
+    def __init__(self, address: str, namespace: str, task_queue: str) -> None:
+        self.address = address
+        self.namespace = namespace
+        self.task_queue = task_queue
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+
+    def use_client(self, client: Client) -> None:
+        """Inject an already connected client (tests, embedded runs)."""
+        self._client = client
+
+    async def client(self) -> Client:
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                try:
+                    self._client = await asyncio.wait_for(
+                        Client.connect(self.address, namespace=self.namespace), timeout=5
+                    )
+                except (RuntimeError, OSError, TimeoutError, RPCError) as exc:
+                    raise TemporalUnavailable(f"Temporal at {self.address} is unreachable") from exc
+            return self._client
+
+    async def healthy(self) -> bool:
+        try:
+            client = await self.client()
+            return await asyncio.wait_for(client.service_client.check_health(), timeout=3)
+        except (TemporalUnavailable, RPCError, TimeoutError):
+            return False
+
+
+def is_unavailable(error: RPCError) -> bool:
+    return error.status in UNAVAILABLE_CODES

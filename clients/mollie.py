@@ -1,0 +1,252 @@
+"""Mollie gateway adapter over the official `mollie-api-python` client.
+
+The official client is synchronous (requests), so every call runs in a worker thread via
+`asyncio.to_thread`. The adapter never lets the client retry or invent idempotency keys: keys
+come from business identity, retries from Temporal. Failures leave as classified
+`ServiceError`s; amounts enter and leave as `Money`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from mollie.api.client import Client
+from mollie.api.error import (
+    RequestError,
+    RequestSetupError,
+    ResponseError,
+    ResponseHandlingError,
+)
+from mollie.api.objects.customer import Customer
+from mollie.api.objects.payment import Payment
+
+from clients.errors import FailureKind, ServiceError, kind_for_status
+from domain.money import Money
+
+logger = logging.getLogger(__name__)
+
+SERVICE = "mollie"
+OPERATION_METADATA_KEY = "operation"
+_T = TypeVar("_T")
+_STATUS_IN_MESSAGE = re.compile(r"status code: (\d{3})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayPayment:
+    id: str
+    status: str
+    amount: Money
+    checkout_url: str | None
+    customer_id: str | None
+    mandate_id: str | None
+    failure_reason: str | None
+    method: str | None
+    metadata: Mapping[str, Any]
+    sequence_type: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayMandate:
+    id: str
+    status: str
+    method: str | None
+    details: Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayRefund:
+    id: str
+    status: str
+    amount: Money
+
+
+def money_to_mollie(amount: Money) -> dict[str, str]:
+    return {"currency": amount.currency, "value": amount.to_decimal_string()}
+
+
+def money_from_mollie(amount: Mapping[str, Any]) -> Money:
+    return Money.from_decimal(str(amount["value"]), str(amount["currency"]))
+
+
+def _payment_from_json(data: Mapping[str, Any]) -> GatewayPayment:
+    links = data.get("_links") or {}
+    checkout = links.get("checkout") or {}
+    details = data.get("details") or {}
+    metadata = data.get("metadata")
+    return GatewayPayment(
+        id=str(data["id"]),
+        status=str(data["status"]),
+        amount=money_from_mollie(data["amount"]),
+        checkout_url=checkout.get("href"),
+        customer_id=data.get("customerId"),
+        mandate_id=data.get("mandateId"),
+        failure_reason=details.get("failureReason") if isinstance(details, Mapping) else None,
+        method=data.get("method"),
+        metadata=metadata if isinstance(metadata, Mapping) else {},
+        sequence_type=data.get("sequenceType"),
+    )
+
+
+def classify_mollie_error(exc: Exception, *, is_write: bool) -> ServiceError:
+    """The single place that maps the official client's exceptions to failure kinds."""
+    if isinstance(exc, ResponseError):
+        status = int(exc.status) if exc.status is not None else 500
+        return ServiceError(
+            SERVICE, kind_for_status(status), str(exc), status=status, field=exc.field
+        )
+    if isinstance(exc, RequestSetupError):
+        # Bad id prefix or missing key: a programming or configuration error.
+        return ServiceError(SERVICE, FailureKind.PERMANENT, str(exc))
+    if isinstance(exc, RequestError):
+        # Transport failure: a POST may have been applied, so the outcome is unknown.
+        kind = FailureKind.UNKNOWN_OUTCOME if is_write else FailureKind.RETRYABLE
+        return ServiceError(SERVICE, kind, "could not reach Mollie")
+    if isinstance(exc, ResponseHandlingError):
+        match = _STATUS_IN_MESSAGE.search(str(exc))
+        http_status = int(match.group(1)) if match else None
+        if http_status is not None and 400 <= http_status < 500 and http_status not in (409, 429):
+            return ServiceError(SERVICE, kind_for_status(http_status), str(exc), status=http_status)
+        kind = FailureKind.UNKNOWN_OUTCOME if is_write else FailureKind.RETRYABLE
+        return ServiceError(SERVICE, kind, "unreadable reply from Mollie", status=http_status)
+    raise exc
+
+
+class MollieGateway:
+    """Gateway operations the workflows need, as async methods."""
+
+    def __init__(self, base_url: str, api_key: str, *, timeout_seconds: float = 10.0) -> None:
+        self._client = Client(
+            api_endpoint=base_url, timeout=(3, int(max(1, timeout_seconds))), retry=0
+        )
+        self._client.set_api_key(api_key)
+
+    def _customer_stub(self, customer_id: str) -> Customer:
+        # Sub-resources (mandates, payments) need only a parent carrying its id.
+        return Customer({"id": customer_id}, self._client)  # type: ignore[no-untyped-call]
+
+    def _payment_stub(self, payment_id: str) -> Payment:
+        return Payment({"id": payment_id}, self._client)  # type: ignore[no-untyped-call]
+
+    async def _call(self, is_write: bool, func: Callable[[], _T]) -> _T:
+        try:
+            return await asyncio.to_thread(func)
+        except (ResponseError, RequestError, ResponseHandlingError) as exc:
+            raise classify_mollie_error(exc, is_write=is_write) from exc
+
+    # Customers
+
+    async def find_customer(self, cleeng_customer_id: str) -> str | None:
+        """A recent Mollie customer created for this Cleeng customer, if any."""
+
+        def scan() -> str | None:
+            for customer in self._client.customers.list(limit=250):
+                metadata = customer.get("metadata") or {}
+                if str(metadata.get("cleengCustomerId")) == cleeng_customer_id:
+                    return str(customer["id"])
+            return None
+
+        return await self._call(False, scan)
+
+    async def create_customer(
+        self, *, cleeng_customer_id: str, email: str | None, idempotency_key: str
+    ) -> str:
+        body: dict[str, Any] = {
+            "name": f"Cleeng customer {cleeng_customer_id}",
+            "metadata": {"cleengCustomerId": cleeng_customer_id},
+        }
+        if email:
+            body["email"] = email
+
+        def create() -> str:
+            customer = self._client.customers.create(body, idempotency_key=idempotency_key)
+            return str(customer["id"])
+
+        return await self._call(True, create)
+
+    # Payments
+
+    async def create_payment(self, body: Mapping[str, Any], idempotency_key: str) -> GatewayPayment:
+        """Create a payment; the same key and body always yield the same payment."""
+
+        def create() -> GatewayPayment:
+            payment = self._client.payments.create(dict(body), idempotency_key=idempotency_key)
+            return _payment_from_json(payment)
+
+        return await self._call(True, create)
+
+    async def get_payment(self, payment_id: str) -> GatewayPayment:
+        return await self._call(
+            False, lambda: _payment_from_json(self._client.payments.get(payment_id))
+        )
+
+    async def find_customer_payment(
+        self, customer_id: str, operation_key: str, *, max_pages: int = 4
+    ) -> GatewayPayment | None:
+        """The customer's payment created for `operation_key` (metadata match), if any.
+
+        Mollie forgets idempotency keys after an hour; this is how a late retry adopts the
+        payment it already created instead of charging again.
+        """
+
+        def scan() -> GatewayPayment | None:
+            page = self._customer_stub(customer_id).payments.list(limit=250)
+            for _ in range(max_pages):
+                for payment in page:
+                    metadata = payment.get("metadata") or {}
+                    if (
+                        isinstance(metadata, Mapping)
+                        and metadata.get(OPERATION_METADATA_KEY) == operation_key
+                    ):
+                        return _payment_from_json(payment)
+                if not page.has_next():
+                    return None
+                page = page.get_next()
+            return None
+
+        return await self._call(False, scan)
+
+    async def get_mandate(self, customer_id: str, mandate_id: str) -> GatewayMandate:
+        def fetch() -> GatewayMandate:
+            mandate = self._customer_stub(customer_id).mandates.get(mandate_id)
+            return GatewayMandate(
+                id=str(mandate["id"]),
+                status=str(mandate["status"]),
+                method=mandate.get("method"),
+                details=mandate.get("details") or {},
+            )
+
+        return await self._call(False, fetch)
+
+    # Refunds
+
+    async def create_refund(
+        self,
+        payment_id: str,
+        *,
+        amount: Money,
+        description: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> GatewayRefund:
+        body = {
+            "amount": money_to_mollie(amount),
+            "description": description,
+            "metadata": dict(metadata),
+        }
+
+        def create() -> GatewayRefund:
+            refund = self._payment_stub(payment_id).refunds.create(
+                body, idempotency_key=idempotency_key
+            )
+            return GatewayRefund(
+                id=str(refund["id"]),
+                status=str(refund["status"]),
+                amount=money_from_mollie(refund["amount"]),
+            )
+
+        return await self._call(True, create)

@@ -1,0 +1,1 @@
+"""Pure domain types shared by workflows, activities and the API: no I/O, sandbox-safe."""

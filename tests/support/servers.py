@@ -1,0 +1,47 @@
+"""Run ASGI apps as real HTTP servers on loopback for tests.
+
+Each server runs uvicorn in its own thread with its own event loop, so synchronous clients
+(mollie-api-python) and async clients alike talk to it over real sockets.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+
+def free_port() -> int:
+    """Ask the kernel for a port that is free right now on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
+    """Serve `app` on 127.0.0.1 and yield its base URL; stop it on exit."""
+    chosen_port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=chosen_port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{chosen_port}", daemon=True)
+    thread.start()
+    started = threading.Event()
+
+    def wait_started() -> None:
+        while not server.started and thread.is_alive():
+            started.wait(0.01)
+
+    wait_started()
+    if not server.started:
+        raise RuntimeError(f"server on port {chosen_port} did not start")
+    try:
+        yield f"http://127.0.0.1:{chosen_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

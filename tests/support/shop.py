@@ -1,0 +1,56 @@
+"""Test helpers that act like the people around the connector: the publisher seeding orders,
+the shopper on Mollie's checkout page, the operator reading both ledgers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+async def seed_order(cleeng_url: str, **overrides: Any) -> dict[str, Any]:
+    """A fresh Cleeng order for a fresh customer (overrides: price, currency, email...)."""
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"{cleeng_url}/_emulator/seed/purchase", json=overrides)
+        response.raise_for_status()
+        seeded: dict[str, Any] = response.json()
+        return seeded
+
+
+async def choose_on_checkout(checkout_url: str, outcome: str) -> httpx.Response:
+    """Press a button on the Mollie checkout page, as a shopper would (no JavaScript)."""
+    async with httpx.AsyncClient() as http:
+        page = await http.get(checkout_url)
+        page.raise_for_status()
+        assert f'value="{outcome}"' in page.text, f"checkout page offers no {outcome!r} button"
+        return await http.post(checkout_url, data={"status": outcome}, follow_redirects=False)
+
+
+async def cleeng_payments(cleeng_url: str, order_id: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient() as http:
+        response = await http.get(f"{cleeng_url}/_emulator/payments", params={"orderId": order_id})
+        response.raise_for_status()
+        body = response.json()
+        items: list[dict[str, Any]] = body["items"] if isinstance(body, dict) else body
+        return items
+
+
+async def mollie_payments_for_order(mollie_url: str, order_id: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient() as http:
+        response = await http.get(f"{mollie_url}/_emulator/ledger")
+        response.raise_for_status()
+        body = response.json()
+        payments = body["payments"] if isinstance(body, dict) else body
+        return [p for p in payments if (p.get("metadata") or {}).get("orderId") == order_id]
+
+
+async def set_faults(base_url: str, faults: dict[str, Any]) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"{base_url}/_emulator/faults", json=faults)
+        response.raise_for_status()
+
+
+async def advance_clock(base_url: str, seconds: float) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"{base_url}/_emulator/clock/advance", json={"seconds": seconds})
+        response.raise_for_status()

@@ -1,0 +1,86 @@
+"""The Temporal worker: wires the clients into the activities and runs every workflow.
+
+Run it with `python -m worker` (the launcher does this for you).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.purchase import PurchaseActivities
+from clients.cleeng import CleengClient
+from clients.mollie import MollieGateway
+from settings import Settings
+from workflows.initial_purchase import InitialPurchaseWorkflow
+
+logger = logging.getLogger("worker")
+
+WORKFLOWS = [InitialPurchaseWorkflow]
+
+
+@asynccontextmanager
+async def build_worker(
+    client: Client, settings: Settings, *, task_queue: str | None = None
+) -> AsyncIterator[Worker]:
+    """A worker with every workflow and activity, its clients closed on exit."""
+    cleeng = CleengClient(
+        settings.cleeng_base_url,
+        settings.effective_publisher_token,
+        timeout_seconds=settings.cleeng_timeout_seconds,
+    )
+    mollie = MollieGateway(
+        settings.mollie_base_url,
+        settings.effective_mollie_api_key,
+        timeout_seconds=settings.mollie_timeout_seconds,
+    )
+    purchase = PurchaseActivities(cleeng, mollie, settings.mollie_webhook_url)
+    try:
+        yield Worker(
+            client,
+            task_queue=task_queue or settings.temporal_task_queue,
+            workflows=WORKFLOWS,
+            activities=[
+                purchase.load_order,
+                purchase.ensure_mollie_customer,
+                purchase.create_checkout_payment,
+                purchase.fetch_payment,
+                purchase.record_payment_details,
+                purchase.record_cleeng_payment,
+                purchase.refund_payment,
+            ],
+        )
+    finally:
+        await cleeng.aclose()
+
+
+async def run_worker(settings: Settings) -> None:
+    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with build_worker(client, settings) as worker, worker:
+        logger.info(
+            "worker polling task queue %s on %s (%s mode)",
+            settings.temporal_task_queue,
+            settings.temporal_address,
+            "sandbox" if settings.sandbox_mode else "live credentials",
+        )
+        await stop.wait()
+        logger.info("worker shutting down")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(run_worker(Settings()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""InitialPurchase: one workflow per Cleeng order (`purchase:{orderId}`).
+
+Reads the order from Cleeng, creates a Mollie `first` payment, hands the checkout URL back
+through an update, waits for the payment's final state (webhook signal, with a polling fallback
+when webhooks are lost), then records the outcome in Cleeng. Money taken that Cleeng refuses
+for good is refunded and the workflow fails so an operator sees it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.purchase import CLEENG_REFUSED, ORDER_NOT_FOUND, PurchaseActivities
+    from clients import cleeng_contract as contract
+    from domain import search_attributes
+    from domain.purchase import (
+        MOLLIE_FINAL_FAILURES,
+        MOLLIE_PAID,
+        STATUS_AWAITING_PAYMENT,
+        STATUS_CAPTURED,
+        STATUS_FAILED,
+        STATUS_RECORDING,
+        STATUS_REFUNDED,
+        STATUS_REJECTED,
+        STATUS_STARTING,
+        CheckoutPaymentInput,
+        EnsureCustomerInput,
+        GatewayPaymentView,
+        OrderSnapshot,
+        PaymentNotice,
+        PurchaseInput,
+        PurchaseView,
+        RecordDetailsInput,
+        RecordPaymentInput,
+        RefundInput,
+    )
+
+# Short calls: a few seconds each, retried with backoff; permanent errors stop retries.
+_CALL_TIMEOUT = timedelta(seconds=30)
+_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+)
+# Recording an outcome must never be given up: a paid payment that Cleeng never hears
+# of is a lost payment. Retries go on (capped backoff) until it lands or is refused for good.
+_RECORD_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=10),
+)
+# The checkout must be ready while the shopper waits on the HTTP reply; after this the
+# front end gets a 503 and can ask again, the workflow keeps trying behind it.
+_SETUP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=20,
+)
+
+
+@workflow.defn(name="InitialPurchase")
+class InitialPurchaseWorkflow:
+    @workflow.init
+    def __init__(self, request: PurchaseInput) -> None:
+        self._order_id = request.order_id
+        self._status = STATUS_STARTING
+        self._order: OrderSnapshot | None = None
+        self._payment: GatewayPaymentView | None = None
+        self._cleeng_payment_id: str | None = None
+        self._failure_reason: str | None = None
+        self._error: str | None = None
+        self._recheck_requested = False
+
+    @workflow.run
+    async def run(self, request: PurchaseInput) -> PurchaseView:
+        workflow_id = workflow.info().workflow_id
+        try:
+            await self._open_checkout(request, workflow_id)
+        except ActivityError as error:
+            self._status = STATUS_FAILED
+            self._error = _describe(error)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise ApplicationError(
+                f"order {self._order_id}: {self._error}",
+                type=_cause_type(error) or "CheckoutFailed",
+                non_retryable=True,
+            ) from error
+
+        payment = await self._await_final_payment(request.poll_schedule_seconds)
+        self._payment = payment
+        self._status = STATUS_RECORDING
+        if payment.status == MOLLIE_PAID:
+            await self._record_captured(payment, workflow_id)
+        else:
+            await self._record_rejected(payment)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.view()
+
+    async def _open_checkout(self, request: PurchaseInput, workflow_id: str) -> None:
+        order = await workflow.execute_activity_method(
+            PurchaseActivities.load_order,
+            request.order_id,
+            start_to_close_timeout=_CALL_TIMEOUT,
+            retry_policy=_SETUP_RETRY,
+        )
+        self._order = order
+        customer_id = await workflow.execute_activity_method(
+            PurchaseActivities.ensure_mollie_customer,
+            EnsureCustomerInput(
+                cleeng_customer_id=order.customer_id,
+                email=order.customer_email,
+                idempotency_key=f"{workflow_id}:customer",
+            ),
+            start_to_close_timeout=_CALL_TIMEOUT,
+            retry_policy=_SETUP_RETRY,
+        )
+        payment = await workflow.execute_activity_method(
+            PurchaseActivities.create_checkout_payment,
+            CheckoutPaymentInput(
+                workflow_id=workflow_id,
+                order_id=order.order_id,
+                mollie_customer_id=customer_id,
+                amount=order.amount,
+                description=f"Order {order.order_id}",
+                redirect_url=request.redirect_url,
+                method=request.method,
+                operation_key=f"{workflow_id}:payment",
+            ),
+            start_to_close_timeout=_CALL_TIMEOUT,
+            retry_policy=_SETUP_RETRY,
+        )
+        self._payment = payment
+        self._status = STATUS_AWAITING_PAYMENT
+        workflow.upsert_search_attributes(
+            [search_attributes.MOLLIE_PAYMENT_ID.value_set(payment.payment_id)]
+        )
+
+    async def _await_final_payment(self, schedule: tuple[int, ...]) -> GatewayPaymentView:
+        """Wait for a webhook, or re-check on the polling schedule, until the payment ends."""
+        assert self._payment is not None
+        payment = self._payment
+        attempt = 0
+        while not _is_final(payment.status):
+            delay = schedule[min(attempt, len(schedule) - 1)]
+            try:
+                await workflow.wait_condition(
+                    lambda: self._recheck_requested, timeout=timedelta(seconds=delay)
+                )
+            except TimeoutError:
+                attempt += 1
+            self._recheck_requested = False
+            payment = await workflow.execute_activity_method(
+                PurchaseActivities.fetch_payment,
+                payment.payment_id,
+                start_to_close_timeout=_CALL_TIMEOUT,
+                retry_policy=_RETRY,
+            )
+            self._payment = payment
+        return payment
+
+    async def _record_captured(self, payment: GatewayPaymentView, workflow_id: str) -> None:
+        order = self._order
+        assert order is not None
+        try:
+            details_id: str | None = None
+            if payment.mandate_id and payment.customer_id:
+                details_id = await workflow.execute_activity_method(
+                    PurchaseActivities.record_payment_details,
+                    RecordDetailsInput(
+                        cleeng_customer_id=order.customer_id,
+                        mollie_customer_id=payment.customer_id,
+                        mandate_id=payment.mandate_id,
+                        payment_method_id=order.payment_method_id,
+                    ),
+                    start_to_close_timeout=_CALL_TIMEOUT,
+                    retry_policy=_RECORD_RETRY,
+                )
+            operation = (
+                contract.PAYMENT_OPERATION_INITIAL
+                if order.amount.minor > 0
+                else contract.PAYMENT_OPERATION_FREE
+            )
+            self._cleeng_payment_id = await workflow.execute_activity_method(
+                PurchaseActivities.record_cleeng_payment,
+                RecordPaymentInput(
+                    order_id=order.order_id,
+                    status=contract.PAYMENT_STATUS_CAPTURED,
+                    payment_operation=operation,
+                    external_payment_id=payment.payment_id,
+                    payment_details_id=details_id,
+                ),
+                start_to_close_timeout=_CALL_TIMEOUT,
+                retry_policy=_RECORD_RETRY,
+            )
+        except ActivityError as error:
+            await self._refund_unrecorded(payment, workflow_id, error)
+            return
+        self._status = STATUS_CAPTURED
+
+    async def _refund_unrecorded(
+        self, payment: GatewayPaymentView, workflow_id: str, error: ActivityError
+    ) -> None:
+        """Compensation: Cleeng will never know of this money, so give it back, then fail."""
+        self._error = _describe(error)
+        workflow.logger.error(
+            "Cleeng refused payment %s for order %s: %s; refunding",
+            payment.payment_id,
+            self._order_id,
+            self._error,
+        )
+        if payment.amount.minor > 0:
+            await workflow.execute_activity_method(
+                PurchaseActivities.refund_payment,
+                RefundInput(
+                    payment_id=payment.payment_id,
+                    amount=payment.amount,
+                    description=f"Order {self._order_id} could not be recorded in Cleeng",
+                    idempotency_key=f"{workflow_id}:compensating-refund",
+                    metadata={"orderId": self._order_id, "workflowId": workflow_id},
+                ),
+                start_to_close_timeout=_CALL_TIMEOUT,
+                retry_policy=_RECORD_RETRY,
+            )
+        self._status = STATUS_REFUNDED
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        raise ApplicationError(
+            f"order {self._order_id}: payment {payment.payment_id} was refunded because "
+            f"Cleeng refused it: {self._error}",
+            type=CLEENG_REFUSED,
+            non_retryable=True,
+        )
+
+    async def _record_rejected(self, payment: GatewayPaymentView) -> None:
+        self._failure_reason = payment.failure_reason or payment.status
+        try:
+            self._cleeng_payment_id = await workflow.execute_activity_method(
+                PurchaseActivities.record_cleeng_payment,
+                RecordPaymentInput(
+                    order_id=self._order_id,
+                    status=contract.PAYMENT_STATUS_REJECTED,
+                    payment_operation=contract.PAYMENT_OPERATION_INITIAL,
+                    external_payment_id=payment.payment_id,
+                    rejected_reason=self._failure_reason,
+                ),
+                start_to_close_timeout=_CALL_TIMEOUT,
+                retry_policy=_RECORD_RETRY,
+            )
+        except ActivityError as error:
+            # No money moved, so nothing to compensate; fail so an operator sees it.
+            self._status = STATUS_FAILED
+            self._error = _describe(error)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise ApplicationError(
+                f"order {self._order_id}: could not record rejected payment: {self._error}",
+                type=CLEENG_REFUSED,
+                non_retryable=True,
+            ) from error
+        self._status = STATUS_REJECTED
+
+    @workflow.update
+    async def checkout(self) -> PurchaseView:
+        """Answer once the checkout exists (or the purchase could not start)."""
+        await workflow.wait_condition(lambda: self._status != STATUS_STARTING)
+        if self._status == STATUS_FAILED and self._payment is None:
+            raise ApplicationError(self._error or "checkout failed", type=self._error_type())
+        return self.view()
+
+    def _error_type(self) -> str:
+        if self._error and self._error.startswith(ORDER_NOT_FOUND):
+            return ORDER_NOT_FOUND
+        return "CheckoutFailed"
+
+    @workflow.signal
+    def payment_changed(self, notice: PaymentNotice) -> None:
+        """A Mollie webhook arrived; only our own payment id triggers a re-check."""
+        if self._payment is not None and notice.payment_id == self._payment.payment_id:
+            self._recheck_requested = True
+        else:
+            workflow.logger.info("ignoring webhook for foreign payment %s", notice.payment_id)
+
+    @workflow.query
+    def view(self) -> PurchaseView:
+        payment = self._payment
+        amount = payment.amount if payment else (self._order.amount if self._order else None)
+        return PurchaseView(
+            order_id=self._order_id,
+            status=self._status,
+            checkout_url=payment.checkout_url if payment else None,
+            mollie_payment_id=payment.payment_id if payment else None,
+            cleeng_payment_id=self._cleeng_payment_id,
+            amount_minor=amount.minor if amount else None,
+            currency=amount.currency if amount else None,
+            failure_reason=self._failure_reason,
+            error=self._error,
+        )
+
+
+def _is_final(mollie_status: str) -> bool:
+    return mollie_status == MOLLIE_PAID or mollie_status in MOLLIE_FINAL_FAILURES
+
+
+def _cause_type(error: ActivityError) -> str | None:
+    cause = error.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def _describe(error: ActivityError) -> str:
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type}: {cause.message}"
+    return str(cause or error)
