@@ -1,0 +1,82 @@
+"""Run the Mollie emulator: `python -m emulators.mollie --port 8101 --public-url ...`.
+
+Every option falls back to an environment variable MOLLIE_EMULATOR_<OPTION>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+
+import uvicorn
+
+from .app import create_app
+from .config import MollieEmulatorConfig
+
+_DEFAULTS = MollieEmulatorConfig()
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"MOLLIE_EMULATOR_{name}", default)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m emulators.mollie", description=__doc__)
+    parser.add_argument("--host", default=_env("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(_env("PORT", "8101")))
+    parser.add_argument("--api-key", default=_env("API_KEY", _DEFAULTS.api_key))
+    parser.add_argument(
+        "--public-url",
+        default=_env("PUBLIC_URL", ""),
+        help="base URL clients use to reach this emulator (default http://HOST:PORT)",
+    )
+    parser.add_argument(
+        "--no-webhooks",
+        action="store_true",
+        default=_env("DELIVER_WEBHOOKS", "true").lower() in {"0", "false", "no"},
+        help="record nothing and send no webhooks",
+    )
+    parser.add_argument(
+        "--pending-settle-seconds",
+        type=float,
+        default=float(_env("PENDING_SETTLE_SECONDS", str(_DEFAULTS.pending_settle_seconds))),
+    )
+    parser.add_argument(
+        "--refund-settle-seconds",
+        type=float,
+        default=float(_env("REFUND_SETTLE_SECONDS", str(_DEFAULTS.refund_settle_seconds))),
+    )
+    parser.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
+    return parser.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> MollieEmulatorConfig:
+    return MollieEmulatorConfig(
+        api_key=args.api_key,
+        public_url=args.public_url or f"http://{args.host}:{args.port}",
+        deliver_webhooks=not args.no_webhooks,
+        pending_settle_seconds=args.pending_settle_seconds,
+        refund_settle_seconds=args.refund_settle_seconds,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = config_from_args(args)
+    # uvicorn's access log is off: RequestLogMiddleware writes the one line per request.
+    uvicorn.run(
+        create_app(config),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""The Mollie emulator's ASGI application: `create_app(config)`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from . import checkout, routes_api, routes_control
+from .config import MollieEmulatorConfig
+from .emulator import MollieEmulator
+from .errors import MollieError
+from .idempotency import IdempotencyMiddleware
+from .middleware import (
+    AuthMiddleware,
+    FaultMiddleware,
+    KickAfterWriteMiddleware,
+    LatencyMiddleware,
+    RequestLogMiddleware,
+)
+
+_HTTP_DETAILS = {
+    404: "The requested resource does not exist.",
+    405: "The requested method is not allowed for this resource.",
+}
+
+
+def create_app(config: MollieEmulatorConfig | None = None) -> FastAPI:
+    """Build an emulator; its state is `app.state.emulator` (a `MollieEmulator`)."""
+    config = config or MollieEmulatorConfig()
+    emulator = MollieEmulator(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        ticker = asyncio.create_task(emulator.tick_forever())
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            await emulator.aclose()
+
+    app = FastAPI(
+        title="Mollie API v2 emulator",
+        lifespan=lifespan,
+        docs_url="/_emulator/docs",
+        redoc_url=None,
+        openapi_url="/_emulator/openapi.json",
+    )
+    app.state.emulator = emulator
+    app.state.config = config
+
+    async def mollie_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, MollieError)
+        return exc.response()
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = _HTTP_DETAILS.get(exc.status_code, str(exc.detail))
+        return MollieError(exc.status_code, detail).response()
+
+    async def validation_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {"msg": "Invalid request", "loc": ()}
+        loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+        message = f"{'.'.join(loc)}: {first.get('msg')}" if loc else str(first.get("msg"))
+        return MollieError(422, message, field=loc[-1] if loc else None).response()
+
+    async def unexpected_error(_: Request, exc: Exception) -> Response:
+        return MollieError(500, f"Emulator error: {type(exc).__name__}.").response()
+
+    app.add_exception_handler(MollieError, mollie_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected_error)
+
+    app.include_router(routes_api.router)
+    app.include_router(routes_control.router)
+    app.include_router(checkout.router)
+
+    # Added innermost first: the request passes log -> auth -> faults -> idempotency ->
+    # latency -> routes, and writes trigger a run of whatever became due.
+    app.add_middleware(KickAfterWriteMiddleware, kick=emulator.kick)
+    app.add_middleware(LatencyMiddleware, faults=emulator.faults)
+    app.add_middleware(IdempotencyMiddleware, store=emulator.idempotency)
+    app.add_middleware(FaultMiddleware, faults=emulator.faults)
+    app.add_middleware(AuthMiddleware, api_key=config.api_key)
+    app.add_middleware(RequestLogMiddleware)
+    return app

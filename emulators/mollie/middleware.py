@@ -1,0 +1,156 @@
+"""ASGI layers around the routes, outermost first: request log, API-key check, injected
+faults, idempotency (see `idempotency`), latency, and "run what became due" after writes.
+
+They are plain ASGI callables rather than BaseHTTPMiddleware so the fault layer can withhold
+or delay a reply after the work has been done, and the idempotency layer can see whole bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import AUTH_DOC, MollieError
+from .faults import FaultDecision, FaultInjector
+
+logger = logging.getLogger("emulators.mollie")
+
+API_PREFIX = "/v2/"
+
+
+def _is_api(scope: Scope) -> bool:
+    return scope["type"] == "http" and str(scope["path"]).startswith(API_PREFIX)
+
+
+class RequestLogMiddleware:
+    """One log line per request: method, path, status, duration. Headers are never logged,
+    so the API key cannot leak into logs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            query = scope.get("query_string", b"").decode("latin-1")
+            logger.info(
+                "%s %s%s -> %s (%.1f ms)",
+                scope["method"],
+                scope["path"],
+                f"?{query}" if query else "",
+                status or "no response",
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+class AuthMiddleware:
+    """`Authorization: Bearer <api key>` on every /v2 request, else Mollie's 401."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {api_key}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if _is_api(scope):
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self._expected):
+                error = MollieError(
+                    401, "Missing authentication, or failed to authenticate", documentation=AUTH_DOC
+                )
+                await error.response()(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class FaultMiddleware:
+    """Answers /v2 requests with injected errors, before or after the work is done."""
+
+    def __init__(self, app: ASGIApp, faults: FaultInjector) -> None:
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        decision = self.faults.decide(scope["method"], scope["path"]) if _is_api(scope) else None
+        if decision is None:
+            await self.app(scope, receive, send)
+            return
+        if decision.after_commit:
+
+            async def swallow(message: Message) -> None:
+                # The work is committed; its reply is lost on the way back.
+                return None
+
+            await self.app(scope, receive, swallow)
+        if decision.status == "timeout":
+            await _hang_until_disconnect(receive, decision.hang_seconds)
+            await _error(504, "Injected timeout.", scope, receive, send)
+            return
+        await _error(decision.status, _detail(decision), scope, receive, send)
+
+
+def _detail(decision: FaultDecision) -> str:
+    if decision.status == 429:
+        return "Too many requests (injected fault); retry after a second."
+    return f"Injected fault: the service answered {decision.status}."
+
+
+async def _error(status: int, detail: str, scope: Scope, receive: Receive, send: Send) -> None:
+    headers = {"Retry-After": "1"} if status == 429 else None
+    await MollieError(status, detail).response(headers)(scope, receive, send)
+
+
+async def _hang_until_disconnect(receive: Receive, limit_seconds: float) -> None:
+    """Keep the connection open without answering until the client gives up."""
+
+    async def wait() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wait(), timeout=limit_seconds)
+
+
+class LatencyMiddleware:
+    """Slows /v2 requests down while they are being processed (inside idempotency)."""
+
+    def __init__(self, app: ASGIApp, faults: FaultInjector) -> None:
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if _is_api(scope) and self.faults.latency_seconds > 0:
+            await asyncio.sleep(self.faults.latency_seconds)
+        await self.app(scope, receive, send)
+
+
+class KickAfterWriteMiddleware:
+    """After any write, run what became due now (capture settlement, first webhooks)
+    instead of waiting for the next tick."""
+
+    def __init__(self, app: ASGIApp, kick: Callable[[], None]) -> None:
+        self.app = app
+        self.kick = kick
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] not in {"GET", "HEAD", "OPTIONS"}:
+            self.kick()

@@ -1,0 +1,65 @@
+"""The tables of one emulated Mollie account and the lookups every operation needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from .clock import EmulatorClock
+from .config import MollieEmulatorConfig
+from .errors import not_found
+from .models import Capture, Chargeback, Customer, Mandate, Outcome, Payment, Refund
+
+_T = TypeVar("_T")
+
+
+class AccountTables:
+    """Records by id, in creation order, plus the hook that announces payment changes."""
+
+    def __init__(
+        self,
+        config: MollieEmulatorConfig,
+        clock: EmulatorClock,
+        notify: Callable[[Payment], None],
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self._notify = notify
+        self.customers: dict[str, Customer] = {}
+        self.mandates: dict[str, Mandate] = {}
+        self.payments: dict[str, Payment] = {}
+        self.captures: dict[str, Capture] = {}
+        self.refunds: dict[str, Refund] = {}
+        self.chargebacks: dict[str, Chargeback] = {}
+
+    def clear(self) -> None:
+        for table in (
+            self.customers,
+            self.mandates,
+            self.payments,
+            self.captures,
+            self.refunds,
+            self.chargebacks,
+        ):
+            table.clear()
+
+    @property
+    def mode(self) -> str:
+        return self.config.mode
+
+    def payment(self, payment_id: str) -> Payment:
+        payment = self.payments.get(payment_id)
+        if payment is None:
+            raise not_found("payment", payment_id)
+        return payment
+
+    def _transition(self, payment: Payment, outcome: Outcome, at: datetime | None = None) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _child(table: dict[str, _T], owned: list[str], child_id: str, kind: str) -> _T:
+        """A capture, refund or chargeback, but only one that belongs to the payment."""
+        if child_id not in owned:
+            raise not_found(kind, child_id)
+        return table[child_id]
