@@ -1,0 +1,89 @@
+"""Run the Cleeng emulator: ``python -m emulators.cleeng --port 8102``.
+
+Every option falls back to a ``CLEENG_EMULATOR_*`` environment variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+
+import uvicorn
+
+from .app import create_app
+from .config import CleengEmulatorConfig
+
+_ENV = "CLEENG_EMULATOR_"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(_ENV + name, default)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    defaults = CleengEmulatorConfig()
+    parser = argparse.ArgumentParser(prog="python -m emulators.cleeng", description=__doc__)
+    parser.add_argument("--host", default=_env("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(_env("PORT", "8102") or 8102))
+    parser.add_argument(
+        "--publisher-token", default=_env("PUBLISHER_TOKEN", defaults.publisher_token)
+    )
+    parser.add_argument("--public-url", default=_env("PUBLIC_URL"))
+    parser.add_argument(
+        "--publisher-id", type=int, default=int(_env("PUBLISHER_ID") or defaults.publisher_id)
+    )
+    parser.add_argument(
+        "--mollie-payment-method-id",
+        type=int,
+        default=int(_env("MOLLIE_PAYMENT_METHOD_ID") or defaults.mollie_payment_method_id),
+    )
+    parser.add_argument(
+        "--signature-header", default=_env("SIGNATURE_HEADER", defaults.signature_header)
+    )
+    parser.add_argument(
+        "--id-seed", type=int, default=int(seed) if (seed := _env("ID_SEED")) else None
+    )
+    parser.add_argument(
+        "--no-billing",
+        action="store_true",
+        default=_env("BILLING", "on") == "off",
+        help="do not send renewal webhooks",
+    )
+    parser.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = CleengEmulatorConfig(
+        public_url=args.public_url or f"http://{args.host}:{args.port}",
+        publisher_token=args.publisher_token,
+        publisher_id=args.publisher_id,
+        mollie_payment_method_id=args.mollie_payment_method_id,
+        signature_header=args.signature_header,
+        id_seed=args.id_seed,
+        billing_enabled=not args.no_billing,
+    )
+    logging.getLogger("emulators.cleeng").info(
+        "Cleeng emulator on %s (publisher %s, Mollie paymentMethodId %s)",
+        config.public_url,
+        config.publisher_id,
+        config.mollie_payment_method_id,
+    )
+    # uvicorn's access log would duplicate our one line per request.
+    uvicorn.run(
+        create_app(config),
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_level=args.log_level.lower(),
+    )
+
+
+if __name__ == "__main__":
+    main()
