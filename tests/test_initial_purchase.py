@@ -1,0 +1,269 @@
+"""InitialPurchase end to end on a real Temporal server, the real shim and both emulators."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+
+from domain.money import Money
+from domain.purchase import PurchaseInput, PurchaseView, purchase_workflow_id
+from domain.tokens import MollieToken
+from tests.conftest import Connector
+from tests.support.shop import (
+    advance_clock,
+    choose_on_checkout,
+    cleeng_payments,
+    mollie_payments_for_order,
+    seed_order,
+    set_faults,
+)
+from workflows.initial_purchase import InitialPurchaseWorkflow
+
+pytestmark = pytest.mark.asyncio
+
+
+async def start_purchase(connector: Connector, order_id: str, **extra: Any) -> dict[str, Any]:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{connector.api_url}/purchases",
+            json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks", **extra},
+            timeout=60,
+        )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def purchase_handle(connector: Connector, order_id: str) -> WorkflowHandle[Any, PurchaseView]:
+    return connector.client.get_workflow_handle_for(
+        InitialPurchaseWorkflow.run, purchase_workflow_id(order_id)
+    )
+
+
+async def test_paid_checkout_is_captured_in_cleeng_with_reusable_details(
+    connector: Connector,
+) -> None:
+    seeded = await seed_order(connector.emulators.cleeng_url, price=12.34, currency="EUR")
+    order_id = str(seeded["orderId"])
+
+    started = await start_purchase(connector, order_id)
+    assert started["status"] == "awaiting_payment"
+    assert started["molliePaymentId"].startswith("tr_")
+    assert started["amount"] == {"minor": 1234, "currency": "EUR"}
+
+    redirect = await choose_on_checkout(started["checkoutUrl"], "paid")
+    assert redirect.status_code == 303
+    assert redirect.headers["location"] == "https://shop.example/thanks"
+
+    final = await purchase_handle(connector, order_id).result()
+    assert final.status == "captured"
+    assert final.cleeng_payment_id is not None
+
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, order_id)
+    assert recorded["status"] == "captured"
+    assert recorded["paymentOperation"] == "initial-payment"
+    assert recorded["externalPaymentId"] == started["molliePaymentId"]
+    assert str(recorded["id"]) == final.cleeng_payment_id
+
+    async with httpx.AsyncClient() as http:
+        details = await http.get(
+            f"{connector.emulators.cleeng_url}/3.1/payment_details/{recorded['paymentDetailsId']}",
+            headers={"X-Publisher-Token": connector.settings.effective_publisher_token},
+        )
+    token = MollieToken.parse(details.json()["data"]["token"])
+    assert token is not None, "payment details token must name the Mollie customer and mandate"
+    [mollie_payment] = await mollie_payments_for_order(connector.emulators.mollie_url, order_id)
+    assert mollie_payment["mandateId"] == token.mandate_id
+    assert mollie_payment["customerId"] == token.customer_id
+
+
+async def test_amount_comes_from_the_cleeng_order_not_the_caller(connector: Connector) -> None:
+    seeded = await seed_order(connector.emulators.cleeng_url, price=49.5, currency="EUR")
+    order_id = str(seeded["orderId"])
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{connector.api_url}/purchases",
+            json={
+                "orderId": order_id,
+                "redirectUrl": "https://shop.example/thanks",
+                "amount": {"value": "0.01", "currency": "EUR"},
+            },
+        )
+    assert response.status_code == 422, "extra fields such as an amount are refused"
+    started = await start_purchase(connector, order_id)
+    [mollie_payment] = await mollie_payments_for_order(connector.emulators.mollie_url, order_id)
+    assert mollie_payment["amount"] == {"currency": "EUR", "value": "49.50"}
+    assert started["amount"] == {"minor": 4950, "currency": "EUR"}
+
+
+@pytest.mark.parametrize(
+    ("outcome", "price", "reason"),
+    [
+        ("failed", 1007.00, "insufficient_funds"),
+        ("canceled", 10.00, "canceled"),
+        ("expired", 10.00, "expired"),
+    ],
+)
+async def test_unsuccessful_checkout_is_rejected_with_the_reason(
+    connector: Connector, outcome: str, price: float, reason: str
+) -> None:
+    seeded = await seed_order(connector.emulators.cleeng_url, price=price, currency="EUR")
+    order_id = str(seeded["orderId"])
+    started = await start_purchase(connector, order_id)
+    # A magic amount turns "paid" into a card failure with Mollie's failureReason.
+    await choose_on_checkout(started["checkoutUrl"], "paid" if outcome == "failed" else outcome)
+
+    final = await purchase_handle(connector, order_id).result()
+    assert final.status == "rejected"
+    assert final.failure_reason == reason
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, order_id)
+    assert recorded["status"] == "rejected"
+    assert recorded["rejectedReason"] == reason
+    assert recorded["externalPaymentId"] == started["molliePaymentId"]
+
+
+async def test_concurrent_purchase_requests_create_one_mollie_payment(
+    connector: Connector,
+) -> None:
+    seeded = await seed_order(connector.emulators.cleeng_url)
+    order_id = str(seeded["orderId"])
+
+    answers = await asyncio.gather(*(start_purchase(connector, order_id) for _ in range(20)))
+
+    assert len({answer["checkoutUrl"] for answer in answers}) == 1
+    assert len({answer["molliePaymentId"] for answer in answers}) == 1
+    assert len(await mollie_payments_for_order(connector.emulators.mollie_url, order_id)) == 1
+
+
+async def test_purchase_of_a_finished_order_reports_the_outcome_and_charges_nothing(
+    connector: Connector,
+) -> None:
+    seeded = await seed_order(connector.emulators.cleeng_url)
+    order_id = str(seeded["orderId"])
+    started = await start_purchase(connector, order_id)
+    await choose_on_checkout(started["checkoutUrl"], "paid")
+    await purchase_handle(connector, order_id).result()
+
+    async with httpx.AsyncClient() as http:
+        again = await http.post(
+            f"{connector.api_url}/purchases",
+            json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks"},
+        )
+    assert again.status_code == 200
+    assert again.json()["status"] == "captured"
+    assert len(await mollie_payments_for_order(connector.emulators.mollie_url, order_id)) == 1
+    assert len(await cleeng_payments(connector.emulators.cleeng_url, order_id)) == 1
+
+
+async def test_duplicate_and_forged_webhooks_change_nothing(connector: Connector) -> None:
+    seeded = await seed_order(connector.emulators.cleeng_url)
+    order_id = str(seeded["orderId"])
+    started = await start_purchase(connector, order_id)
+    webhook = f"{connector.api_url}/webhooks/mollie"
+    workflow = {"workflow": purchase_workflow_id(order_id)}
+    async with httpx.AsyncClient() as http:
+        forged = await http.post(webhook, params=workflow, data={"id": "tr_forged123"})
+        assert forged.status_code == 200
+        unknown = await http.post(
+            webhook, params={"workflow": "purchase:999999999"}, data={"id": "tr_x1"}
+        )
+        assert unknown.status_code == 200
+        assert (
+            await purchase_handle(connector, order_id).query(InitialPurchaseWorkflow.view)
+        ).status == "awaiting_payment"
+
+        await choose_on_checkout(started["checkoutUrl"], "paid")
+        for _ in range(5):
+            duplicate = await http.post(
+                webhook, params=workflow, data={"id": started["molliePaymentId"]}
+            )
+            assert duplicate.status_code == 200
+
+    final = await purchase_handle(connector, order_id).result()
+    assert final.status == "captured"
+    assert len(await cleeng_payments(connector.emulators.cleeng_url, order_id)) == 1
+
+
+async def test_lost_webhooks_are_covered_by_polling(
+    connector: Connector, clean_faults: None
+) -> None:
+    await set_faults(connector.emulators.mollie_url, {"dropWebhookRate": 1.0})
+    seeded = await seed_order(connector.emulators.cleeng_url)
+    order_id = str(seeded["orderId"])
+    # Start directly with a one-second schedule: the default 1/5/15/60 minutes is covered by
+    # the time-skipping test.
+    handle = await connector.client.start_workflow(
+        InitialPurchaseWorkflow.run,
+        PurchaseInput(
+            order_id=order_id,
+            redirect_url="https://shop.example/thanks",
+            poll_schedule_seconds=(1,),
+        ),
+        id=purchase_workflow_id(order_id),
+        task_queue=connector.settings.temporal_task_queue,
+    )
+    view = await handle.execute_update(InitialPurchaseWorkflow.checkout)
+    assert view.checkout_url is not None
+    await choose_on_checkout(view.checkout_url, "paid")
+
+    final = await handle.result()
+    assert final.status == "captured"
+
+
+async def test_cleeng_outage_while_recording_is_retried_and_recorded_once(
+    connector: Connector, clean_faults: None
+) -> None:
+    seeded = await seed_order(connector.emulators.cleeng_url)
+    order_id = str(seeded["orderId"])
+    started = await start_purchase(connector, order_id)
+    await set_faults(
+        connector.emulators.cleeng_url,
+        {
+            "failNext": [
+                {"method": "POST", "pathPrefix": "/3.1/payments", "status": 503, "count": 2},
+                # The third try is applied by Cleeng but its reply is lost.
+                {
+                    "method": "POST",
+                    "pathPrefix": "/3.1/payments",
+                    "status": 502,
+                    "count": 1,
+                    "afterCommit": True,
+                },
+            ]
+        },
+    )
+    await choose_on_checkout(started["checkoutUrl"], "paid")
+
+    final = await purchase_handle(connector, order_id).result()
+    assert final.status == "captured"
+    recorded = await cleeng_payments(connector.emulators.cleeng_url, order_id)
+    assert [payment["status"] for payment in recorded] == ["captured"]
+
+
+async def test_money_cleeng_refuses_for_good_is_refunded_and_the_workflow_fails(
+    connector: Connector,
+) -> None:
+    seeded = await seed_order(connector.emulators.cleeng_url, price=20.00, currency="EUR")
+    order_id = str(seeded["orderId"])
+    started = await start_purchase(connector, order_id)
+    # Orders expire after 24 h: the shopper pays an order Cleeng no longer accepts.
+    await advance_clock(connector.emulators.cleeng_url, 25 * 3600)
+    await choose_on_checkout(started["checkoutUrl"], "paid")
+
+    handle = purchase_handle(connector, order_id)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert "refunded" in str(failure.value.cause)
+    state = await handle.query(InitialPurchaseWorkflow.view)
+    assert state.status == "refunded_cleeng_refused"
+    assert state.error is not None
+    assert "expired" in state.error
+
+    [mollie_payment] = await mollie_payments_for_order(connector.emulators.mollie_url, order_id)
+    refunds = mollie_payment["refunds"]
+    assert [Money.from_decimal(r["amount"]["value"], "EUR").minor for r in refunds] == [2000]
+    assert await cleeng_payments(connector.emulators.cleeng_url, order_id) == []
