@@ -135,11 +135,11 @@ def child_env(settings: Settings, ports: Ports) -> dict[str, str]:
         ),
         PYTHONUNBUFFERED="1",
     )
-    if settings.sandbox_mode:
-        env.update(
-            CLEENG_BASE_URL=f"http://127.0.0.1:{ports.cleeng}/3.1",
-            MOLLIE_BASE_URL=f"http://127.0.0.1:{ports.mollie}",
-        )
+    # Each service without credentials is replaced by its emulator, independently.
+    if settings.cleeng_emulated:
+        env["CLEENG_BASE_URL"] = f"http://127.0.0.1:{ports.cleeng}/3.1"
+    if settings.mollie_emulated:
+        env["MOLLIE_BASE_URL"] = f"http://127.0.0.1:{ports.mollie}"
     return env
 
 
@@ -168,7 +168,7 @@ def start_stack(settings: Settings, ports: Ports, data_dir: Path) -> Stack:
             ],
             env,
         )  # fmt: skip
-        if settings.sandbox_mode:
+        if settings.mollie_emulated:
             stack.start(
                 "mollie-emulator",
                 [
@@ -179,6 +179,8 @@ def start_stack(settings: Settings, ports: Ports, data_dir: Path) -> Stack:
                 ],
                 env,
             )  # fmt: skip
+            wait_until("Mollie emulator", http_ok(f"http://127.0.0.1:{ports.mollie}/"), stack)
+        if settings.cleeng_emulated:
             stack.start(
                 "cleeng-emulator",
                 [
@@ -189,7 +191,6 @@ def start_stack(settings: Settings, ports: Ports, data_dir: Path) -> Stack:
                 ],
                 env,
             )  # fmt: skip
-            wait_until("Mollie emulator", http_ok(f"http://127.0.0.1:{ports.mollie}/"), stack)
             wait_until("Cleeng emulator", http_ok(f"http://127.0.0.1:{ports.cleeng}/"), stack)
         address = f"127.0.0.1:{ports.temporal}"
         wait_until("Temporal dev server", temporal_ready(temporal, address), stack, timeout=90)
@@ -217,12 +218,16 @@ def banner(settings: Settings, ports: Ports, data_dir: Path) -> str:
         f"  Temporal Web UI     http://127.0.0.1:{ports.temporal_ui}",
         f"  Temporal gRPC       127.0.0.1:{ports.temporal}",
     ]
+    mollie = f"http://127.0.0.1:{ports.mollie}"
+    cleeng = f"http://127.0.0.1:{ports.cleeng}"
+    if settings.mollie_emulated:
+        lines.append(
+            f"  Mollie emulator     {mollie}/   (checkout pages, ledger at /_emulator/ledger)"
+        )
+    if settings.cleeng_emulated:
+        lines.append(f"  Cleeng emulator     {cleeng}/   (operator API at {cleeng}/docs)")
     if settings.sandbox_mode:
-        mollie = f"http://127.0.0.1:{ports.mollie}"
-        cleeng = f"http://127.0.0.1:{ports.cleeng}"
         lines += [
-            f"  Mollie emulator     {mollie}/   (checkout pages, ledger at /_emulator/ledger)",
-            f"  Cleeng emulator     {cleeng}/   (operator API at {cleeng}/docs)",
             "",
             "Try a purchase:",
             f"  1. curl -s -X POST {cleeng}/_emulator/seed/purchase "

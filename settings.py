@@ -87,9 +87,19 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def cleeng_emulated(self) -> bool:
+        """No Cleeng token: the launcher starts the Cleeng emulator in its place."""
+        return self.cleeng_publisher_token is None
+
+    @property
+    def mollie_emulated(self) -> bool:
+        """No Mollie key: the launcher starts the Mollie emulator in its place."""
+        return self.mollie_api_key is None
+
+    @property
     def sandbox_mode(self) -> bool:
         """True when no real credentials are set: talk to the bundled emulators."""
-        return self.cleeng_publisher_token is None and self.mollie_api_key is None
+        return self.cleeng_emulated and self.mollie_emulated
 
     @property
     def effective_publisher_token(self) -> str:

@@ -225,11 +225,11 @@ async def test_cleeng_outage_while_recording_is_retried_and_recorded_once(
         {
             "failNext": [
                 {"method": "POST", "pathPrefix": "/3.1/payments", "status": 503, "count": 2},
-                # The third try is applied by Cleeng but its reply is lost.
+                # The next try is applied by Cleeng but the connector times out waiting.
                 {
                     "method": "POST",
                     "pathPrefix": "/3.1/payments",
-                    "status": 502,
+                    "status": "timeout",
                     "count": 1,
                     "afterCommit": True,
                 },
