@@ -8,13 +8,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.purchase import PurchaseActivities
+from activities.cleeng_activities import CleengActivities
+from activities.mollie_activities import MollieActivities
 from clients.cleeng import CleengClient
 from clients.mollie import MollieGateway
 from settings import Settings
@@ -23,6 +25,16 @@ from workflows.initial_purchase import InitialPurchaseWorkflow
 logger = logging.getLogger("worker")
 
 WORKFLOWS = [InitialPurchaseWorkflow]
+
+
+def activity_methods(instance: object) -> list[Callable[..., Any]]:
+    """Every `@activity.defn` method of an activities object."""
+    methods: list[Callable[..., Any]] = []
+    for name in dir(instance):
+        member = getattr(instance, name)
+        if callable(member) and getattr(member, "__temporal_activity_definition", None):
+            methods.append(member)
+    return methods
 
 
 @asynccontextmanager
@@ -40,20 +52,16 @@ async def build_worker(
         settings.effective_mollie_api_key,
         timeout_seconds=settings.mollie_timeout_seconds,
     )
-    purchase = PurchaseActivities(cleeng, mollie, settings.mollie_webhook_url)
+    cleeng_activities = CleengActivities(cleeng, str(settings.cleeng_payment_method_id))
+    mollie_activities = MollieActivities(mollie, settings.mollie_webhook_url)
     try:
         yield Worker(
             client,
             task_queue=task_queue or settings.temporal_task_queue,
             workflows=WORKFLOWS,
             activities=[
-                purchase.load_order,
-                purchase.ensure_mollie_customer,
-                purchase.create_checkout_payment,
-                purchase.fetch_payment,
-                purchase.record_payment_details,
-                purchase.record_cleeng_payment,
-                purchase.refund_payment,
+                *activity_methods(cleeng_activities),
+                *activity_methods(mollie_activities),
             ],
         )
     finally:

@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Final
 
 from temporalio.exceptions import ApplicationError
 
 from clients.errors import FailureKind, ServiceError
+
+# Stable ApplicationError types of business outcomes, for workflows and operators.
+ORDER_NOT_FOUND: Final = "OrderNotFound"
+CLEENG_REFUSED: Final = "CleengRefusedPayment"
+MANDATE_UNUSABLE: Final = "MandateUnusable"
 
 
 def to_application_error(error: ServiceError) -> ApplicationError:

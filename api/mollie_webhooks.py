@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.services import ShimServices, services
 from api.temporal_access import TemporalUnavailable, is_unavailable
-from domain.purchase import PaymentNotice
+from domain.operations import PaymentNotice
 from workflows.initial_purchase import InitialPurchaseWorkflow
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.purchase import ORDER_NOT_FOUND
+from activities.errors import ORDER_NOT_FOUND
 from api.schemas import Problem, PurchaseRequest, PurchaseResponse
 from api.services import ShimServices, services
 from api.temporal_access import TemporalUnavailable, is_unavailable

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -57,6 +58,20 @@ class CleengOrder(_CleengModel):
         return Money.from_decimal(self.total_price, self.currency)
 
 
+class CleengSubscription(_CleengModel):
+    id: str = Field(alias="subscriptionId")
+    status: str | None = None
+    date_to: datetime | None = Field(default=None, alias="dateTo")
+    payment_details_id: str | None = Field(default=None, alias="paymentDetailsId")
+
+    _ids = field_validator("id", "payment_details_id", mode="before")(_id_to_str)
+
+    @field_validator("date_to", mode="before")
+    @classmethod
+    def _lenient_date(cls, value: Any) -> Any:
+        return parse_cleeng_time(value) if value is not None else None
+
+
 class CleengPayment(_CleengModel):
     id: str
     order_id: str | None = Field(default=None, alias="orderId")
@@ -76,6 +91,23 @@ class CleengPaymentDetails(_CleengModel):
     payment_method_id: str | None = Field(default=None, alias="paymentMethodId")
 
     _ids = field_validator("id", "customer_id", "payment_method_id", mode="before")(_id_to_str)
+
+
+def parse_cleeng_time(value: Any) -> datetime:
+    """Cleeng dates come as unix seconds or ISO 8601 with `Z` or an offset; answer UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        moment = datetime.fromtimestamp(value, tz=UTC)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        moment = datetime.fromtimestamp(int(value), tz=UTC)
+    elif isinstance(value, str):
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    else:
+        raise ValueError(f"not a date: {value!r}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def _unwrap(body: Any, key: str) -> Any:
@@ -177,6 +209,10 @@ class CleengClient:
                 SERVICE, FailureKind.PERMANENT, f"order {order_id} is malformed: {exc}"
             ) from exc
 
+    async def create_order(self, fields: Mapping[str, Any]) -> CleengOrder:
+        body = await self._request("POST", "/orders", json=dict(fields))
+        return CleengOrder.model_validate(_unwrap(body, contract.ORDER_WRAPPER_KEY))
+
     # Payments
 
     async def create_payment(self, fields: Mapping[str, Any]) -> CleengPayment:
@@ -199,6 +235,22 @@ class CleengClient:
                 return None
             raise
         return [CleengPayment.model_validate(item) for item in _items(body)]
+
+    async def cancel_payment(self, payment_id: str) -> CleengPayment:
+        body = await self._request("PATCH", f"/payments/{payment_id}/cancel")
+        return CleengPayment.model_validate(_unwrap(body, contract.PAYMENT_WRAPPER_KEY))
+
+    # Subscriptions
+
+    async def get_subscription(self, subscription_id: str) -> CleengSubscription:
+        body = await self._request("GET", f"/subscriptions/{subscription_id}")
+        return CleengSubscription.model_validate(_unwrap(body, contract.SUBSCRIPTION_WRAPPER_KEY))
+
+    async def update_subscription(
+        self, subscription_id: str, fields: Mapping[str, Any]
+    ) -> CleengSubscription:
+        body = await self._request("PATCH", f"/subscriptions/{subscription_id}", json=dict(fields))
+        return CleengSubscription.model_validate(_unwrap(body, contract.SUBSCRIPTION_WRAPPER_KEY))
 
     # Payment details
 

@@ -222,6 +222,37 @@ class MollieGateway:
 
         return await self._call(False, fetch)
 
+    # Manual capture
+
+    async def create_capture(
+        self, payment_id: str, *, description: str, idempotency_key: str
+    ) -> str:
+        """Capture the whole authorised amount; answers the capture id."""
+
+        def create() -> str:
+            capture = self._payment_stub(payment_id).captures.create(
+                {"description": description}, idempotency_key=idempotency_key
+            )
+            return str(capture["id"])
+
+        return await self._call(True, create)
+
+    async def release_authorization(self, payment_id: str, idempotency_key: str) -> None:
+        """Ask Mollie to release an authorisation (asynchronous; confirm with a GET)."""
+
+        def release() -> None:
+            try:
+                self._client.payments.release_authorization(
+                    payment_id, idempotency_key=idempotency_key
+                )
+            except ResponseHandlingError as exc:
+                # Mollie answers 202 with an empty body, which the client cannot decode
+                # although the call succeeded.
+                if "status code: 202" not in str(exc):
+                    raise
+
+        await self._call(True, release)
+
     # Refunds
 
     async def create_refund(

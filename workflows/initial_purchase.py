@@ -8,19 +8,28 @@ for good is refunded and the workflow fails so an operator sees it.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.purchase import CLEENG_REFUSED, ORDER_NOT_FOUND, PurchaseActivities
+    from activities.cleeng_activities import CleengActivities
+    from activities.errors import CLEENG_REFUSED, ORDER_NOT_FOUND
+    from activities.mollie_activities import MollieActivities
     from clients import cleeng_contract as contract
     from domain import search_attributes
-    from domain.purchase import (
+    from domain.operations import (
         MOLLIE_FINAL_FAILURES,
         MOLLIE_PAID,
+        CheckoutPaymentInput,
+        EnsureCustomerInput,
+        GatewayPaymentView,
+        OrderSnapshot,
+        PaymentNotice,
+        RecordDetailsInput,
+        RecordPaymentInput,
+        RefundInput,
+    )
+    from domain.purchase import (
         STATUS_AWAITING_PAYMENT,
         STATUS_CAPTURED,
         STATUS_FAILED,
@@ -28,40 +37,12 @@ with workflow.unsafe.imports_passed_through():
         STATUS_REFUNDED,
         STATUS_REJECTED,
         STATUS_STARTING,
-        CheckoutPaymentInput,
-        EnsureCustomerInput,
-        GatewayPaymentView,
-        OrderSnapshot,
-        PaymentNotice,
         PurchaseInput,
         PurchaseView,
-        RecordDetailsInput,
-        RecordPaymentInput,
-        RefundInput,
     )
-
-# Short calls: a few seconds each, retried with backoff; permanent errors stop retries.
-_CALL_TIMEOUT = timedelta(seconds=30)
-_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-)
-# Recording an outcome must never be given up: a paid payment that Cleeng never hears
-# of is a lost payment. Retries go on (capped backoff) until it lands or is refused for good.
-_RECORD_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=10),
-)
-# The checkout must be ready while the shopper waits on the HTTP reply; after this the
-# front end gets a 503 and can ask again, the workflow keeps trying behind it.
-_SETUP_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=20,
-)
+    from domain.tokens import MollieToken
+    from workflows.payment_watch import PaymentWatch
+    from workflows.policies import CALL_TIMEOUT, RECORD_RETRY, SETUP_RETRY
 
 
 @workflow.defn(name="InitialPurchase")
@@ -75,7 +56,7 @@ class InitialPurchaseWorkflow:
         self._cleeng_payment_id: str | None = None
         self._failure_reason: str | None = None
         self._error: str | None = None
-        self._recheck_requested = False
+        self._watch = PaymentWatch()
 
     @workflow.run
     async def run(self, request: PurchaseInput) -> PurchaseView:
@@ -104,24 +85,24 @@ class InitialPurchaseWorkflow:
 
     async def _open_checkout(self, request: PurchaseInput, workflow_id: str) -> None:
         order = await workflow.execute_activity_method(
-            PurchaseActivities.load_order,
+            CleengActivities.load_order,
             request.order_id,
-            start_to_close_timeout=_CALL_TIMEOUT,
-            retry_policy=_SETUP_RETRY,
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=SETUP_RETRY,
         )
         self._order = order
         customer_id = await workflow.execute_activity_method(
-            PurchaseActivities.ensure_mollie_customer,
+            MollieActivities.ensure_mollie_customer,
             EnsureCustomerInput(
                 cleeng_customer_id=order.customer_id,
                 email=order.customer_email,
                 idempotency_key=f"{workflow_id}:customer",
             ),
-            start_to_close_timeout=_CALL_TIMEOUT,
-            retry_policy=_SETUP_RETRY,
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=SETUP_RETRY,
         )
         payment = await workflow.execute_activity_method(
-            PurchaseActivities.create_checkout_payment,
+            MollieActivities.create_checkout_payment,
             CheckoutPaymentInput(
                 workflow_id=workflow_id,
                 order_id=order.order_id,
@@ -132,8 +113,8 @@ class InitialPurchaseWorkflow:
                 method=request.method,
                 operation_key=f"{workflow_id}:payment",
             ),
-            start_to_close_timeout=_CALL_TIMEOUT,
-            retry_policy=_SETUP_RETRY,
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=SETUP_RETRY,
         )
         self._payment = payment
         self._status = STATUS_AWAITING_PAYMENT
@@ -144,25 +125,7 @@ class InitialPurchaseWorkflow:
     async def _await_final_payment(self, schedule: tuple[int, ...]) -> GatewayPaymentView:
         """Wait for a webhook, or re-check on the polling schedule, until the payment ends."""
         assert self._payment is not None
-        payment = self._payment
-        attempt = 0
-        while not _is_final(payment.status):
-            delay = schedule[min(attempt, len(schedule) - 1)]
-            try:
-                await workflow.wait_condition(
-                    lambda: self._recheck_requested, timeout=timedelta(seconds=delay)
-                )
-            except TimeoutError:
-                attempt += 1
-            self._recheck_requested = False
-            payment = await workflow.execute_activity_method(
-                PurchaseActivities.fetch_payment,
-                payment.payment_id,
-                start_to_close_timeout=_CALL_TIMEOUT,
-                retry_policy=_RETRY,
-            )
-            self._payment = payment
-        return payment
+        return await self._watch.until(self._payment, _is_final, schedule)
 
     async def _record_captured(self, payment: GatewayPaymentView, workflow_id: str) -> None:
         order = self._order
@@ -170,16 +133,8 @@ class InitialPurchaseWorkflow:
         try:
             details_id: str | None = None
             if payment.mandate_id and payment.customer_id:
-                details_id = await workflow.execute_activity_method(
-                    PurchaseActivities.record_payment_details,
-                    RecordDetailsInput(
-                        cleeng_customer_id=order.customer_id,
-                        mollie_customer_id=payment.customer_id,
-                        mandate_id=payment.mandate_id,
-                        payment_method_id=order.payment_method_id,
-                    ),
-                    start_to_close_timeout=_CALL_TIMEOUT,
-                    retry_policy=_RECORD_RETRY,
+                details_id = await self._record_details(
+                    order, payment.customer_id, payment.mandate_id
                 )
             operation = (
                 contract.PAYMENT_OPERATION_INITIAL
@@ -187,7 +142,7 @@ class InitialPurchaseWorkflow:
                 else contract.PAYMENT_OPERATION_FREE
             )
             self._cleeng_payment_id = await workflow.execute_activity_method(
-                PurchaseActivities.record_cleeng_payment,
+                CleengActivities.record_payment,
                 RecordPaymentInput(
                     order_id=order.order_id,
                     status=contract.PAYMENT_STATUS_CAPTURED,
@@ -195,13 +150,33 @@ class InitialPurchaseWorkflow:
                     external_payment_id=payment.payment_id,
                     payment_details_id=details_id,
                 ),
-                start_to_close_timeout=_CALL_TIMEOUT,
-                retry_policy=_RECORD_RETRY,
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RECORD_RETRY,
             )
         except ActivityError as error:
             await self._refund_unrecorded(payment, workflow_id, error)
             return
         self._status = STATUS_CAPTURED
+
+    async def _record_details(self, order: OrderSnapshot, customer_id: str, mandate_id: str) -> str:
+        """Cleeng payment details whose token lets renewals charge this mandate."""
+        mandate = await workflow.execute_activity_method(
+            MollieActivities.describe_mandate,
+            [customer_id, mandate_id],
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
+        return await workflow.execute_activity_method(
+            CleengActivities.record_payment_details,
+            RecordDetailsInput(
+                cleeng_customer_id=order.customer_id,
+                token=MollieToken(customer_id=customer_id, mandate_id=mandate_id).encode(),
+                payment_method_id=order.payment_method_id,
+                card_params=mandate.card_params,
+            ),
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
 
     async def _refund_unrecorded(
         self, payment: GatewayPaymentView, workflow_id: str, error: ActivityError
@@ -216,7 +191,7 @@ class InitialPurchaseWorkflow:
         )
         if payment.amount.minor > 0:
             await workflow.execute_activity_method(
-                PurchaseActivities.refund_payment,
+                MollieActivities.refund_payment,
                 RefundInput(
                     payment_id=payment.payment_id,
                     amount=payment.amount,
@@ -224,8 +199,8 @@ class InitialPurchaseWorkflow:
                     idempotency_key=f"{workflow_id}:compensating-refund",
                     metadata={"orderId": self._order_id, "workflowId": workflow_id},
                 ),
-                start_to_close_timeout=_CALL_TIMEOUT,
-                retry_policy=_RECORD_RETRY,
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RECORD_RETRY,
             )
         self._status = STATUS_REFUNDED
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -240,7 +215,7 @@ class InitialPurchaseWorkflow:
         self._failure_reason = payment.failure_reason or payment.status
         try:
             self._cleeng_payment_id = await workflow.execute_activity_method(
-                PurchaseActivities.record_cleeng_payment,
+                CleengActivities.record_payment,
                 RecordPaymentInput(
                     order_id=self._order_id,
                     status=contract.PAYMENT_STATUS_REJECTED,
@@ -248,8 +223,8 @@ class InitialPurchaseWorkflow:
                     external_payment_id=payment.payment_id,
                     rejected_reason=self._failure_reason,
                 ),
-                start_to_close_timeout=_CALL_TIMEOUT,
-                retry_policy=_RECORD_RETRY,
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RECORD_RETRY,
             )
         except ActivityError as error:
             # No money moved, so nothing to compensate; fail so an operator sees it.
@@ -278,11 +253,8 @@ class InitialPurchaseWorkflow:
 
     @workflow.signal
     def payment_changed(self, notice: PaymentNotice) -> None:
-        """A Mollie webhook arrived; only our own payment id triggers a re-check."""
-        if self._payment is not None and notice.payment_id == self._payment.payment_id:
-            self._recheck_requested = True
-        else:
-            workflow.logger.info("ignoring webhook for foreign payment %s", notice.payment_id)
+        """A Mollie webhook arrived: re-check that payment (only ours are ever looked at)."""
+        self._watch.notify(notice.payment_id)
 
     @workflow.query
     def view(self) -> PurchaseView:

@@ -1,0 +1,186 @@
+"""Mollie activities: thin adapters over the gateway, shared by every workflow.
+
+Each money-moving call is idempotent by business identity: it carries an Idempotency-Key built
+from the workflow id and the step, and first looks for a payment already made for that
+operation (metadata match), because Mollie forgets keys after an hour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from temporalio import activity
+
+from activities.errors import service_errors_as_application_errors
+from clients.mollie import (
+    OPERATION_METADATA_KEY,
+    GatewayPayment,
+    MollieGateway,
+    money_to_mollie,
+)
+from domain.operations import (
+    CaptureInput,
+    CheckoutPaymentInput,
+    EnsureCustomerInput,
+    GatewayPaymentView,
+    MandateView,
+    RecurringChargeInput,
+    RefundInput,
+    RefundView,
+    ReleaseInput,
+)
+
+
+def payment_view(payment: GatewayPayment) -> GatewayPaymentView:
+    return GatewayPaymentView(
+        payment_id=payment.id,
+        status=payment.status,
+        amount=payment.amount,
+        checkout_url=payment.checkout_url,
+        customer_id=payment.customer_id,
+        mandate_id=payment.mandate_id,
+        failure_reason=payment.failure_reason,
+        method=payment.method,
+    )
+
+
+def card_params(details: Mapping[str, Any]) -> dict[str, str]:
+    """Cleeng's paymentMethodSpecificParams from a Mollie mandate's details."""
+    mapping = {
+        "variant": details.get("cardLabel"),
+        "lastCardFourDigits": details.get("cardNumber"),
+        "holderName": details.get("cardHolder") or details.get("consumerName"),
+        "cardExpirationDate": details.get("cardExpiryDate"),
+    }
+    return {key: str(value) for key, value in mapping.items() if value}
+
+
+class MollieActivities:
+    """Every Mollie call the workflows make; the gateway comes in through the constructor."""
+
+    def __init__(self, gateway: MollieGateway, webhook_url_for: Callable[[str], str]) -> None:
+        self._mollie = gateway
+        self._webhook_url_for = webhook_url_for
+
+    async def _adopt_or_create(
+        self, customer_id: str, operation_key: str, body: dict[str, Any]
+    ) -> GatewayPaymentView:
+        earlier = await self._mollie.find_customer_payment(customer_id, operation_key)
+        if earlier is not None:
+            activity.logger.info("adopting payment %s for %s", earlier.id, operation_key)
+            return payment_view(earlier)
+        return payment_view(await self._mollie.create_payment(body, operation_key))
+
+    @activity.defn
+    async def ensure_mollie_customer(self, request: EnsureCustomerInput) -> str:
+        with service_errors_as_application_errors():
+            existing = await self._mollie.find_customer(request.cleeng_customer_id)
+            if existing is not None:
+                return existing
+            return await self._mollie.create_customer(
+                cleeng_customer_id=request.cleeng_customer_id,
+                email=request.email,
+                idempotency_key=request.idempotency_key,
+            )
+
+    @activity.defn
+    async def create_checkout_payment(self, request: CheckoutPaymentInput) -> GatewayPaymentView:
+        """The `first` payment of a purchase: the shopper pays on Mollie's checkout page."""
+        body: dict[str, Any] = {
+            "amount": money_to_mollie(request.amount),
+            "description": request.description,
+            "redirectUrl": request.redirect_url,
+            "webhookUrl": self._webhook_url_for(request.workflow_id),
+            "sequenceType": "first",
+            "customerId": request.mollie_customer_id,
+            "metadata": {
+                "orderId": request.order_id,
+                "workflowId": request.workflow_id,
+                OPERATION_METADATA_KEY: request.operation_key,
+            },
+        }
+        if request.method:
+            body["method"] = request.method
+        with service_errors_as_application_errors():
+            return await self._adopt_or_create(
+                request.mollie_customer_id, request.operation_key, body
+            )
+
+    @activity.defn
+    async def create_recurring_payment(self, request: RecurringChargeInput) -> GatewayPaymentView:
+        """Charge (or, with manual capture, authorise) a mandate with no customer present."""
+        body: dict[str, Any] = {
+            "amount": money_to_mollie(request.amount),
+            "description": request.description,
+            "webhookUrl": self._webhook_url_for(request.workflow_id),
+            "sequenceType": "recurring",
+            "customerId": request.mollie_customer_id,
+            "mandateId": request.mandate_id,
+            "metadata": {
+                **request.metadata,
+                "workflowId": request.workflow_id,
+                OPERATION_METADATA_KEY: request.operation_key,
+            },
+        }
+        if request.manual_capture:
+            body["captureMode"] = "manual"
+        with service_errors_as_application_errors():
+            return await self._adopt_or_create(
+                request.mollie_customer_id, request.operation_key, body
+            )
+
+    @activity.defn
+    async def fetch_payment(self, payment_id: str) -> GatewayPaymentView:
+        with service_errors_as_application_errors():
+            return payment_view(await self._mollie.get_payment(payment_id))
+
+    @activity.defn
+    async def describe_mandate(self, token_parts: list[str]) -> MandateView:
+        """[customer id, mandate id] → the mandate's status and card details."""
+        customer_id, mandate_id = token_parts
+        with service_errors_as_application_errors():
+            mandate = await self._mollie.get_mandate(customer_id, mandate_id)
+        return MandateView(
+            mandate_id=mandate.id,
+            customer_id=customer_id,
+            status=mandate.status,
+            method=mandate.method,
+            card_params=card_params(mandate.details),
+        )
+
+    @activity.defn
+    async def capture_payment(self, request: CaptureInput) -> GatewayPaymentView:
+        """Capture an authorisation once; a capture already made is not repeated."""
+        with service_errors_as_application_errors():
+            payment = await self._mollie.get_payment(request.payment_id)
+            if payment.status == "authorized":
+                await self._mollie.create_capture(
+                    request.payment_id,
+                    description=request.description,
+                    idempotency_key=request.operation_key,
+                )
+                payment = await self._mollie.get_payment(request.payment_id)
+        return payment_view(payment)
+
+    @activity.defn
+    async def release_authorization(self, request: ReleaseInput) -> GatewayPaymentView:
+        """Release an open authorisation; anything no longer authorised is left as it is."""
+        with service_errors_as_application_errors():
+            payment = await self._mollie.get_payment(request.payment_id)
+            if payment.status == "authorized":
+                await self._mollie.release_authorization(request.payment_id, request.operation_key)
+                payment = await self._mollie.get_payment(request.payment_id)
+        return payment_view(payment)
+
+    @activity.defn
+    async def refund_payment(self, request: RefundInput) -> RefundView:
+        with service_errors_as_application_errors():
+            refund = await self._mollie.create_refund(
+                request.payment_id,
+                amount=request.amount,
+                description=request.description,
+                metadata=request.metadata,
+                idempotency_key=request.idempotency_key,
+            )
+        return RefundView(refund_id=refund.id, status=refund.status)

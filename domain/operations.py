@@ -1,0 +1,166 @@
+"""Activity inputs and outputs shared by every flow, plus the Mollie statuses they decide on.
+
+These dataclasses travel through Temporal payloads: add fields only with defaults, never
+rename or retype one, because running workflows hold them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from domain.money import Money
+
+# Mollie payment statuses.
+MOLLIE_PAID: Final = "paid"
+MOLLIE_AUTHORIZED: Final = "authorized"
+MOLLIE_FINAL_FAILURES: Final = frozenset({"failed", "canceled", "expired"})
+
+# Re-check schedule when no webhook arrives: 1, 5, 15, 60 minutes, then hourly.
+DEFAULT_POLL_SCHEDULE_SECONDS: Final = (60, 300, 900, 3600)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentNotice:
+    """A Mollie webhook: "payment X changed, look it up"."""
+
+    payment_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderSnapshot:
+    order_id: str
+    customer_id: str
+    customer_email: str | None
+    offer_id: str
+    amount: Money
+    country: str | None
+    payment_method_id: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnsureCustomerInput:
+    cleeng_customer_id: str
+    email: str | None
+    idempotency_key: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckoutPaymentInput:
+    workflow_id: str
+    order_id: str
+    mollie_customer_id: str
+    amount: Money
+    description: str
+    redirect_url: str
+    method: str | None
+    operation_key: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayPaymentView:
+    """The parts of a Mollie payment the workflows decide on."""
+
+    payment_id: str
+    status: str
+    amount: Money
+    checkout_url: str | None = None
+    customer_id: str | None = None
+    mandate_id: str | None = None
+    failure_reason: str | None = None
+    method: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MandateView:
+    mandate_id: str
+    customer_id: str
+    status: str
+    method: str | None
+    card_params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordDetailsInput:
+    cleeng_customer_id: str
+    token: str
+    payment_method_id: str | None
+    card_params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordPaymentInput:
+    order_id: str
+    status: str
+    payment_operation: str
+    external_payment_id: str
+    payment_details_id: str | None = None
+    rejected_reason: str | None = None
+    subscription_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundInput:
+    payment_id: str
+    amount: Money
+    description: str
+    idempotency_key: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundView:
+    refund_id: str
+    status: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenewalOrderInput:
+    customer_id: str
+    offer_id: str
+    subscription_id: str
+    currency: str | None
+    country: str | None
+    payment_method_id: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecurringChargeInput:
+    """A charge on a mandate, with no customer present (renewals)."""
+
+    workflow_id: str
+    mollie_customer_id: str
+    mandate_id: str
+    amount: Money
+    description: str
+    operation_key: str
+    manual_capture: bool
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaptureInput:
+    payment_id: str
+    description: str
+    operation_key: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseInput:
+    payment_id: str
+    operation_key: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdatePaymentInput:
+    payment_id: str
+    status: str
+    external_payment_id: str | None = None
+    rejected_reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CycleCheckInput:
+    subscription_id: str
+    expiration_date: str
+    """ISO 8601 UTC timestamp of the cycle's due date."""
