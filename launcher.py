@@ -202,6 +202,12 @@ def start_stack(settings: Settings, ports: Ports, data_dir: Path) -> Stack:
         stack.start("worker", [python, "-m", "worker"], env)
         stack.start("api", [python, "-m", "api", "--port", str(ports.api)], env)
         wait_until("API", http_ok(f"http://127.0.0.1:{ports.api}/health"), stack)
+        if settings.cleeng_emulated:
+            # Against real Cleeng an operator runs this once, on purpose (see README).
+            subprocess.run(
+                [python, "-m", "webhook_registration"],
+                env=env, check=True, capture_output=True, timeout=60,
+            )  # fmt: skip
     except BaseException:
         stack.stop()
         raise

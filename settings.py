@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         default=None, description="Mollie API key test_... or live_...; unset = emulator"
     )
     mollie_timeout_seconds: float = 10.0
+    mollie_recurring_manual_capture: bool = Field(
+        default=True,
+        description="Authorise renewals with captureMode=manual; false = charge at capture",
+    )
 
     # Where Mollie and Cleeng reach the connector (webhooks).
     connector_public_url: str = "http://127.0.0.1:8000"

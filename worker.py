@@ -21,10 +21,11 @@ from clients.cleeng import CleengClient
 from clients.mollie import MollieGateway
 from settings import Settings
 from workflows.initial_purchase import InitialPurchaseWorkflow
+from workflows.recurring_billing import RecurringBillingWorkflow
 
 logger = logging.getLogger("worker")
 
-WORKFLOWS = [InitialPurchaseWorkflow]
+WORKFLOWS = [InitialPurchaseWorkflow, RecurringBillingWorkflow]
 
 
 def activity_methods(instance: object) -> list[Callable[..., Any]]:

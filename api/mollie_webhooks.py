@@ -17,14 +17,15 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.services import ShimServices, services
 from api.temporal_access import TemporalUnavailable, is_unavailable
 from domain.operations import PaymentNotice
-from workflows.initial_purchase import InitialPurchaseWorkflow
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
 
 MOLLIE_ID_PATTERN = r"^(tr|re|chb)_[A-Za-z0-9]{1,64}$"
 WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9:_\-.+]{1,200}$"
-_PURCHASE = re.compile(r"^purchase:")
+# Workflows that own Mollie payments; all of them take the `payment_changed` signal.
+_PAYMENT_WORKFLOWS = re.compile(r"^(purchase|billing):")
+PAYMENT_CHANGED_SIGNAL = "payment_changed"
 
 
 @router.post("/webhooks/mollie", summary="Mollie payment webhook (id=tr_...)")
@@ -37,16 +38,14 @@ async def mollie_webhook(
     ],
 ) -> dict[str, str]:
     metrics = request.app.state.metrics
-    if not _PURCHASE.match(workflow_id):
+    if not _PAYMENT_WORKFLOWS.match(workflow_id):
         metrics.webhooks.labels("mollie", "ignored").inc()
         logger.info("mollie webhook for unknown workflow kind %s ignored", workflow_id)
         return {"status": "ignored"}
     try:
         client = await shim.temporal.client()
         handle = client.get_workflow_handle(workflow_id)
-        await handle.signal(
-            InitialPurchaseWorkflow.payment_changed, PaymentNotice(payment_id=payment_id)
-        )
+        await handle.signal(PAYMENT_CHANGED_SIGNAL, PaymentNotice(payment_id=payment_id))
     except TemporalUnavailable as error:
         metrics.webhooks.labels("mollie", "unavailable").inc()
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error)) from error

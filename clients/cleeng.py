@@ -252,6 +252,24 @@ class CleengClient:
         body = await self._request("PATCH", f"/subscriptions/{subscription_id}", json=dict(fields))
         return CleengSubscription.model_validate(_unwrap(body, contract.SUBSCRIPTION_WRAPPER_KEY))
 
+    # Webhook subscriptions (PUT replaces the whole list of a topic)
+
+    async def webhook_subscriptions(self) -> dict[str, list[dict[str, Any]]]:
+        body = await self._request("GET", "/webhook_subscriptions")
+        if isinstance(body, Mapping):
+            return {str(topic): list(endpoints or []) for topic, endpoints in body.items()}
+        # A list of {"topic": ..., "endpoints": [...]} is accepted too.
+        result: dict[str, list[dict[str, Any]]] = {}
+        for item in _items(body):
+            if isinstance(item, Mapping) and "topic" in item:
+                result[str(item["topic"])] = list(item.get("endpoints") or [])
+        return result
+
+    async def replace_webhook_subscriptions(
+        self, topic: str, endpoints: list[dict[str, Any]]
+    ) -> None:
+        await self._request("PUT", f"/webhook_subscriptions/{topic}", json=endpoints)
+
     # Payment details
 
     async def create_payment_details(self, fields: Mapping[str, Any]) -> CleengPaymentDetails:

@@ -3,6 +3,7 @@ the shopper on Mollie's checkout page, the operator reading both ledgers."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -10,8 +11,9 @@ import httpx
 
 async def seed_order(cleeng_url: str, **overrides: Any) -> dict[str, Any]:
     """A fresh Cleeng order for a fresh customer (overrides: price, currency, email...)."""
+    body = {"email": f"shopper-{uuid.uuid4().hex[:12]}@example.com", **overrides}
     async with httpx.AsyncClient() as http:
-        response = await http.post(f"{cleeng_url}/_emulator/seed/purchase", json=overrides)
+        response = await http.post(f"{cleeng_url}/_emulator/seed/purchase", json=body)
         response.raise_for_status()
         seeded: dict[str, Any] = response.json()
         return seeded

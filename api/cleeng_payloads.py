@@ -1,0 +1,74 @@
+"""Lenient parsing of Cleeng's webhook payloads.
+
+Cleeng's own examples mix strings and integers for the same id and send timestamps with `Z` or
+with an offset; everything is normalised here: ids to strings, times to UTC `...Z`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+
+def _as_id(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be an id (string or integer), not a boolean")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise ValueError("must be a non-empty id (string or integer)")
+
+
+def _as_utc(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, tz=UTC)
+    return value
+
+
+CleengId = Annotated[str, BeforeValidator(_as_id)]
+CleengTime = Annotated[datetime, BeforeValidator(_as_utc)]
+
+
+def iso_utc(moment: datetime) -> str:
+    """One spelling per instant, so `billing:{id}:{date}` is the same for every webhook."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class CleengEnvelope(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    broadcaster_id: CleengId | None = Field(default=None, alias="broadcasterId")
+    topic: str = Field(min_length=1, max_length=100)
+    data: dict[str, Any]
+
+
+class DunningData(BaseModel):
+    """`data` of the authorisation, capture and termination webhooks."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    subscription_id: CleengId = Field(alias="subscriptionId")
+    offer_id: str = Field(alias="offerId", min_length=1)
+    customer_id: CleengId = Field(alias="customerId")
+    expiration_date: CleengTime = Field(alias="expirationDate")
+    dunning_attempt_date: CleengTime | None = Field(default=None, alias="dunningAttemptDate")
+    payment_details_id: CleengId | None = Field(default=None, alias="paymentDetailsId")
+    payment_method_id: CleengId | None = Field(default=None, alias="paymentMethodId")
+    token: str | None = None
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    payment_country: str | None = Field(default=None, alias="paymentCountry")
+    customer_email: str | None = Field(default=None, alias="customerEmail")
+
+
+def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """`data.expirationDate: Field required; ...` — names every bad field."""
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
+        parts.append(f"{location}: {item['msg']}")
+    return "; ".join(parts)

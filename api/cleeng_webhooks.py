@@ -1,0 +1,180 @@
+"""Cleeng's webhooks: verify the signature, route by topic, signal-with-start, acknowledge.
+
+Answers: 200 once Temporal accepted the signal (also for duplicates and for topics we ignore,
+since Cleeng would redeliver those forever), 401 for a bad or missing signature, 400/422 for a
+malformed body (naming the field), 503 when Temporal is unreachable so Cleeng redelivers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import ValidationError
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from api.cleeng_payloads import (
+    CleengEnvelope,
+    DunningData,
+    describe_validation_error,
+    iso_utc,
+)
+from api.cleeng_signature import signature_is_valid
+from api.services import ShimServices, services
+from api.temporal_access import TemporalUnavailable, is_unavailable
+from clients import cleeng_contract as contract
+from domain import search_attributes
+from domain.billing import (
+    EVENT_AUTHORISE,
+    EVENT_CAPTURE,
+    EVENT_TERMINATE,
+    BillingCycleInput,
+    BillingEvent,
+    billing_workflow_id,
+)
+from settings import Settings
+from workflows.recurring_billing import RecurringBillingWorkflow
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["webhooks"])
+
+BILLING_TOPICS = {
+    contract.TOPIC_AUTHORISATION: EVENT_AUTHORISE,
+    contract.TOPIC_CAPTURE: EVENT_CAPTURE,
+    contract.TOPIC_TERMINATION: EVENT_TERMINATE,
+}
+# Known, and acknowledged without action: Cleeng does not document what it asks for.
+ACKNOWLEDGED_TOPICS = frozenset({contract.TOPIC_CAPTURE_PAYMENT})
+# Topics the connector subscribes to in Cleeng (see webhook_registration).
+HANDLED_TOPICS = tuple(BILLING_TOPICS)
+
+
+def _verify(settings: Settings, request: Request, body: bytes) -> None:
+    if not settings.cleeng_webhook_verification:
+        return
+    signature = request.headers.get(settings.cleeng_signature_header)
+    if not signature_is_valid(settings.effective_webhook_secret, body, signature):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail=f"missing or invalid {settings.cleeng_signature_header} signature",
+        )
+
+
+def _parse_envelope(body: bytes) -> CleengEnvelope:
+    try:
+        raw: Any = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, detail=f"body is not JSON: {error}"
+        ) from error
+    try:
+        return CleengEnvelope.model_validate(raw)
+    except ValidationError as error:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=describe_validation_error(error)
+        ) from error
+
+
+@router.post("/webhooks/cleeng", summary="Cleeng webhook (HMAC-SHA256 signed)")
+async def cleeng_webhook(
+    request: Request, shim: Annotated[ShimServices, Depends(services)]
+) -> dict[str, str]:
+    metrics = request.app.state.metrics
+    body = await request.body()
+    try:
+        _verify(shim.settings, request, body)
+    except HTTPException:
+        metrics.webhooks.labels("cleeng", "bad_signature").inc()
+        raise
+    envelope = _parse_envelope(body)
+    kind = BILLING_TOPICS.get(envelope.topic)
+    if kind is None:
+        outcome = "acknowledged" if envelope.topic in ACKNOWLEDGED_TOPICS else "ignored"
+        logger.info("cleeng webhook topic %r %s", envelope.topic, outcome)
+        metrics.webhooks.labels("cleeng", "ignored").inc()
+        return {"status": "ignored", "topic": envelope.topic}
+    try:
+        data = DunningData.model_validate(envelope.data)
+    except ValidationError as error:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=describe_validation_error(error, prefix="data"),
+        ) from error
+    if data.payment_method_id not in (None, str(shim.settings.cleeng_payment_method_id)):
+        # Another connector's payment method: not ours to charge.
+        logger.info("cleeng webhook for paymentMethodId %s ignored", data.payment_method_id)
+        metrics.webhooks.labels("cleeng", "ignored").inc()
+        return {"status": "ignored", "topic": envelope.topic}
+
+    try:
+        client = await shim.temporal.client()
+        outcome = await _signal_billing(client, shim.settings, shim.temporal.task_queue, kind, data)
+    except TemporalUnavailable as error:
+        metrics.webhooks.labels("cleeng", "unavailable").inc()
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error)) from error
+    except RPCError as error:
+        if is_unavailable(error):
+            metrics.webhooks.labels("cleeng", "unavailable").inc()
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, detail="Temporal is unavailable"
+            ) from error
+        raise
+    metrics.webhooks.labels("cleeng", outcome).inc()
+    return {"status": outcome, "topic": envelope.topic}
+
+
+async def _signal_billing(
+    client: Client, settings: Settings, task_queue: str, kind: str, data: DunningData
+) -> str:
+    expiration = iso_utc(data.expiration_date)
+    attempt = iso_utc(data.dunning_attempt_date) if data.dunning_attempt_date else expiration
+    workflow_id = billing_workflow_id(data.subscription_id, expiration)
+    event = BillingEvent(
+        kind=kind,
+        attempt_date=attempt,
+        customer_id=data.customer_id,
+        offer_id=data.offer_id,
+        payment_details_id=data.payment_details_id,
+        token=data.token,
+        currency=data.currency,
+        country=data.payment_country,
+        payment_method_id=data.payment_method_id,
+    )
+    try:
+        await client.start_workflow(
+            RecurringBillingWorkflow.run,
+            BillingCycleInput(
+                subscription_id=data.subscription_id,
+                expiration_date=expiration,
+                manual_capture=settings.mollie_recurring_manual_capture,
+            ),
+            id=workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            # A cycle that already finished must not start again from a late duplicate.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            start_signal="event",
+            start_signal_args=[event],
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(
+                        search_attributes.CLEENG_SUBSCRIPTION_ID, data.subscription_id
+                    )
+                ]
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        logger.info("%s for finished cycle %s: duplicate", kind, workflow_id)
+        return "duplicate"
+    logger.info("%s %s signalled into %s", kind, attempt, workflow_id)
+    return "accepted"

@@ -1,0 +1,265 @@
+"""RecurringBilling through the real shim: Cleeng's signed webhooks in, Mollie and Cleeng
+emulators behind, a real Temporal server in between."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import WorkflowHandle
+
+from api.cleeng_payloads import iso_utc
+from domain.billing import BillingCycleInput, BillingEvent, BillingView, billing_workflow_id
+from tests.conftest import Connector
+from tests.support.billing import (
+    Subscriber,
+    cleeng_subscription,
+    cleeng_subscription_payments,
+    mollie_customer_payments,
+    send_cleeng_webhook,
+    subscribed_customer,
+)
+from tests.support.shop import advance_clock, set_faults
+from workflows.recurring_billing import RecurringBillingWorkflow
+
+pytestmark = pytest.mark.asyncio
+
+
+def cycle_handle(connector: Connector, sub: Subscriber) -> WorkflowHandle[Any, BillingView]:
+    return connector.client.get_workflow_handle_for(
+        RecurringBillingWorkflow.run,
+        billing_workflow_id(sub.subscription_id, iso_utc(sub.expiration_date)),
+    )
+
+
+async def cycle_reaches(
+    handle: WorkflowHandle[Any, BillingView],
+    condition: Callable[[BillingView], bool],
+    timeout: float = 30,
+) -> BillingView:
+    """Await a cycle state seen from outside (the workflow's query), with a deadline."""
+    async with asyncio.timeout(timeout):
+        while True:
+            view = await handle.query(RecurringBillingWorkflow.view)
+            if condition(view):
+                return view
+            await asyncio.sleep(0.05)
+
+
+async def deliver(connector: Connector, data: dict[str, Any]) -> None:
+    response = await send_cleeng_webhook(connector, data)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "accepted"
+
+
+async def fail_next_recurring(connector: Connector, sub: Subscriber, reason: str) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{connector.emulators.mollie_url}/_emulator/customers/"
+            f"{sub.mollie_customer_id}/next-outcomes",
+            json={"outcomes": [{"status": "failed", "failureReason": reason}]},
+        )
+        response.raise_for_status()
+
+
+async def test_authorise_then_capture_renews_the_subscription(connector: Connector) -> None:
+    sub = await subscribed_customer(connector)
+    handle = cycle_handle(connector, sub)
+
+    await deliver(connector, sub.dunning_data("authorize", 72))
+    authorised = await cycle_reaches(handle, lambda v: v.status == "authorised")
+    [held] = await mollie_customer_payments(connector, sub.mollie_customer_id)
+    assert held["status"] == "authorized"
+    assert held["amount"] == {"currency": "EUR", "value": "9.99"}
+
+    await deliver(connector, sub.dunning_data("capture", 0))
+    final = await handle.result()
+
+    assert final.status == "captured"
+    [payment] = await cleeng_subscription_payments(connector, sub.subscription_id)
+    assert payment["status"] == "captured"
+    assert payment["externalPaymentId"] == held["id"] == authorised.mollie_payment_id
+    [charged] = await mollie_customer_payments(connector, sub.mollie_customer_id)
+    assert charged["status"] == "paid"
+    renewed = await cleeng_subscription(connector, sub.subscription_id)
+    assert renewed["dateTo"] > sub.expiration_date.timestamp()
+
+
+async def test_declined_authorisation_is_rejected_and_the_next_attempt_succeeds(
+    connector: Connector,
+) -> None:
+    sub = await subscribed_customer(connector)
+    handle = cycle_handle(connector, sub)
+    await fail_next_recurring(connector, sub, "insufficient_funds")
+
+    await deliver(connector, sub.dunning_data("authorize", 72))
+    declined = await cycle_reaches(handle, lambda v: len(v.attempts) == 1)
+    assert declined.status == "open"
+    assert declined.attempts[0].outcome == "rejected"
+    assert declined.attempts[0].reason == "insufficient_funds"
+
+    await deliver(connector, sub.dunning_data("authorize", 48))
+    await cycle_reaches(handle, lambda v: v.status == "authorised")
+
+    payments = await cleeng_subscription_payments(connector, sub.subscription_id)
+    assert sorted((p["status"], p["rejectedReason"]) for p in payments) == [
+        ("authorized", None),
+        ("rejected", "insufficient_funds"),
+    ]
+    assert len(await mollie_customer_payments(connector, sub.mollie_customer_id)) == 2
+
+
+async def test_failed_capture_is_rejected_then_termination_releases_and_terminates(
+    connector: Connector, clean_faults: None
+) -> None:
+    sub = await subscribed_customer(connector)
+    handle = cycle_handle(connector, sub)
+    await deliver(connector, sub.dunning_data("authorize", 24))
+    authorised = await cycle_reaches(handle, lambda v: v.status == "authorised")
+    await set_faults(
+        connector.emulators.mollie_url,
+        {
+            "failNext": [
+                {
+                    "method": "POST",
+                    "pathPrefix": f"/v2/payments/{authorised.mollie_payment_id}/captures",
+                    "status": 422,
+                    "count": 1,
+                }
+            ]
+        },
+    )
+
+    await deliver(connector, sub.dunning_data("capture", 0))
+    rejected = await cycle_reaches(handle, lambda v: len(v.attempts) == 2)
+    assert rejected.attempts[-1].outcome == "rejected"
+    [payment] = await cleeng_subscription_payments(connector, sub.subscription_id)
+    assert payment["status"] == "rejected"
+
+    await deliver(connector, sub.dunning_data("terminate", -2))
+    final = await handle.result()
+    assert final.status == "terminated"
+    [held] = await mollie_customer_payments(connector, sub.mollie_customer_id)
+    assert held["status"] == "canceled", "the authorisation must be released"
+    assert (await cleeng_subscription(connector, sub.subscription_id))["status"] == "terminated"
+
+
+async def test_capture_only_charges_once_and_renews(connector: Connector) -> None:
+    sub = await subscribed_customer(connector)
+    await deliver(connector, sub.dunning_data("capture", 0))
+    final = await cycle_handle(connector, sub).result()
+    assert final.status == "captured"
+    [charged] = await mollie_customer_payments(connector, sub.mollie_customer_id)
+    assert charged["status"] == "paid"
+    assert charged.get("captureMode") in (None, "automatic")
+    [payment] = await cleeng_subscription_payments(connector, sub.subscription_id)
+    assert (payment["status"], payment["externalPaymentId"]) == ("captured", charged["id"])
+
+
+async def test_termination_without_a_running_cycle_terminates(connector: Connector) -> None:
+    sub = await subscribed_customer(connector)
+    await deliver(connector, sub.dunning_data("terminate", -2))
+    final = await cycle_handle(connector, sub).result()
+    assert final.status == "terminated"
+    assert (await cleeng_subscription(connector, sub.subscription_id))["status"] == "terminated"
+    assert await mollie_customer_payments(connector, sub.mollie_customer_id) == []
+
+
+async def test_the_same_webhook_twenty_times_at_once_charges_once(connector: Connector) -> None:
+    sub = await subscribed_customer(connector)
+    data = sub.dunning_data("capture", 0)
+    async with httpx.AsyncClient(timeout=60) as http:
+        answers = await asyncio.gather(
+            *(send_cleeng_webhook(connector, data, http=http) for _ in range(20))
+        )
+    assert {answer.status_code for answer in answers} == {200}
+    final = await cycle_handle(connector, sub).result()
+    assert final.status == "captured"
+    assert len(await mollie_customer_payments(connector, sub.mollie_customer_id)) == 1
+    assert len(await cleeng_subscription_payments(connector, sub.subscription_id)) == 1
+
+
+async def test_capture_arriving_while_authorisation_runs_captures_that_authorisation(
+    connector: Connector, clean_faults: None
+) -> None:
+    sub = await subscribed_customer(connector)
+    # Slow Mollie down so the capture webhook lands while the authorisation is in flight.
+    await set_faults(connector.emulators.mollie_url, {"latencyMs": 300})
+    await deliver(connector, sub.dunning_data("authorize", 0))
+    await deliver(connector, sub.dunning_data("capture", 0))
+    final = await cycle_handle(connector, sub).result()
+    assert final.status == "captured"
+    assert [a.outcome for a in final.attempts] == ["authorised", "captured"]
+    [charged] = await mollie_customer_payments(connector, sub.mollie_customer_id)
+    assert charged["status"] == "paid"
+    [payment] = await cleeng_subscription_payments(connector, sub.subscription_id)
+    assert payment["status"] == "captured"
+
+
+async def test_webhooks_for_a_finished_cycle_charge_nothing(connector: Connector) -> None:
+    sub = await subscribed_customer(connector)
+    await deliver(connector, sub.dunning_data("capture", 0))
+    handle = cycle_handle(connector, sub)
+    await handle.result()
+
+    late = await send_cleeng_webhook(connector, sub.dunning_data("capture", 0))
+    assert (late.status_code, late.json()["status"]) == (200, "duplicate")
+
+    # Once the history is gone (retention), the same webhook starts a fresh run: Cleeng's
+    # own state must stop it. A fresh workflow id stands in for the purged one.
+    late_event = BillingEvent(
+        kind="capture",
+        attempt_date=iso_utc(sub.expiration_date),
+        customer_id=sub.customer_id,
+        offer_id=sub.offer_id,
+        payment_details_id=sub.payment_details_id,
+        token=sub.token,
+    )
+    again = await connector.client.execute_workflow(
+        RecurringBillingWorkflow.run,
+        BillingCycleInput(
+            subscription_id=sub.subscription_id, expiration_date=iso_utc(sub.expiration_date)
+        ),
+        id=f"{handle.id}:after-retention",
+        task_queue=connector.settings.temporal_task_queue,
+        start_signal="event",
+        start_signal_args=[late_event],
+    )
+    assert again.status == "already_paid"
+    assert len(await mollie_customer_payments(connector, sub.mollie_customer_id)) == 1
+    assert len(await cleeng_subscription_payments(connector, sub.subscription_id)) == 1
+
+
+async def test_charge_retried_after_mollie_forgot_the_key_is_not_repeated(
+    connector: Connector, clean_faults: None
+) -> None:
+    sub = await subscribed_customer(connector)
+    # Mollie creates the payment but the reply never arrives (the client times out).
+    await set_faults(
+        connector.emulators.mollie_url,
+        {
+            "failNext": [
+                {
+                    "method": "POST",
+                    "pathPrefix": "/v2/payments",
+                    "status": "timeout",
+                    "afterCommit": True,
+                    "count": 1,
+                }
+            ]
+        },
+    )
+    await deliver(connector, sub.dunning_data("capture", 0))
+    async with asyncio.timeout(30):
+        while not await mollie_customer_payments(connector, sub.mollie_customer_id):
+            await asyncio.sleep(0.05)
+    # Two hours pass at Mollie before the retry: the idempotency key is forgotten.
+    await advance_clock(connector.emulators.mollie_url, 2 * 3600)
+
+    final = await cycle_handle(connector, sub).result()
+    assert final.status == "captured"
+    assert len(await mollie_customer_payments(connector, sub.mollie_customer_id)) == 1
+    assert len(await cleeng_subscription_payments(connector, sub.subscription_id)) == 1

@@ -1,0 +1,529 @@
+"""RecurringBilling: one workflow per subscription billing cycle,
+`billing:{subscriptionId}:{expirationDate}`.
+
+Every Cleeng dunning webhook of the cycle is a signal into it (signal-with-start), processed
+one at a time by a small state machine:
+
+    open ──authorise ok──► authorised ──capture ok──► captured (done)
+      │  ◄─declined──────────┘ capture declined
+      ├──capture (no authorisation): charge ─► charging ─► captured | open (declined)
+      └──terminate (from any state): release the authorisation, terminate ─► terminated (done)
+
+Declines are outcomes recorded as `rejected`, never retried here: Cleeng's dunning schedule
+sends the next attempt. Before every charge the workflow asks Cleeng whether the cycle is
+already paid, and the Mollie activity looks for a payment already made for the same operation,
+so a duplicate that outlives this workflow's history still charges nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.cleeng_activities import CleengActivities
+    from activities.errors import CLEENG_REFUSED
+    from activities.mollie_activities import MollieActivities
+    from clients import cleeng_contract as contract
+    from domain import search_attributes
+    from domain.billing import (
+        CYCLE_ABANDONED,
+        CYCLE_ALREADY_PAID,
+        CYCLE_AUTHORISED,
+        CYCLE_CAPTURED,
+        CYCLE_CHARGING,
+        CYCLE_OPEN,
+        CYCLE_TERMINATED,
+        EVENT_AUTHORISE,
+        EVENT_CAPTURE,
+        FINISHED_STATES,
+        OUTCOME_AUTHORISED,
+        OUTCOME_CAPTURED,
+        OUTCOME_DEFERRED,
+        OUTCOME_IGNORED,
+        OUTCOME_REJECTED,
+        OUTCOME_RELEASED,
+        OUTCOME_TERMINATED,
+        AttemptRecord,
+        BillingCycleInput,
+        BillingEvent,
+        BillingView,
+    )
+    from domain.operations import (
+        MOLLIE_AUTHORIZED,
+        MOLLIE_FINAL_FAILURES,
+        MOLLIE_PAID,
+        CaptureInput,
+        CycleCheckInput,
+        GatewayPaymentView,
+        OrderSnapshot,
+        PaymentNotice,
+        RecordPaymentInput,
+        RecurringChargeInput,
+        RefundInput,
+        ReleaseInput,
+        RenewalOrderInput,
+        UpdatePaymentInput,
+    )
+    from domain.tokens import MollieToken
+    from workflows.payment_watch import PaymentWatch
+    from workflows.policies import CALL_TIMEOUT, RECORD_RETRY, RETRY
+
+# A cycle with no webhook for this long is over (Cleeng's schedule spans days, not weeks).
+IDLE_LIMIT = timedelta(days=40)
+
+
+def _final(status: str) -> bool:
+    return status == MOLLIE_PAID or status in MOLLIE_FINAL_FAILURES
+
+
+def _authorisation_settled(status: str) -> bool:
+    return status == MOLLIE_AUTHORIZED or _final(status)
+
+
+def _is_permanent(error: ActivityError) -> bool:
+    cause = error.cause
+    return isinstance(cause, ApplicationError) and cause.non_retryable
+
+
+def _reason(error: ActivityError) -> str:
+    cause = error.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or error)
+
+
+class Declined(Exception):
+    """A charge Mollie refused as a business outcome (recorded as `rejected`)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@workflow.defn(name="RecurringBilling")
+class RecurringBillingWorkflow:
+    @workflow.init
+    def __init__(self, cycle: BillingCycleInput) -> None:
+        self._cycle = cycle
+        self._status = CYCLE_OPEN
+        self._queue: list[BillingEvent] = []
+        self._handled: set[str] = set()
+        self._attempts: list[AttemptRecord] = []
+        # The authorised (or pending) Mollie payment of this cycle and its Cleeng record.
+        self._payment: GatewayPaymentView | None = None
+        self._cleeng_payment_id: str | None = None
+        self._error: str | None = None
+        self._watch = PaymentWatch()
+
+    @workflow.run
+    async def run(self, cycle: BillingCycleInput) -> BillingView:
+        while self._status not in FINISHED_STATES:
+            try:
+                await workflow.wait_condition(lambda: bool(self._queue), timeout=IDLE_LIMIT)
+            except TimeoutError:
+                await self._release_open_authorisation("cycle idle")
+                self._status = CYCLE_ABANDONED
+                break
+            event = self._queue.pop(0)
+            if event.attempt_key in self._handled:
+                workflow.logger.info("duplicate webhook %s ignored", event.attempt_key)
+                continue
+            self._handled.add(event.attempt_key)
+            if event.kind == EVENT_AUTHORISE:
+                await self._authorise(event)
+            elif event.kind == EVENT_CAPTURE:
+                await self._capture(event)
+            else:
+                await self._terminate(event)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.view()
+
+    # Transitions
+
+    async def _authorise(self, event: BillingEvent) -> None:
+        if self._status != CYCLE_OPEN:
+            self._note(event, OUTCOME_IGNORED, reason=f"cycle is {self._status}")
+            return
+        token = MollieToken.parse(event.token or "")
+        # Without manual capture Mollie cannot hold funds: check the mandate now and charge at
+        # the capture webhook (see "Recurring modes" in the README).
+        if (
+            not self._cycle.manual_capture
+            and token is not None
+            and await self._mandate_usable(token)
+        ):
+            self._note(event, OUTCOME_DEFERRED, reason="manual capture disabled")
+            return
+        if await self._cycle_paid():
+            return
+        order = await self._renewal_order(event)
+        try:
+            payment = await self._charge(event, order, token, manual_capture=True)
+            payment = await self._watch.until(
+                payment, _authorisation_settled, self._cycle.poll_schedule_seconds
+            )
+            if payment.status not in (MOLLIE_AUTHORIZED, MOLLIE_PAID):
+                raise Declined(payment.failure_reason or payment.status)
+        except Declined as declined:
+            await self._record_rejection(event, order, declined.reason, self._payment)
+            return
+        self._payment = payment
+        self._cleeng_payment_id = await self._record_new(
+            event, order, payment, contract.PAYMENT_STATUS_AUTHORIZED
+        )
+        self._status = CYCLE_AUTHORISED
+        self._note(event, OUTCOME_AUTHORISED)
+
+    async def _capture(self, event: BillingEvent) -> None:
+        if self._status == CYCLE_AUTHORISED:
+            await self._capture_authorisation(event)
+        elif self._status == CYCLE_OPEN:
+            await self._charge_directly(event)
+        else:
+            self._note(event, OUTCOME_IGNORED, reason=f"cycle is {self._status}")
+
+    async def _capture_authorisation(self, event: BillingEvent) -> None:
+        assert self._payment is not None
+        assert self._cleeng_payment_id is not None
+        workflow_id = workflow.info().workflow_id
+        try:
+            payment = await workflow.execute_activity_method(
+                MollieActivities.capture_payment,
+                CaptureInput(
+                    payment_id=self._payment.payment_id,
+                    description=(
+                        f"Renewal {self._cycle.subscription_id} {self._cycle.expiration_date}"
+                    ),
+                    operation_key=f"{workflow_id}:capture",
+                ),
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RETRY,
+            )
+        except ActivityError as error:
+            if not _is_permanent(error):
+                raise
+            # Mollie refused the capture; the authorisation may still hold funds, so it stays
+            # known here and is released on termination (or before a direct charge).
+            await self._reject_recorded(event, self._payment, _reason(error))
+            return
+        payment = await self._watch.until(payment, _final, self._cycle.poll_schedule_seconds)
+        if payment.status == MOLLIE_PAID:
+            # Mollie keeps the payment id through a capture; PATCH it anyway so Cleeng's
+            # externalPaymentId always names the payment refunds must target.
+            await self._update_cleeng(
+                UpdatePaymentInput(
+                    payment_id=self._cleeng_payment_id,
+                    status=contract.PAYMENT_STATUS_CAPTURED,
+                    external_payment_id=payment.payment_id,
+                )
+            )
+            self._status = CYCLE_CAPTURED
+            self._note(event, OUTCOME_CAPTURED)
+            return
+        await self._reject_recorded(event, payment, payment.failure_reason or payment.status)
+
+    async def _reject_recorded(
+        self, event: BillingEvent, payment: GatewayPaymentView, reason: str
+    ) -> None:
+        """The authorised Cleeng payment becomes `rejected`; the cycle is open again."""
+        assert self._cleeng_payment_id is not None
+        await self._update_cleeng(
+            UpdatePaymentInput(
+                payment_id=self._cleeng_payment_id,
+                status=contract.PAYMENT_STATUS_REJECTED,
+                rejected_reason=reason,
+            )
+        )
+        self._note(event, OUTCOME_REJECTED, mollie_payment_id=payment.payment_id, reason=reason)
+        self._payment, self._cleeng_payment_id = payment, None
+        self._status = CYCLE_OPEN
+
+    async def _charge_directly(self, event: BillingEvent) -> None:
+        """Capture-only mode: charge the mandate and wait (SEPA stays pending for days)."""
+        if await self._cycle_paid():
+            return
+        await self._release_open_authorisation("charging directly instead")
+        order = await self._renewal_order(event)
+        token = MollieToken.parse(event.token or "")
+        try:
+            payment = await self._charge(event, order, token, manual_capture=False)
+            self._status = CYCLE_CHARGING
+            payment = await self._watch.until(payment, _final, self._cycle.poll_schedule_seconds)
+            if payment.status != MOLLIE_PAID:
+                raise Declined(payment.failure_reason or payment.status)
+        except Declined as declined:
+            self._status = CYCLE_OPEN
+            await self._record_rejection(event, order, declined.reason, self._payment)
+            self._payment = None
+            return
+        self._payment = payment
+        self._cleeng_payment_id = await self._record_new(
+            event, order, payment, contract.PAYMENT_STATUS_CAPTURED
+        )
+        self._status = CYCLE_CAPTURED
+        self._note(event, OUTCOME_CAPTURED)
+
+    async def _terminate(self, event: BillingEvent) -> None:
+        if self._status == CYCLE_CAPTURED:
+            self._note(event, OUTCOME_IGNORED, reason="cycle already captured")
+            return
+        released = await self._release_open_authorisation("subscription terminated")
+        await workflow.execute_activity_method(
+            CleengActivities.terminate_subscription,
+            self._cycle.subscription_id,
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
+        self._status = CYCLE_TERMINATED
+        self._note(event, OUTCOME_TERMINATED, reason=OUTCOME_RELEASED if released else None)
+
+    # Steps
+
+    async def _cycle_paid(self) -> bool:
+        paid = await workflow.execute_activity_method(
+            CleengActivities.cycle_already_paid,
+            CycleCheckInput(
+                subscription_id=self._cycle.subscription_id,
+                expiration_date=self._cycle.expiration_date,
+            ),
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        if paid:
+            workflow.logger.info("cycle %s already paid in Cleeng", self._cycle.expiration_date)
+            self._status = CYCLE_ALREADY_PAID
+        return paid
+
+    async def _mandate_usable(self, token: MollieToken) -> bool:
+        mandate = await workflow.execute_activity_method(
+            MollieActivities.describe_mandate,
+            [token.customer_id, token.mandate_id],
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        return mandate.status == "valid"
+
+    async def _renewal_order(self, event: BillingEvent) -> OrderSnapshot:
+        return await workflow.execute_activity_method(
+            CleengActivities.create_renewal_order,
+            RenewalOrderInput(
+                customer_id=event.customer_id,
+                offer_id=event.offer_id,
+                subscription_id=self._cycle.subscription_id,
+                currency=event.currency,
+                country=event.country,
+                payment_method_id=event.payment_method_id,
+            ),
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
+
+    async def _charge(
+        self,
+        event: BillingEvent,
+        order: OrderSnapshot,
+        token: MollieToken | None,
+        *,
+        manual_capture: bool,
+    ) -> GatewayPaymentView:
+        """Create the Mollie recurring payment; a refused mandate is a decline, not a retry."""
+        if token is None:
+            raise Declined("payment details token is not a Mollie mandate")
+        workflow_id = workflow.info().workflow_id
+        step = "authorise" if manual_capture else "charge"
+        try:
+            payment = await workflow.execute_activity_method(
+                MollieActivities.create_recurring_payment,
+                RecurringChargeInput(
+                    workflow_id=workflow_id,
+                    mollie_customer_id=token.customer_id,
+                    mandate_id=token.mandate_id,
+                    amount=order.amount,
+                    description=f"Renewal of subscription {self._cycle.subscription_id}",
+                    operation_key=f"{workflow_id}:{step}:{event.attempt_date}",
+                    manual_capture=manual_capture,
+                    metadata={
+                        "subscriptionId": self._cycle.subscription_id,
+                        "orderId": order.order_id,
+                    },
+                ),
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RETRY,
+            )
+        except ActivityError as error:
+            if _is_permanent(error):
+                # e.g. 422 "No suitable mandates found": the customer must act, not us.
+                raise Declined(f"mollie refused the charge: {_reason(error)}") from error
+            raise
+        self._payment = payment
+        workflow.upsert_search_attributes(
+            [search_attributes.MOLLIE_PAYMENT_ID.value_set(payment.payment_id)]
+        )
+        return payment
+
+    async def _record_new(
+        self, event: BillingEvent, order: OrderSnapshot, payment: GatewayPaymentView, status: str
+    ) -> str:
+        """POST the authorised/captured payment; if Cleeng refuses for good, give the money back."""
+        try:
+            cleeng_id = await workflow.execute_activity_method(
+                CleengActivities.record_payment,
+                RecordPaymentInput(
+                    order_id=order.order_id,
+                    status=status,
+                    payment_operation=contract.PAYMENT_OPERATION_RECURRING,
+                    external_payment_id=payment.payment_id,
+                    payment_details_id=event.payment_details_id,
+                    subscription_id=self._cycle.subscription_id,
+                ),
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+            )
+        except ActivityError as error:
+            await self._compensate_unrecorded(payment, error)
+            raise  # unreachable: compensation raises
+        workflow.upsert_search_attributes(
+            [search_attributes.CLEENG_PAYMENT_ID.value_set(cleeng_id)]
+        )
+        return cleeng_id
+
+    async def _compensate_unrecorded(
+        self, payment: GatewayPaymentView, error: ActivityError
+    ) -> None:
+        workflow_id = workflow.info().workflow_id
+        self._error = str(error.cause or error)
+        if payment.status == MOLLIE_AUTHORIZED:
+            self._payment = payment
+            await self._release_open_authorisation("Cleeng refused the authorisation")
+        elif payment.status == MOLLIE_PAID:
+            await workflow.execute_activity_method(
+                MollieActivities.refund_payment,
+                RefundInput(
+                    payment_id=payment.payment_id,
+                    amount=payment.amount,
+                    description=f"Renewal of {self._cycle.subscription_id} not recorded by Cleeng",
+                    idempotency_key=f"{workflow_id}:compensating-refund",
+                    metadata={"workflowId": workflow_id},
+                ),
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+            )
+        raise ApplicationError(
+            f"Cleeng refused payment {payment.payment_id}; it was released/refunded: {self._error}",
+            type=CLEENG_REFUSED,
+            non_retryable=True,
+        )
+
+    async def _record_rejection(
+        self,
+        event: BillingEvent,
+        order: OrderSnapshot,
+        reason: str,
+        payment: GatewayPaymentView | None,
+    ) -> None:
+        # Cleeng wants an externalPaymentId on every payment; a charge refused before Mollie
+        # created a payment has none, so the order id stands in.
+        external_id = payment.payment_id if payment else f"none:{order.order_id}"
+        cleeng_id = await workflow.execute_activity_method(
+            CleengActivities.record_payment,
+            RecordPaymentInput(
+                order_id=order.order_id,
+                status=contract.PAYMENT_STATUS_REJECTED,
+                payment_operation=contract.PAYMENT_OPERATION_RECURRING,
+                external_payment_id=external_id,
+                payment_details_id=event.payment_details_id,
+                rejected_reason=reason,
+                subscription_id=self._cycle.subscription_id,
+            ),
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
+        self._payment = None
+        self._note(
+            event,
+            OUTCOME_REJECTED,
+            mollie_payment_id=payment.payment_id if payment else None,
+            cleeng_payment_id=cleeng_id,
+            reason=reason,
+        )
+
+    async def _update_cleeng(self, update: UpdatePaymentInput) -> None:
+        await workflow.execute_activity_method(
+            CleengActivities.update_payment,
+            update,
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
+
+    async def _release_open_authorisation(self, why: str) -> bool:
+        """Compensation: give back funds held for a cycle that will not be captured."""
+        if self._status != CYCLE_AUTHORISED and not (
+            self._payment is not None and self._payment.status == MOLLIE_AUTHORIZED
+        ):
+            return False
+        assert self._payment is not None
+        workflow.logger.info("releasing %s: %s", self._payment.payment_id, why)
+        await workflow.execute_activity_method(
+            MollieActivities.release_authorization,
+            ReleaseInput(
+                payment_id=self._payment.payment_id,
+                operation_key=f"{workflow.info().workflow_id}:release",
+            ),
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
+        if self._cleeng_payment_id is not None:
+            await workflow.execute_activity_method(
+                CleengActivities.cancel_payment,
+                self._cleeng_payment_id,
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+            )
+        self._payment, self._cleeng_payment_id = None, None
+        return True
+
+    def _note(
+        self,
+        event: BillingEvent,
+        outcome: str,
+        *,
+        mollie_payment_id: str | None = None,
+        cleeng_payment_id: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        payment_id = mollie_payment_id or (self._payment.payment_id if self._payment else None)
+        self._attempts.append(
+            AttemptRecord(
+                kind=event.kind,
+                attempt_date=event.attempt_date,
+                outcome=outcome,
+                mollie_payment_id=payment_id,
+                cleeng_payment_id=cleeng_payment_id or self._cleeng_payment_id,
+                reason=reason,
+            )
+        )
+
+    # Messages
+
+    @workflow.signal
+    def event(self, event: BillingEvent) -> None:
+        """A Cleeng dunning webhook for this cycle (duplicates are dropped when processed)."""
+        self._queue.append(event)
+
+    @workflow.signal
+    def payment_changed(self, notice: PaymentNotice) -> None:
+        """A Mollie webhook: re-check that payment."""
+        self._watch.notify(notice.payment_id)
+
+    @workflow.query
+    def view(self) -> BillingView:
+        return BillingView(
+            subscription_id=self._cycle.subscription_id,
+            expiration_date=self._cycle.expiration_date,
+            status=self._status,
+            mollie_payment_id=self._payment.payment_id if self._payment else None,
+            cleeng_payment_id=self._cleeng_payment_id,
+            attempts=list(self._attempts),
+            error=self._error,
+        )
