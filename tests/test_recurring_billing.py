@@ -263,3 +263,43 @@ async def test_charge_retried_after_mollie_forgot_the_key_is_not_repeated(
     assert final.status == "captured"
     assert len(await mollie_customer_payments(connector, sub.mollie_customer_id)) == 1
     assert len(await cleeng_subscription_payments(connector, sub.subscription_id)) == 1
+
+
+async def test_without_manual_capture_authorisation_defers_and_capture_charges(
+    connector: Connector,
+) -> None:
+    sub = await subscribed_customer(connector)
+    due = iso_utc(sub.expiration_date)
+
+    def event(kind: str, hours_before_due: int) -> BillingEvent:
+        data = sub.dunning_data("authorize", hours_before_due)
+        return BillingEvent(
+            kind=kind,
+            attempt_date=data["dunningAttemptDate"],
+            customer_id=sub.customer_id,
+            offer_id=sub.offer_id,
+            payment_details_id=sub.payment_details_id,
+            token=sub.token,
+        )
+
+    handle = await connector.client.start_workflow(
+        RecurringBillingWorkflow.run,
+        BillingCycleInput(
+            subscription_id=sub.subscription_id, expiration_date=due, manual_capture=False
+        ),
+        id=billing_workflow_id(sub.subscription_id, due),
+        task_queue=connector.settings.temporal_task_queue,
+        start_signal="event",
+        start_signal_args=[event("authorise", 72)],
+    )
+    deferred = await cycle_reaches(handle, lambda v: len(v.attempts) == 1)
+    assert deferred.attempts[0].outcome == "deferred_to_capture"
+    assert await mollie_customer_payments(connector, sub.mollie_customer_id) == []
+
+    await handle.signal(RecurringBillingWorkflow.event, event("capture", 0))
+    final = await handle.result()
+    assert final.status == "captured"
+    [charged] = await mollie_customer_payments(connector, sub.mollie_customer_id)
+    assert charged["status"] == "paid"
+    [payment] = await cleeng_subscription_payments(connector, sub.subscription_id)
+    assert payment["status"] == "captured"
