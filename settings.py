@@ -48,6 +48,10 @@ class Settings(BaseSettings):
         description="Cleeng paymentMethodId configured for Mollie",
     )
     cleeng_timeout_seconds: float = 10.0
+    cleeng_delete_deactivated_details: bool = Field(
+        default=False,
+        description="Delete payment details in Cleeng once they are deactivated (irreversible)",
+    )
 
     # Mollie
     mollie_base_url: str = Field(

@@ -21,11 +21,21 @@ from clients.cleeng import CleengClient
 from clients.mollie import MollieGateway
 from settings import Settings
 from workflows.initial_purchase import InitialPurchaseWorkflow
+from workflows.payment_details import DetailsDeactivationWorkflow, NewPaymentDetailsWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
+from workflows.refund import ChargebackWorkflow, PaymentFollowUpWorkflow, RefundWorkflow
 
 logger = logging.getLogger("worker")
 
-WORKFLOWS = [InitialPurchaseWorkflow, RecurringBillingWorkflow]
+WORKFLOWS = [
+    InitialPurchaseWorkflow,
+    RecurringBillingWorkflow,
+    NewPaymentDetailsWorkflow,
+    DetailsDeactivationWorkflow,
+    RefundWorkflow,
+    PaymentFollowUpWorkflow,
+    ChargebackWorkflow,
+]
 
 
 def activity_methods(instance: object) -> list[Callable[..., Any]]:

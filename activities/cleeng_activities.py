@@ -17,8 +17,9 @@ from activities.errors import (
     service_errors_as_application_errors,
 )
 from clients import cleeng_contract as contract
-from clients.cleeng import CleengClient, CleengOrder, parse_cleeng_time
+from clients.cleeng import CleengClient, CleengOrder, CleengPayment, parse_cleeng_time
 from clients.errors import ServiceError
+from domain.money import Money
 from domain.operations import (
     CycleCheckInput,
     OrderSnapshot,
@@ -27,6 +28,8 @@ from domain.operations import (
     RenewalOrderInput,
     UpdatePaymentInput,
 )
+from domain.payment_details import CancelledAuthorisation
+from domain.refunds import CleengPaymentState, CleengRefundInput
 
 # Cleeng answers that mean "never, whatever you retry" for a payment record.
 _REFUSALS = (400, 403, 404, 422)
@@ -43,6 +46,18 @@ def order_snapshot(order: CleengOrder) -> OrderSnapshot:
         amount=amount,
         country=order.country,
         payment_method_id=order.payment_method_id,
+    )
+
+
+def _payment_state(payment: CleengPayment) -> CleengPaymentState:
+    refunded = 0
+    if payment.refunded_amount and payment.currency:
+        refunded = Money.from_decimal(payment.refunded_amount, payment.currency).minor
+    return CleengPaymentState(
+        cleeng_payment_id=payment.id,
+        payment_operation=payment.payment_operation,
+        refunded_minor=refunded,
+        currency=payment.currency,
     )
 
 
@@ -184,6 +199,63 @@ class CleengActivities:
     async def cancel_payment(self, payment_id: str) -> str:
         with service_errors_as_application_errors():
             return (await self._cleeng.cancel_payment(payment_id)).status
+
+    @activity.defn
+    async def authorised_payments(self, payment_details_id: str) -> list[CancelledAuthorisation]:
+        """The authorised, not yet captured payments on some payment details."""
+        with service_errors_as_application_errors():
+            payments = await self._cleeng.authorised_payments(payment_details_id)
+        return [
+            CancelledAuthorisation(cleeng_payment_id=p.id, mollie_payment_id=p.external_payment_id)
+            for p in payments
+        ]
+
+    @activity.defn
+    async def delete_payment_details(self, payment_details_id: str) -> None:
+        with service_errors_as_application_errors():
+            await self._cleeng.delete_payment_details(payment_details_id)
+
+    @activity.defn
+    async def find_payment(self, lookup: list[str]) -> CleengPaymentState | None:
+        """[order id, Cleeng payment id or Mollie payment id] → the recorded payment."""
+        order_id, wanted = lookup
+        with service_errors_as_application_errors():
+            payments = await self._cleeng.find_payments_for_order(order_id) or []
+        for payment in payments:
+            if wanted in (payment.id, payment.external_payment_id):
+                return _payment_state(payment)
+        return None
+
+    @activity.defn
+    async def record_refund(self, request: CleengRefundInput) -> str:
+        """PATCH the payment `refunded` once: Cleeng adds refunded amounts up, so a retry whose
+        earlier PATCH landed (reply lost) must not add the amount again."""
+        if request.order_id:
+            current = await self.find_payment([request.order_id, request.cleeng_payment_id])
+            target = request.already_refunded_minor + request.amount.minor
+            if current is not None and current.refunded_minor >= target:
+                return contract.PAYMENT_STATUS_REFUNDED
+        fields: dict[str, Any] = {
+            "status": contract.PAYMENT_STATUS_REFUNDED,
+            contract.REFUNDED_AMOUNT_KEY: float(request.amount.to_decimal()),
+            contract.REFUND_TYPE_KEY: request.refund_type,
+        }
+        if request.reason:
+            fields["refundedReason"] = request.reason
+        if request.order_id:
+            fields["orderId"] = request.order_id
+        if request.payment_operation:
+            fields["paymentOperation"] = request.payment_operation
+        try:
+            updated = await self._cleeng.update_payment(request.cleeng_payment_id, fields)
+        except ServiceError as error:
+            if error.status in _REFUSALS:
+                raise _refused(
+                    f"mark payment {request.cleeng_payment_id} refunded", error
+                ) from error
+            with service_errors_as_application_errors():
+                raise
+        return updated.status
 
     @activity.defn
     async def terminate_subscription(self, subscription_id: str) -> str:

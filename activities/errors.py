@@ -15,6 +15,8 @@ from clients.errors import FailureKind, ServiceError
 ORDER_NOT_FOUND: Final = "OrderNotFound"
 CLEENG_REFUSED: Final = "CleengRefusedPayment"
 MANDATE_UNUSABLE: Final = "MandateUnusable"
+REFUND_REFUSED: Final = "RefundRefused"
+REFUND_FAILED: Final = "RefundFailed"
 
 
 def to_application_error(error: ServiceError) -> ApplicationError:

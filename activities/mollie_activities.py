@@ -11,8 +11,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from activities.errors import service_errors_as_application_errors
+from activities.errors import REFUND_REFUSED, service_errors_as_application_errors
+from clients.errors import ServiceError
 from clients.mollie import (
     OPERATION_METADATA_KEY,
     GatewayPayment,
@@ -30,6 +32,7 @@ from domain.operations import (
     RefundView,
     ReleaseInput,
 )
+from domain.refunds import ChargebackInput, RefundLookup
 
 
 def payment_view(payment: GatewayPayment) -> GatewayPaymentView:
@@ -95,11 +98,12 @@ class MollieActivities:
             "sequenceType": "first",
             "customerId": request.mollie_customer_id,
             "metadata": {
-                "orderId": request.order_id,
                 "workflowId": request.workflow_id,
                 OPERATION_METADATA_KEY: request.operation_key,
             },
         }
+        if request.order_id:
+            body["metadata"]["orderId"] = request.order_id
         if request.method:
             body["method"] = request.method
         with service_errors_as_application_errors():
@@ -173,14 +177,79 @@ class MollieActivities:
                 payment = await self._mollie.get_payment(request.payment_id)
         return payment_view(payment)
 
+    async def _refund_for(self, payment_id: str, operation_key: str) -> RefundView | None:
+        for refund in await self._mollie.list_refunds(payment_id):
+            if refund.metadata.get(OPERATION_METADATA_KEY) == operation_key:
+                return RefundView(refund_id=refund.id, status=refund.status)
+        return None
+
     @activity.defn
     async def refund_payment(self, request: RefundInput) -> RefundView:
-        with service_errors_as_application_errors():
+        """Refund once per operation key: an earlier refund for it is adopted, and Mollie's
+        "duplicate refund" 409 resolves to that refund. Over-refunds are refused for good."""
+        metadata = {**request.metadata, OPERATION_METADATA_KEY: request.idempotency_key}
+        try:
+            earlier = await self._refund_for(request.payment_id, request.idempotency_key)
+            if earlier is not None:
+                return earlier
             refund = await self._mollie.create_refund(
                 request.payment_id,
                 amount=request.amount,
                 description=request.description,
-                metadata=request.metadata,
+                metadata=metadata,
                 idempotency_key=request.idempotency_key,
             )
+        except ServiceError as error:
+            if error.status == 409:
+                found = await self._refund_for(request.payment_id, request.idempotency_key)
+                if found is not None:
+                    return found
+            if error.status in (400, 404, 422):
+                raise ApplicationError(
+                    f"Mollie refused to refund {request.amount} of {request.payment_id}: "
+                    f"{error.message}",
+                    type=REFUND_REFUSED,
+                    non_retryable=True,
+                ) from error
+            with service_errors_as_application_errors():
+                raise
         return RefundView(refund_id=refund.id, status=refund.status)
+
+    @activity.defn
+    async def fetch_refund(self, lookup: RefundLookup) -> RefundView:
+        with service_errors_as_application_errors():
+            refund = await self._mollie.get_refund(lookup.payment_id, lookup.refund_id)
+        return RefundView(refund_id=refund.id, status=refund.status)
+
+    @activity.defn
+    async def revoke_mandate(self, token_parts: list[str]) -> None:
+        """[customer id, mandate id]: revoke; one already revoked counts as done."""
+        customer_id, mandate_id = token_parts
+        with service_errors_as_application_errors():
+            await self._mollie.revoke_mandate(customer_id, mandate_id)
+
+    @activity.defn
+    async def list_chargebacks(self, payment_id: str) -> list[ChargebackInput]:
+        try:
+            chargebacks = await self._mollie.list_chargebacks(payment_id)
+        except ServiceError as error:
+            if error.status == 404:
+                return []  # an unknown (or forged) payment id has no chargebacks
+            with service_errors_as_application_errors():
+                raise
+        return [
+            ChargebackInput(
+                mollie_payment_id=payment_id,
+                chargeback_id=chargeback.id,
+                amount=chargeback.amount,
+                reason=chargeback.reason,
+            )
+            for chargeback in chargebacks
+        ]
+
+    @activity.defn
+    async def payment_metadata(self, payment_id: str) -> dict[str, str]:
+        """The payment's metadata (which order, subscription and workflow it belongs to)."""
+        with service_errors_as_application_errors():
+            payment = await self._mollie.get_payment(payment_id)
+        return {str(key): str(value) for key, value in payment.metadata.items()}

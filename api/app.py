@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import cleeng_webhooks, mollie_webhooks, purchases
+from api import cleeng_webhooks, mollie_webhooks, payment_details, purchases
 from api.metrics import ShimMetrics
 from api.services import ShimServices
 from api.temporal_access import TemporalAccess
@@ -66,6 +66,7 @@ def create_app(settings: Settings, temporal: TemporalAccess | None = None) -> Fa
     app.include_router(purchases.router)
     app.include_router(mollie_webhooks.router)
     app.include_router(cleeng_webhooks.router)
+    app.include_router(payment_details.router)
 
     @app.get("/health", tags=["operations"], summary="Is Temporal reachable?")
     async def health() -> JSONResponse:

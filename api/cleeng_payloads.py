@@ -7,6 +7,7 @@ with an offset; everything is normalised here: ids to strings, times to UTC `...
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -72,3 +73,29 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
         location = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
         parts.append(f"{location}: {item['msg']}")
     return "; ".join(parts)
+
+
+class RefundData(BaseModel):
+    """`data` of `refundPayment` (keys partly inferred: see cleeng_contract)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    payment_id: CleengId = Field(alias="paymentId")
+    external_payment_id: str = Field(alias="externalPaymentId", pattern=r"^tr_[A-Za-z0-9]+$")
+    amount: Decimal = Field(gt=0, max_digits=14)
+    currency: str = Field(min_length=3, max_length=3)
+    order_id: CleengId | None = Field(default=None, alias="orderId")
+    customer_id: CleengId | None = Field(default=None, alias="customerId")
+    payment_method_id: CleengId | None = Field(default=None, alias="paymentMethodId")
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class DeactivationData(BaseModel):
+    """`data` of `paymentDetailsDeactivated`."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    payment_details_id: CleengId = Field(alias="paymentDetailsId")
+    customer_id: CleengId = Field(alias="customerId")
+    payment_method_id: CleengId | None = Field(default=None, alias="paymentMethodId")
+    token: str | None = None

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -25,7 +26,9 @@ from temporalio.service import RPCError
 
 from api.cleeng_payloads import (
     CleengEnvelope,
+    DeactivationData,
     DunningData,
+    RefundData,
     describe_validation_error,
     iso_utc,
 )
@@ -42,8 +45,13 @@ from domain.billing import (
     BillingEvent,
     billing_workflow_id,
 )
+from domain.money import Money, MoneyFormatError
+from domain.payment_details import DeactivationInput, deactivation_workflow_id
+from domain.refunds import RefundRequest, refund_workflow_id
 from settings import Settings
+from workflows.payment_details import DetailsDeactivationWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
+from workflows.refund import RefundWorkflow
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
@@ -56,7 +64,11 @@ BILLING_TOPICS = {
 # Known, and acknowledged without action: Cleeng does not document what it asks for.
 ACKNOWLEDGED_TOPICS = frozenset({contract.TOPIC_CAPTURE_PAYMENT})
 # Topics the connector subscribes to in Cleeng (see webhook_registration).
-HANDLED_TOPICS = tuple(BILLING_TOPICS)
+HANDLED_TOPICS = (
+    *BILLING_TOPICS,
+    contract.TOPIC_REFUND,
+    contract.TOPIC_DETAILS_DEACTIVATED,
+)
 
 
 def _verify(settings: Settings, request: Request, body: bytes) -> None:
@@ -97,28 +109,34 @@ async def cleeng_webhook(
         metrics.webhooks.labels("cleeng", "bad_signature").inc()
         raise
     envelope = _parse_envelope(body)
-    kind = BILLING_TOPICS.get(envelope.topic)
-    if kind is None:
+    route = _ROUTES.get(envelope.topic)
+    if route is None:
         outcome = "acknowledged" if envelope.topic in ACKNOWLEDGED_TOPICS else "ignored"
         logger.info("cleeng webhook topic %r %s", envelope.topic, outcome)
         metrics.webhooks.labels("cleeng", "ignored").inc()
         return {"status": "ignored", "topic": envelope.topic}
+    model, start = route
     try:
-        data = DunningData.model_validate(envelope.data)
+        data = model.model_validate(envelope.data)
     except ValidationError as error:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=describe_validation_error(error, prefix="data"),
         ) from error
-    if data.payment_method_id not in (None, str(shim.settings.cleeng_payment_method_id)):
-        # Another connector's payment method: not ours to charge.
-        logger.info("cleeng webhook for paymentMethodId %s ignored", data.payment_method_id)
+    method = getattr(data, "payment_method_id", None)
+    if method not in (None, str(shim.settings.cleeng_payment_method_id)):
+        # Another connector's payment method: not ours to touch.
+        logger.info("cleeng webhook for paymentMethodId %s ignored", method)
         metrics.webhooks.labels("cleeng", "ignored").inc()
         return {"status": "ignored", "topic": envelope.topic}
 
     try:
         client = await shim.temporal.client()
-        outcome = await _signal_billing(client, shim.settings, shim.temporal.task_queue, kind, data)
+        outcome = await start(client, shim.settings, shim.temporal.task_queue, envelope.topic, data)
+    except WorkflowAlreadyStartedError:
+        # The workflow for this business event already finished: a late duplicate.
+        logger.info("cleeng %s: duplicate of a finished workflow", envelope.topic)
+        outcome = "duplicate"
     except TemporalUnavailable as error:
         metrics.webhooks.labels("cleeng", "unavailable").inc()
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error)) from error
@@ -134,8 +152,10 @@ async def cleeng_webhook(
 
 
 async def _signal_billing(
-    client: Client, settings: Settings, task_queue: str, kind: str, data: DunningData
+    client: Client, settings: Settings, task_queue: str, topic: str, data: Any
 ) -> str:
+    assert isinstance(data, DunningData)
+    kind = BILLING_TOPICS[topic]
     expiration = iso_utc(data.expiration_date)
     attempt = iso_utc(data.dunning_attempt_date) if data.dunning_attempt_date else expiration
     workflow_id = billing_workflow_id(data.subscription_id, expiration)
@@ -150,31 +170,88 @@ async def _signal_billing(
         country=data.payment_country,
         payment_method_id=data.payment_method_id,
     )
-    try:
-        await client.start_workflow(
-            RecurringBillingWorkflow.run,
-            BillingCycleInput(
-                subscription_id=data.subscription_id,
-                expiration_date=expiration,
-                manual_capture=settings.mollie_recurring_manual_capture,
-            ),
-            id=workflow_id,
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # A cycle that already finished must not start again from a late duplicate.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            start_signal="event",
-            start_signal_args=[event],
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(
-                        search_attributes.CLEENG_SUBSCRIPTION_ID, data.subscription_id
-                    )
-                ]
-            ),
-        )
-    except WorkflowAlreadyStartedError:
-        logger.info("%s for finished cycle %s: duplicate", kind, workflow_id)
-        return "duplicate"
+    await client.start_workflow(
+        RecurringBillingWorkflow.run,
+        BillingCycleInput(
+            subscription_id=data.subscription_id,
+            expiration_date=expiration,
+            manual_capture=settings.mollie_recurring_manual_capture,
+        ),
+        id=workflow_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        # A cycle that already finished must not start again from a late duplicate.
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        start_signal="event",
+        start_signal_args=[event],
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(search_attributes.CLEENG_SUBSCRIPTION_ID, data.subscription_id)]
+        ),
+    )
     logger.info("%s %s signalled into %s", kind, attempt, workflow_id)
     return "accepted"
+
+
+async def _start_refund(
+    client: Client, settings: Settings, task_queue: str, topic: str, data: Any
+) -> str:
+    assert isinstance(data, RefundData)
+    try:
+        amount = Money.from_decimal(data.amount, data.currency)
+    except MoneyFormatError as error:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"data.amount: {error}"
+        ) from error
+    workflow_id = refund_workflow_id(data.payment_id, amount, data.reason)
+    await client.start_workflow(
+        RefundWorkflow.run,
+        RefundRequest(
+            cleeng_payment_id=data.payment_id,
+            order_id=data.order_id,
+            external_payment_id=data.external_payment_id,
+            amount=amount,
+            reason=data.reason,
+        ),
+        id=workflow_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(search_attributes.CLEENG_PAYMENT_ID, data.payment_id),
+                SearchAttributePair(search_attributes.MOLLIE_PAYMENT_ID, data.external_payment_id),
+            ]
+        ),
+    )
+    logger.info("refund of %s for payment %s: %s", amount, data.payment_id, workflow_id)
+    return "accepted"
+
+
+async def _start_deactivation(
+    client: Client, settings: Settings, task_queue: str, topic: str, data: Any
+) -> str:
+    assert isinstance(data, DeactivationData)
+    workflow_id = deactivation_workflow_id(data.payment_details_id)
+    await client.start_workflow(
+        DetailsDeactivationWorkflow.run,
+        DeactivationInput(
+            payment_details_id=data.payment_details_id,
+            customer_id=data.customer_id,
+            token=data.token,
+            delete_details=settings.cleeng_delete_deactivated_details,
+        ),
+        id=workflow_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+    logger.info("payment details %s deactivated: %s", data.payment_details_id, workflow_id)
+    return "accepted"
+
+
+_Starter = Callable[[Client, Settings, str, str, Any], Awaitable[str]]
+_ROUTES: dict[str, tuple[type[BaseModel], _Starter]] = {
+    **{topic: (DunningData, _signal_billing) for topic in BILLING_TOPICS},
+    contract.TOPIC_REFUND: (RefundData, _start_refund),
+    contract.TOPIC_DETAILS_DEACTIVATED: (DeactivationData, _start_deactivation),
+}

@@ -12,11 +12,14 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.metrics import ShimMetrics
 from api.services import ShimServices, services
 from api.temporal_access import TemporalUnavailable, is_unavailable
 from domain.operations import PaymentNotice
+from workflows.refund import PaymentFollowUpWorkflow
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
@@ -24,7 +27,7 @@ router = APIRouter(tags=["webhooks"])
 MOLLIE_ID_PATTERN = r"^(tr|re|chb)_[A-Za-z0-9]{1,64}$"
 WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9:_\-.+]{1,200}$"
 # Workflows that own Mollie payments; all of them take the `payment_changed` signal.
-_PAYMENT_WORKFLOWS = re.compile(r"^(purchase|billing):")
+_PAYMENT_WORKFLOWS = re.compile(r"^(purchase|billing|payment-details|refund):")
 PAYMENT_CHANGED_SIGNAL = "payment_changed"
 
 
@@ -51,10 +54,9 @@ async def mollie_webhook(
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error)) from error
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            # Unknown or finished workflow: nothing to re-check; Mollie must stop retrying.
-            metrics.webhooks.labels("mollie", "no_workflow").inc()
-            logger.info("mollie webhook %s for %s: no running workflow", payment_id, workflow_id)
-            return {"status": "ignored"}
+            # The payment's own workflow has finished: what can still change is a chargeback
+            # (or a refund); a follow-up workflow looks at the payment.
+            return await _follow_up(shim, metrics, payment_id, workflow_id)
         if is_unavailable(error):
             metrics.webhooks.labels("mollie", "unavailable").inc()
             raise HTTPException(
@@ -62,4 +64,36 @@ async def mollie_webhook(
             ) from error
         raise
     metrics.webhooks.labels("mollie", "signalled").inc()
+    return {"status": "accepted"}
+
+
+async def _follow_up(
+    shim: ShimServices, metrics: ShimMetrics, payment_id: str, workflow_id: str
+) -> dict[str, str]:
+    if not payment_id.startswith("tr_"):
+        metrics.webhooks.labels("mollie", "no_workflow").inc()
+        return {"status": "ignored"}
+    try:
+        client = await shim.temporal.client()
+        await client.start_workflow(
+            PaymentFollowUpWorkflow.run,
+            payment_id,
+            id=f"payment-followup:{payment_id}",
+            task_queue=shim.temporal.task_queue,
+            # Every later webhook may bring a new chargeback: allow a new run once one ended.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+    except TemporalUnavailable as error:
+        metrics.webhooks.labels("mollie", "unavailable").inc()
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error)) from error
+    except RPCError as error:
+        if is_unavailable(error):
+            metrics.webhooks.labels("mollie", "unavailable").inc()
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, detail="Temporal is unavailable"
+            ) from error
+        raise
+    logger.info("mollie webhook %s after %s finished: follow-up started", payment_id, workflow_id)
+    metrics.webhooks.labels("mollie", "follow_up").inc()
     return {"status": "accepted"}

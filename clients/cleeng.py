@@ -79,8 +79,17 @@ class CleengPayment(_CleengModel):
     external_payment_id: str | None = Field(default=None, alias="externalPaymentId")
     payment_details_id: str | None = Field(default=None, alias="paymentDetailsId")
     payment_operation: str | None = Field(default=None, alias="paymentOperation")
+    subscription_id: str | None = Field(default=None, alias="subscriptionId")
+    total_amount: str | None = Field(default=None, alias="totalAmount")
+    refunded_amount: str | None = Field(default=None, alias=contract.REFUNDED_AMOUNT_KEY)
+    currency: str | None = None
 
-    _ids = field_validator("id", "order_id", "payment_details_id", mode="before")(_id_to_str)
+    _ids = field_validator(
+        "id", "order_id", "payment_details_id", "subscription_id", mode="before"
+    )(_id_to_str)
+    _amounts = field_validator("total_amount", "refunded_amount", mode="before")(
+        lambda value: str(value) if isinstance(value, int | float) else value
+    )
 
 
 class CleengPaymentDetails(_CleengModel):
@@ -277,6 +286,20 @@ class CleengClient:
         return CleengPaymentDetails.model_validate(
             _unwrap(body, contract.PAYMENT_DETAILS_WRAPPER_KEY)
         )
+
+    async def authorised_payments(self, payment_details_id: str) -> list[CleengPayment]:
+        body = await self._request(
+            "GET", f"/payment_details/{payment_details_id}/authorised_payments"
+        )
+        return [CleengPayment.model_validate(item) for item in _items(body)]
+
+    async def delete_payment_details(self, payment_details_id: str) -> None:
+        """Irreversible; details already gone count as deleted."""
+        try:
+            await self._request("DELETE", f"/payment_details/{payment_details_id}")
+        except ServiceError as error:
+            if error.status != 404:
+                raise
 
     async def list_customer_payment_details(self, customer_id: str) -> list[CleengPaymentDetails]:
         body = await self._request("GET", f"/customers/{customer_id}/payment_details")

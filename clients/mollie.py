@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from mollie.api.client import Client
@@ -48,6 +48,7 @@ class GatewayPayment:
     method: str | None
     metadata: Mapping[str, Any]
     sequence_type: str | None
+    amount_remaining: Money | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +64,24 @@ class GatewayRefund:
     id: str
     status: str
     amount: Money
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayChargeback:
+    id: str
+    amount: Money
+    reason: str | None
+
+
+def _refund_from_json(data: Mapping[str, Any]) -> GatewayRefund:
+    metadata = data.get("metadata")
+    return GatewayRefund(
+        id=str(data["id"]),
+        status=str(data["status"]),
+        amount=money_from_mollie(data["amount"]),
+        metadata=metadata if isinstance(metadata, Mapping) else {},
+    )
 
 
 def money_to_mollie(amount: Money) -> dict[str, str]:
@@ -89,6 +108,9 @@ def _payment_from_json(data: Mapping[str, Any]) -> GatewayPayment:
         method=data.get("method"),
         metadata=metadata if isinstance(metadata, Mapping) else {},
         sequence_type=data.get("sequenceType"),
+        amount_remaining=(
+            money_from_mollie(data["amountRemaining"]) if data.get("amountRemaining") else None
+        ),
     )
 
 
@@ -274,10 +296,56 @@ class MollieGateway:
             refund = self._payment_stub(payment_id).refunds.create(
                 body, idempotency_key=idempotency_key
             )
-            return GatewayRefund(
-                id=str(refund["id"]),
-                status=str(refund["status"]),
-                amount=money_from_mollie(refund["amount"]),
-            )
+            return _refund_from_json(refund)
 
         return await self._call(True, create)
+
+    async def list_refunds(self, payment_id: str) -> list[GatewayRefund]:
+        def fetch() -> list[GatewayRefund]:
+            page = self._payment_stub(payment_id).refunds.list(limit=250)
+            return [_refund_from_json(refund) for refund in page]
+
+        return await self._call(False, fetch)
+
+    async def get_refund(self, payment_id: str, refund_id: str) -> GatewayRefund:
+        return await self._call(
+            False,
+            lambda: _refund_from_json(self._payment_stub(payment_id).refunds.get(refund_id)),
+        )
+
+    async def list_chargebacks(self, payment_id: str) -> list[GatewayChargeback]:
+        def fetch() -> list[GatewayChargeback]:
+            page = self._payment_stub(payment_id).chargebacks.list(limit=250)
+            result = []
+            for chargeback in page:
+                reason = chargeback.get("reason") or {}
+                result.append(
+                    GatewayChargeback(
+                        id=str(chargeback["id"]),
+                        amount=money_from_mollie(chargeback["amount"]),
+                        reason=(
+                            reason.get("description") or reason.get("code")
+                            if isinstance(reason, Mapping)
+                            else str(reason)
+                        ),
+                    )
+                )
+            return result
+
+        return await self._call(False, fetch)
+
+    # Mandates
+
+    async def revoke_mandate(self, customer_id: str, mandate_id: str) -> None:
+        """Revoke a mandate; one already revoked or gone counts as revoked."""
+
+        def revoke() -> None:
+            self._customer_stub(customer_id).mandates.delete(
+                mandate_id, idempotency_key=f"revoke:{mandate_id}"
+            )
+
+        try:
+            await self._call(True, revoke)
+        except ServiceError as error:
+            if error.status not in (404, 410):
+                raise

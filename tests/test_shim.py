@@ -145,6 +145,8 @@ async def test_temporal_down_answers_503_so_senders_retry(
 
 async def test_health_and_metrics(shim: httpx.AsyncClient) -> None:
     assert (await shim.get("/health")).status_code == 200
-    await shim.post("/webhooks/mollie", params={"workflow": "refund:1"}, data={"id": "re_abc"})
+    await shim.post(
+        "/webhooks/mollie", params={"workflow": "subscription:1"}, data={"id": "tr_abc"}
+    )
     metrics = await shim.get("/metrics")
     assert 'connector_webhooks_total{outcome="ignored",source="mollie"} 1.0' in metrics.text

@@ -207,6 +207,14 @@ class RecurringBillingWorkflow:
             # known here and is released on termination (or before a direct charge).
             await self._reject_recorded(event, self._payment, _reason(error))
             return
+        if payment.status == "canceled":
+            # Released before we captured: the customer replaced the payment details and the
+            # old-details saga cancelled it at Mollie and in Cleeng. Charge the new details.
+            self._note(event, OUTCOME_IGNORED, reason="authorisation was cancelled")
+            self._payment, self._cleeng_payment_id = None, None
+            self._status = CYCLE_OPEN
+            await self._charge_directly(event)
+            return
         payment = await self._watch.until(payment, _final, self._cycle.poll_schedule_seconds)
         if payment.status == MOLLIE_PAID:
             # Mollie keeps the payment id through a capture; PATCH it anyway so Cleeng's

@@ -1,0 +1,169 @@
+"""The front end's payment-details API: collect a new card or account for a customer."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.schemas import Problem
+from api.services import ShimServices, services
+from api.temporal_access import TemporalUnavailable, is_unavailable
+from domain.payment_details import NewDetailsInput, NewDetailsView, new_details_workflow_id
+from workflows.payment_details import NewPaymentDetailsWorkflow
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["payment details"])
+
+
+def _id_as_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be an id (string or integer), not a boolean")
+    return str(value) if isinstance(value, int) else value
+
+
+class NewDetailsRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customerId": "123456789",
+                    "redirectUrl": "https://shop.example.com/account",
+                    "method": "creditcard",
+                }
+            ]
+        },
+    )
+
+    customer_id: str = Field(alias="customerId", pattern=r"^[0-9]{1,18}$")
+    redirect_url: str = Field(alias="redirectUrl", pattern=r"^https?://[^\s]+$", max_length=2000)
+    method: str | None = Field(default=None, pattern=r"^[a-z0-9]{2,32}$")
+
+    _normalise = field_validator("customer_id", mode="before")(_id_as_text)
+
+
+class NewDetailsResponse(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    customer_id: str = Field(alias="customerId")
+    status: str
+    checkout_url: str | None = Field(default=None, alias="checkoutUrl")
+    mollie_payment_id: str | None = Field(default=None, alias="molliePaymentId")
+    payment_details_id: str | None = Field(default=None, alias="paymentDetailsId")
+    failure_reason: str | None = Field(default=None, alias="failureReason")
+
+    @classmethod
+    def from_view(cls, view: NewDetailsView) -> NewDetailsResponse:
+        return cls(
+            customer_id=view.customer_id,
+            status=view.status,
+            checkout_url=view.checkout_url,
+            mollie_payment_id=view.mollie_payment_id,
+            payment_details_id=view.payment_details_id,
+            failure_reason=view.failure_reason,
+        )
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem},
+    422: {"model": Problem},
+    502: {"model": Problem},
+    503: {"model": Problem},
+}
+
+
+def _unavailable(error: Exception) -> HTTPException:
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"unavailable: {error}")
+
+
+@router.post(
+    "/payment-details",
+    status_code=status.HTTP_201_CREATED,
+    response_model=NewDetailsResponse,
+    response_model_by_alias=True,
+    responses=RESPONSES,
+    summary="Collect new payment details for a customer (Mollie checkout)",
+)
+async def start_new_details(
+    body: NewDetailsRequest, shim: Annotated[ShimServices, Depends(services)]
+) -> NewDetailsResponse:
+    """0.00 for cards and PayPal; other methods pay the smallest amount, refunded afterwards.
+    Once paid, the mandate is stored in Cleeng as the customer's active payment details."""
+    workflow_id = new_details_workflow_id(body.customer_id)
+    try:
+        client = await shim.temporal.client()
+        view = await client.execute_update_with_start_workflow(
+            NewPaymentDetailsWorkflow.checkout,
+            start_workflow_operation=WithStartWorkflowOperation(
+                NewPaymentDetailsWorkflow.run,
+                NewDetailsInput(
+                    customer_id=body.customer_id,
+                    redirect_url=body.redirect_url,
+                    method=body.method,
+                ),
+                id=workflow_id,
+                task_queue=shim.temporal.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                # The customer's next card change (after this one ended) is a new run.
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            ),
+            rpc_timeout=timedelta(seconds=30),
+        )
+    except TemporalUnavailable as error:
+        raise _unavailable(error) from error
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise HTTPException(
+            status.HTTP_502_BAD_GATEWAY, detail=f"checkout failed: {message}"
+        ) from error
+    except RPCError as error:
+        if is_unavailable(error):
+            raise _unavailable(error) from error
+        raise
+    logger.info("new payment details for %s: %s", body.customer_id, view.mollie_payment_id)
+    return NewDetailsResponse.from_view(view)
+
+
+@router.get(
+    "/payment-details/{customer_id}",
+    response_model=NewDetailsResponse,
+    response_model_by_alias=True,
+    responses=RESPONSES,
+    summary="Progress of the customer's latest payment-details change",
+)
+async def get_new_details(
+    customer_id: Annotated[str, Path(pattern=r"^[0-9]{1,18}$")],
+    shim: Annotated[ShimServices, Depends(services)],
+) -> NewDetailsResponse:
+    try:
+        client = await shim.temporal.client()
+        handle = client.get_workflow_handle_for(
+            NewPaymentDetailsWorkflow.run, new_details_workflow_id(customer_id)
+        )
+        view = await handle.query(NewPaymentDetailsWorkflow.view)
+    except TemporalUnavailable as error:
+        raise _unavailable(error) from error
+    except WorkflowQueryFailedError as error:
+        raise _unavailable(error) from error
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, detail="no payment-details change for this customer"
+            ) from error
+        if is_unavailable(error):
+            raise _unavailable(error) from error
+        raise
+    return NewDetailsResponse.from_view(view)

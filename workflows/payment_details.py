@@ -1,0 +1,301 @@
+"""Update payment details: the new-details and old-details connector roles.
+
+NewPaymentDetails (`payment-details:{customerId}`): a Mollie `first` payment (0.00 for cards
+and PayPal, else the smallest amount, refunded right after) makes a mandate; once it is valid
+the connector stores it in Cleeng as active payment details. Cleeng then deactivates the
+customer's old details and tells their connector.
+
+DetailsDeactivation (`details-deactivated:{paymentDetailsId}`): a saga over the old details.
+For each payment authorised on them, release the Mollie authorisation and cancel the Cleeng
+payment; then revoke the Mollie mandate and (if configured) delete the details. Every step is
+idempotent; one step failing for good does not stop the others, and the result lists what an
+operator must look at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.cleeng_activities import CleengActivities
+    from activities.mollie_activities import MollieActivities
+    from domain.operations import (
+        MOLLIE_FINAL_FAILURES,
+        MOLLIE_PAID,
+        CheckoutPaymentInput,
+        EnsureCustomerInput,
+        GatewayPaymentView,
+        PaymentNotice,
+        RecordDetailsInput,
+        RefundInput,
+        ReleaseInput,
+    )
+    from domain.payment_details import (
+        DEACTIVATION_DONE,
+        DEACTIVATION_NEEDS_OPERATOR,
+        DEACTIVATION_NOT_OURS,
+        STATUS_ACTIVE,
+        STATUS_AWAITING_CONSENT,
+        STATUS_FAILED,
+        STATUS_STARTING,
+        VERIFICATION_AMOUNT,
+        ZERO_AMOUNT,
+        ZERO_AMOUNT_METHODS,
+        CancelledAuthorisation,
+        DeactivationFailure,
+        DeactivationInput,
+        DeactivationView,
+        NewDetailsInput,
+        NewDetailsView,
+    )
+    from domain.tokens import MollieToken
+    from workflows.payment_watch import PaymentWatch
+    from workflows.policies import CALL_TIMEOUT, RECORD_RETRY, RETRY, SETUP_RETRY
+
+
+def _final(status: str) -> bool:
+    return status == MOLLIE_PAID or status in MOLLIE_FINAL_FAILURES
+
+
+def _message(error: ActivityError) -> str:
+    cause = error.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or error)
+
+
+@workflow.defn(name="NewPaymentDetails")
+class NewPaymentDetailsWorkflow:
+    @workflow.init
+    def __init__(self, request: NewDetailsInput) -> None:
+        self._request = request
+        self._status = STATUS_STARTING
+        self._payment: GatewayPaymentView | None = None
+        self._details_id: str | None = None
+        self._failure: str | None = None
+        self._watch = PaymentWatch()
+
+    @workflow.run
+    async def run(self, request: NewDetailsInput) -> NewDetailsView:
+        info = workflow.info()
+        # The id is reused by the customer's next card change: keys carry the run too.
+        key = f"{info.workflow_id}:{info.run_id}"
+        try:
+            payment = await self._open_checkout(request, key)
+        except ActivityError as error:
+            self._status, self._failure = STATUS_FAILED, _message(error)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise ApplicationError(self._failure, type="CheckoutFailed") from error
+        payment = await self._watch.until(payment, _final, request.poll_schedule_seconds)
+        self._payment = payment
+        if payment.status != MOLLIE_PAID or not payment.mandate_id or not payment.customer_id:
+            self._status = STATUS_FAILED
+            self._failure = payment.failure_reason or payment.status
+        else:
+            await self._store_details(request, payment, key)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.view()
+
+    async def _open_checkout(self, request: NewDetailsInput, key: str) -> GatewayPaymentView:
+        customer_id = await workflow.execute_activity_method(
+            MollieActivities.ensure_mollie_customer,
+            EnsureCustomerInput(
+                cleeng_customer_id=request.customer_id,
+                email=None,
+                idempotency_key=f"{key}:customer",
+            ),
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=SETUP_RETRY,
+        )
+        zero_allowed = request.method is None or request.method in ZERO_AMOUNT_METHODS
+        payment = await workflow.execute_activity_method(
+            MollieActivities.create_checkout_payment,
+            CheckoutPaymentInput(
+                workflow_id=workflow.info().workflow_id,
+                order_id="",
+                mollie_customer_id=customer_id,
+                amount=ZERO_AMOUNT if zero_allowed else VERIFICATION_AMOUNT,
+                description="New payment details",
+                redirect_url=request.redirect_url,
+                method=request.method,
+                operation_key=f"{key}:first",
+            ),
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=SETUP_RETRY,
+        )
+        self._payment = payment
+        self._status = STATUS_AWAITING_CONSENT
+        return payment
+
+    async def _store_details(
+        self, request: NewDetailsInput, payment: GatewayPaymentView, key: str
+    ) -> None:
+        assert payment.customer_id is not None
+        assert payment.mandate_id is not None
+        mandate = await workflow.execute_activity_method(
+            MollieActivities.describe_mandate,
+            [payment.customer_id, payment.mandate_id],
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        if mandate.status != "valid":
+            self._status, self._failure = STATUS_FAILED, f"mandate is {mandate.status}"
+            return
+        self._details_id = await workflow.execute_activity_method(
+            CleengActivities.record_payment_details,
+            RecordDetailsInput(
+                cleeng_customer_id=request.customer_id,
+                token=MollieToken(
+                    customer_id=payment.customer_id, mandate_id=payment.mandate_id
+                ).encode(),
+                payment_method_id=None,
+                card_params=mandate.card_params,
+            ),
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
+        if payment.amount.minor > 0:
+            # The verification amount only proved the account; give it back.
+            await workflow.execute_activity_method(
+                MollieActivities.refund_payment,
+                RefundInput(
+                    payment_id=payment.payment_id,
+                    amount=payment.amount,
+                    description="Verification of new payment details",
+                    idempotency_key=f"{key}:verification-refund",
+                ),
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+            )
+        self._status = STATUS_ACTIVE
+
+    @workflow.update
+    async def checkout(self) -> NewDetailsView:
+        await workflow.wait_condition(lambda: self._status != STATUS_STARTING)
+        if self._payment is None:
+            raise ApplicationError(self._failure or "checkout failed", type="CheckoutFailed")
+        return self.view()
+
+    @workflow.signal
+    def payment_changed(self, notice: PaymentNotice) -> None:
+        self._watch.notify(notice.payment_id)
+
+    @workflow.query
+    def view(self) -> NewDetailsView:
+        return NewDetailsView(
+            customer_id=self._request.customer_id,
+            status=self._status,
+            checkout_url=self._payment.checkout_url if self._payment else None,
+            mollie_payment_id=self._payment.payment_id if self._payment else None,
+            payment_details_id=self._details_id,
+            failure_reason=self._failure,
+        )
+
+
+@workflow.defn(name="DetailsDeactivation")
+class DetailsDeactivationWorkflow:
+    @workflow.init
+    def __init__(self, request: DeactivationInput) -> None:
+        self._request = request
+        self._status = "running"
+        self._cancelled: list[CancelledAuthorisation] = []
+        self._failures: list[DeactivationFailure] = []
+        self._mandate_revoked = False
+        self._deleted = False
+
+    @workflow.run
+    async def run(self, request: DeactivationInput) -> DeactivationView:
+        token = MollieToken.parse(request.token or "")
+        if token is None:
+            # Another gateway's details: its own connector cleans them up.
+            self._status = DEACTIVATION_NOT_OURS
+            return self.view()
+        authorised = await workflow.execute_activity_method(
+            CleengActivities.authorised_payments,
+            request.payment_details_id,
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        for authorisation in authorised:
+            await self._cancel(authorisation)
+        if await self._step(
+            "revoke mandate",
+            token.mandate_id,
+            MollieActivities.revoke_mandate,
+            [token.customer_id, token.mandate_id],
+        ):
+            self._mandate_revoked = True
+        if request.delete_details and await self._step(
+            "delete payment details",
+            request.payment_details_id,
+            CleengActivities.delete_payment_details,
+            request.payment_details_id,
+        ):
+            self._deleted = True
+        self._status = DEACTIVATION_NEEDS_OPERATOR if self._failures else DEACTIVATION_DONE
+        if self._failures:
+            workflow.logger.error(
+                "payment details %s: %d step(s) need an operator: %s",
+                request.payment_details_id,
+                len(self._failures),
+                "; ".join(f"{f.step} {f.target}: {f.error}" for f in self._failures),
+            )
+        return self.view()
+
+    async def _cancel(self, authorisation: CancelledAuthorisation) -> None:
+        """Release at Mollie first: cancelling in Cleeng while funds stay held would hide them."""
+        mollie_id = authorisation.mollie_payment_id
+        if mollie_id and mollie_id.startswith("tr_"):
+            released = await self._step(
+                "release authorisation",
+                mollie_id,
+                MollieActivities.release_authorization,
+                ReleaseInput(
+                    payment_id=mollie_id,
+                    operation_key=f"{workflow.info().workflow_id}:release:{mollie_id}",
+                ),
+            )
+            if not released:
+                return
+        if await self._step(
+            "cancel Cleeng payment",
+            authorisation.cleeng_payment_id,
+            CleengActivities.cancel_payment,
+            authorisation.cleeng_payment_id,
+        ):
+            self._cancelled.append(authorisation)
+
+    async def _step(
+        self,
+        step: str,
+        target: str,
+        activity: Callable[[Any, Any], Awaitable[Any]],
+        argument: Any,
+    ) -> bool:
+        """Run one idempotent step; a permanent failure is recorded, not raised."""
+        try:
+            await workflow.execute_activity_method(
+                activity,
+                argument,
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RETRY,
+            )
+        except ActivityError as error:
+            self._failures.append(
+                DeactivationFailure(step=step, target=target, error=_message(error))
+            )
+            return False
+        return True
+
+    @workflow.query
+    def view(self) -> DeactivationView:
+        return DeactivationView(
+            payment_details_id=self._request.payment_details_id,
+            status=self._status,
+            cancelled=list(self._cancelled),
+            failures=list(self._failures),
+            mandate_revoked=self._mandate_revoked,
+            details_deleted=self._deleted,
+        )

@@ -1,0 +1,231 @@
+"""Refund (`refund:{paymentId}:{refundKey}`) and chargeback reporting (`chargeback:{id}`).
+
+A refund asked for by Cleeng is made once at Mollie (partial amounts allowed; Mollie refuses
+anything beyond what remains), awaited until Mollie says `refunded` or `failed` (refunds take
+hours: polling, or a nudge through the `payment_changed` signal), and only then PATCHed
+`refunded` in Cleeng. A refund Mollie refuses or fails is never reported as refunded: the
+workflow fails with `RefundRefused` / `RefundFailed` for an operator.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.cleeng_activities import CleengActivities
+    from activities.errors import REFUND_FAILED, REFUND_REFUSED
+    from activities.mollie_activities import MollieActivities
+    from domain.operations import PaymentNotice, RefundInput, RefundView
+    from domain.refunds import (
+        MOLLIE_REFUND_DONE,
+        MOLLIE_REFUND_FAILURES,
+        REFUND_PENDING,
+        REFUND_REFUNDED,
+        REFUND_REQUESTED,
+        REFUND_TYPE_CHARGEBACK,
+        ChargebackInput,
+        CleengRefundInput,
+        RefundLookup,
+        RefundRequest,
+        RefundStatusView,
+        chargeback_workflow_id,
+    )
+    from domain.refunds import (
+        REFUND_FAILED as STATUS_FAILED,
+    )
+    from domain.refunds import (
+        REFUND_REFUSED as STATUS_REFUSED,
+    )
+    from workflows.policies import CALL_TIMEOUT, RECORD_RETRY, RETRY
+
+
+@workflow.defn(name="Refund")
+class RefundWorkflow:
+    @workflow.init
+    def __init__(self, request: RefundRequest) -> None:
+        self._request = request
+        self._status = REFUND_REQUESTED
+        self._refund: RefundView | None = None
+        self._error: str | None = None
+        self._recheck = False
+
+    @workflow.run
+    async def run(self, request: RefundRequest) -> RefundStatusView:
+        workflow_id = workflow.info().workflow_id
+        baseline = 0
+        operation: str | None = None
+        if request.order_id:
+            state = await workflow.execute_activity_method(
+                CleengActivities.find_payment,
+                [request.order_id, request.cleeng_payment_id],
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RETRY,
+            )
+            if state is not None:
+                baseline, operation = state.refunded_minor, state.payment_operation
+        try:
+            refund = await workflow.execute_activity_method(
+                MollieActivities.refund_payment,
+                RefundInput(
+                    payment_id=request.external_payment_id,
+                    amount=request.amount,
+                    description=f"Refund of Cleeng payment {request.cleeng_payment_id}",
+                    idempotency_key=workflow_id,
+                    metadata={"cleengPaymentId": request.cleeng_payment_id},
+                ),
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RETRY,
+            )
+        except ActivityError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.type == REFUND_REFUSED:
+                self._status, self._error = STATUS_REFUSED, cause.message
+                raise ApplicationError(cause.message, type=REFUND_REFUSED) from error
+            raise
+        self._refund = refund
+        self._status = REFUND_PENDING
+        refund = await self._await_settled(refund, request.poll_schedule_seconds)
+        if refund.status != MOLLIE_REFUND_DONE:
+            self._status = STATUS_FAILED
+            self._error = f"Mollie refund {refund.refund_id} ended {refund.status}"
+            raise ApplicationError(
+                f"{self._error}; Cleeng payment {request.cleeng_payment_id} not marked refunded",
+                type=REFUND_FAILED,
+            )
+        await workflow.execute_activity_method(
+            CleengActivities.record_refund,
+            CleengRefundInput(
+                cleeng_payment_id=request.cleeng_payment_id,
+                order_id=request.order_id,
+                amount=request.amount,
+                refund_type=request.refund_type,
+                reason=request.reason,
+                already_refunded_minor=baseline,
+                payment_operation=operation,
+            ),
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
+        self._status = REFUND_REFUNDED
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.view()
+
+    async def _await_settled(self, refund: RefundView, schedule: tuple[int, ...]) -> RefundView:
+        attempt = 0
+        while refund.status != MOLLIE_REFUND_DONE and refund.status not in MOLLIE_REFUND_FAILURES:
+            delay = schedule[min(attempt, len(schedule) - 1)]
+            try:
+                await workflow.wait_condition(
+                    lambda: self._recheck, timeout=timedelta(seconds=delay)
+                )
+            except TimeoutError:
+                attempt += 1
+            self._recheck = False
+            refund = await workflow.execute_activity_method(
+                MollieActivities.fetch_refund,
+                RefundLookup(
+                    payment_id=self._request.external_payment_id, refund_id=refund.refund_id
+                ),
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RETRY,
+            )
+            self._refund = refund
+        return refund
+
+    @workflow.signal
+    def payment_changed(self, notice: PaymentNotice) -> None:
+        """Mollie (or an operator) says the payment or its refunds changed: look again."""
+        self._recheck = True
+
+    @workflow.query
+    def view(self) -> RefundStatusView:
+        return RefundStatusView(
+            cleeng_payment_id=self._request.cleeng_payment_id,
+            status=self._status,
+            amount_minor=self._request.amount.minor,
+            currency=self._request.amount.currency,
+            mollie_refund_id=self._refund.refund_id if self._refund else None,
+            error=self._error,
+        )
+
+
+@workflow.defn(name="PaymentFollowUp")
+class PaymentFollowUpWorkflow:
+    """A Mollie webhook for a payment whose own workflow has finished: report chargebacks.
+
+    Each chargeback is reported once, by its own child workflow `chargeback:{id}`.
+    """
+
+    @workflow.run
+    async def run(self, payment_id: str) -> list[str]:
+        chargebacks = await workflow.execute_activity_method(
+            MollieActivities.list_chargebacks,
+            payment_id,
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        reported: list[str] = []
+        for chargeback in chargebacks:
+            try:
+                await workflow.execute_child_workflow(
+                    ChargebackWorkflow.run,
+                    chargeback,
+                    id=chargeback_workflow_id(chargeback.chargeback_id),
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                )
+            except WorkflowAlreadyStartedError:
+                continue  # reported by an earlier webhook
+            reported.append(chargeback.chargeback_id)
+        return reported
+
+
+@workflow.defn(name="Chargeback")
+class ChargebackWorkflow:
+    """Report a Mollie chargeback to Cleeng as a `refunded` payment of type `chargeback`."""
+
+    @workflow.run
+    async def run(self, chargeback: ChargebackInput) -> str:
+        metadata = await workflow.execute_activity_method(
+            MollieActivities.payment_metadata,
+            chargeback.mollie_payment_id,
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        order_id = metadata.get("orderId")
+        if not order_id:
+            raise ApplicationError(
+                f"chargeback {chargeback.chargeback_id}: payment "
+                f"{chargeback.mollie_payment_id} carries no Cleeng order",
+                type="ChargebackUnmatched",
+            )
+        state = await workflow.execute_activity_method(
+            CleengActivities.find_payment,
+            [order_id, chargeback.mollie_payment_id],
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        if state is None:
+            raise ApplicationError(
+                f"chargeback {chargeback.chargeback_id}: Cleeng has no payment "
+                f"{chargeback.mollie_payment_id} on order {order_id}",
+                type="ChargebackUnmatched",
+            )
+        await workflow.execute_activity_method(
+            CleengActivities.record_refund,
+            CleengRefundInput(
+                cleeng_payment_id=state.cleeng_payment_id,
+                order_id=order_id,
+                amount=chargeback.amount,
+                refund_type=REFUND_TYPE_CHARGEBACK,
+                reason=chargeback.reason or "chargeback",
+                already_refunded_minor=state.refunded_minor,
+                payment_operation=state.payment_operation,
+            ),
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
+        return state.cleeng_payment_id
