@@ -1,0 +1,228 @@
+"""Refunds asked for by Cleeng, and chargebacks reported by Mollie, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.money import Money
+from domain.refunds import refund_workflow_id
+from tests.conftest import Connector
+from tests.support.billing import send_cleeng_webhook
+from tests.support.shop import choose_on_checkout, cleeng_payments, seed_order
+from workflows.refund import RefundWorkflow
+
+
+async def paid_purchase(connector: Connector, price: float = 20.00) -> dict[str, Any]:
+    """A captured initial payment: its Cleeng record (id, orderId, externalPaymentId...)."""
+    seeded = await seed_order(connector.emulators.cleeng_url, price=price, currency="EUR")
+    order_id = str(seeded["orderId"])
+    async with httpx.AsyncClient(timeout=60) as http:
+        started = await http.post(
+            f"{connector.api_url}/purchases",
+            json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks"},
+        )
+        await choose_on_checkout(started.json()["checkoutUrl"], "paid")
+    await connector.client.get_workflow_handle(f"purchase:{order_id}").result()
+    [payment] = await cleeng_payments(connector.emulators.cleeng_url, order_id)
+    return payment
+
+
+def refund_data(
+    payment: dict[str, Any], amount: float, reason: str = "customer asked"
+) -> dict[str, Any]:
+    return {
+        "paymentId": payment["id"],
+        "orderId": payment["orderId"],
+        "customerId": payment["customerId"],
+        "externalPaymentId": payment["externalPaymentId"],
+        "amount": amount,
+        "currency": "EUR",
+        "reason": reason,
+        "paymentMethodId": 555000001,
+    }
+
+
+async def request_refund(connector: Connector, data: dict[str, Any]) -> httpx.Response:
+    return await send_cleeng_webhook(connector, data, topic="refundPayment")
+
+
+async def mollie_refunds(connector: Connector, payment_id: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient() as http:
+        ledger = (await http.get(f"{connector.emulators.mollie_url}/_emulator/ledger")).json()
+    [payment] = [p for p in ledger["payments"] if p["id"] == payment_id]
+    refunds: list[dict[str, Any]] = payment["refunds"]
+    return refunds
+
+
+async def settle_refund(connector: Connector, data: dict[str, Any], outcome: str) -> None:
+    """Mollie settles the refund (hours later in reality); its webhook nudges the workflow."""
+    [refund] = [
+        r
+        for r in await mollie_refunds(connector, data["externalPaymentId"])
+        if Money.from_decimal(r["amount"]["value"], "EUR").minor
+        == Money.from_decimal(data["amount"], "EUR").minor
+        and r["status"] in ("pending", "queued", "processing")
+    ]
+    workflow_id = refund_workflow_id(
+        str(data["paymentId"]), Money.from_decimal(data["amount"], "EUR"), data["reason"]
+    )
+    async with httpx.AsyncClient() as http:
+        forced = await http.post(
+            f"{connector.emulators.mollie_url}/_emulator/refunds/{refund['id']}/status",
+            json={"status": outcome},
+        )
+        forced.raise_for_status()
+        nudge = await http.post(
+            f"{connector.api_url}/webhooks/mollie",
+            params={"workflow": workflow_id},
+            data={"id": data["externalPaymentId"]},
+        )
+        assert nudge.status_code == 200
+
+
+def refund_handle(connector: Connector, data: dict[str, Any]) -> Any:
+    return connector.client.get_workflow_handle_for(
+        RefundWorkflow.run,
+        refund_workflow_id(
+            str(data["paymentId"]), Money.from_decimal(data["amount"], "EUR"), data["reason"]
+        ),
+    )
+
+
+async def test_partial_refunds_then_the_rest_are_recorded_in_cleeng(connector: Connector) -> None:
+    payment = await paid_purchase(connector, price=20.00)
+    first = refund_data(payment, 5.00, "partial")
+    assert (await request_refund(connector, first)).json()["status"] == "accepted"
+    async with asyncio.timeout(30):
+        while not await mollie_refunds(connector, payment["externalPaymentId"]):
+            await asyncio.sleep(0.05)
+    await settle_refund(connector, first, "refunded")
+    assert (await refund_handle(connector, first).result()).status == "refunded"
+
+    rest = refund_data(payment, 15.00, "the rest")
+    await request_refund(connector, rest)
+    async with asyncio.timeout(30):
+        while len(await mollie_refunds(connector, payment["externalPaymentId"])) < 2:
+            await asyncio.sleep(0.05)
+    await settle_refund(connector, rest, "refunded")
+    await refund_handle(connector, rest).result()
+
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert recorded["status"] == "refunded"
+    assert recorded["refundedAmount"] == 20.00
+    assert recorded["refundType"] == "refund"
+
+
+async def test_refund_webhook_delivered_twice_refunds_once(connector: Connector) -> None:
+    payment = await paid_purchase(connector)
+    data = refund_data(payment, 20.00)
+    answers = await asyncio.gather(request_refund(connector, data), request_refund(connector, data))
+    assert {a.status_code for a in answers} == {200}
+    async with asyncio.timeout(30):
+        while not await mollie_refunds(connector, payment["externalPaymentId"]):
+            await asyncio.sleep(0.05)
+    await settle_refund(connector, data, "refunded")
+    await refund_handle(connector, data).result()
+    late = await request_refund(connector, data)
+    assert late.json()["status"] == "duplicate"
+    assert len(await mollie_refunds(connector, payment["externalPaymentId"])) == 1
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert recorded["refundedAmount"] == 20.00
+
+
+async def test_refund_failed_at_mollie_is_not_marked_refunded(connector: Connector) -> None:
+    payment = await paid_purchase(connector)
+    data = refund_data(payment, 20.00, "goodwill")
+    await request_refund(connector, data)
+    async with asyncio.timeout(30):
+        while not await mollie_refunds(connector, payment["externalPaymentId"]):
+            await asyncio.sleep(0.05)
+    await settle_refund(connector, data, "failed")
+    with pytest.raises(WorkflowFailureError) as failure:
+        await refund_handle(connector, data).result()
+    assert "not marked refunded" in str(failure.value.cause)
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert recorded["status"] == "captured"
+
+
+async def test_over_refund_is_refused_with_a_clear_reason(connector: Connector) -> None:
+    payment = await paid_purchase(connector, price=10.00)
+    data = refund_data(payment, 25.00, "too much")
+    await request_refund(connector, data)
+    handle = refund_handle(connector, data)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert "Mollie refused to refund 25.00 EUR" in str(failure.value.cause)
+    state = await handle.query(RefundWorkflow.view)
+    assert state.status == "refused"
+    assert await mollie_refunds(connector, payment["externalPaymentId"]) == []
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert recorded["status"] == "captured"
+
+
+@pytest.mark.parametrize(
+    ("data_change", "named"),
+    [
+        ({"externalPaymentId": "not-mollie"}, "data.externalPaymentId"),
+        ({"amount": -5}, "data.amount"),
+        ({"amount": "5.001"}, "data.amount"),
+        ({"paymentId": None}, "data.paymentId"),
+    ],
+)
+async def test_malformed_refund_webhooks_name_the_field(
+    connector: Connector, data_change: dict[str, Any], named: str
+) -> None:
+    data = {
+        "paymentId": 1,
+        "orderId": 2,
+        "externalPaymentId": "tr_abc",
+        "amount": 5,
+        "currency": "EUR",
+        **data_change,
+    }
+    response = await request_refund(connector, data)
+    assert response.status_code == 422
+    assert named in response.json()["detail"]
+
+
+async def test_chargeback_is_reported_to_cleeng_once(connector: Connector) -> None:
+    payment = await paid_purchase(connector, price=12.00)
+    async with httpx.AsyncClient() as http:
+        created = await http.post(
+            f"{connector.emulators.mollie_url}/_emulator/payments/"
+            f"{payment['externalPaymentId']}/chargeback",
+            json={},
+        )
+        created.raise_for_status()
+    chargeback_id = created.json()["id"]
+    # Mollie's webhook reaches the finished purchase workflow's URL; a follow-up reports it.
+    handle = connector.client.get_workflow_handle(f"chargeback:{chargeback_id}")
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                await handle.result()
+                break
+            except RPCError as error:  # not started yet
+                assert error.status == RPCStatusCode.NOT_FOUND
+                await asyncio.sleep(0.1)
+    # A duplicate webhook reports nothing again.
+    async with httpx.AsyncClient() as http:
+        again = await http.post(
+            f"{connector.api_url}/webhooks/mollie",
+            params={"workflow": f"purchase:{payment['orderId']}"},
+            data={"id": payment["externalPaymentId"]},
+        )
+        assert again.status_code == 200
+    await connector.client.get_workflow_handle(
+        f"payment-followup:{payment['externalPaymentId']}"
+    ).result()
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert recorded["status"] == "refunded"
+    assert recorded["refundType"] == "chargeback"
+    assert recorded["refundedAmount"] == 12.00
