@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -113,6 +114,53 @@ async def clean_faults(emulators: Emulators) -> AsyncIterator[None]:
     async with httpx.AsyncClient() as http:
         await http.delete(f"{emulators.mollie_url}/_emulator/faults")
         await http.delete(f"{emulators.cleeng_url}/_emulator/faults")
+
+
+@contextmanager
+def own_emulators() -> Iterator[Emulators]:
+    """A fresh Cleeng and Mollie emulator pair, for a test that moves their clocks."""
+    mollie_port, cleeng_port = free_port(), free_port()
+    emulators = Emulators(
+        mollie_url=f"http://127.0.0.1:{mollie_port}",
+        cleeng_url=f"http://127.0.0.1:{cleeng_port}",
+    )
+    mollie_app = create_mollie_app(
+        MollieEmulatorConfig(api_key=EMULATOR_MOLLIE_API_KEY, public_url=emulators.mollie_url)
+    )
+    cleeng_app = create_cleeng_app(
+        CleengEmulatorConfig(
+            public_url=emulators.cleeng_url, publisher_token=EMULATOR_PUBLISHER_TOKEN
+        )
+    )
+    with (
+        serve_in_thread(mollie_app, mollie_port),
+        serve_in_thread(cleeng_app, cleeng_port),
+    ):
+        yield emulators
+
+
+@asynccontextmanager
+async def connector_on_own_emulators(temporal_env: WorkflowEnvironment) -> AsyncIterator[Connector]:
+    """A whole connector (shim, worker on its own task queue) on emulators nobody else uses.
+
+    For tests that jump the emulators' clocks far ahead: on the shared emulators that would
+    fire the renewals of every other test's subscriptions.
+    """
+    api_port = free_port()
+    api_url = f"http://127.0.0.1:{api_port}"
+    address = temporal_env.client.service_client.config.target_host
+    with own_emulators() as emulators:
+        settings = connector_settings(
+            emulators, address, api_url, f"tests-own-{uuid.uuid4().hex[:8]}"
+        )
+        with serve_in_thread(create_app(settings), api_port):
+            async with build_worker(temporal_env.client, settings) as worker, worker:
+                yield Connector(
+                    settings=settings,
+                    client=temporal_env.client,
+                    api_url=api_url,
+                    emulators=emulators,
+                )
 
 
 __all__ = ["Connector", "Emulators", "TemporalAccess"]

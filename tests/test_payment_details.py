@@ -1,0 +1,209 @@
+"""Update payment details end to end: a card change for a customer whose renewal is authorised
+but not captured. New details are stored, Cleeng deactivates the old ones, the old-details
+saga releases and cancels the old authorisation and revokes the old mandate, and the renewal is
+then charged on the new mandate."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+
+from api.cleeng_payloads import iso_utc
+from domain.billing import billing_workflow_id
+from domain.payment_details import DeactivationView, deactivation_workflow_id
+from domain.tokens import MollieToken
+from settings import EMULATOR_MOLLIE_API_KEY
+from tests.conftest import Connector, connector_on_own_emulators
+from tests.support.billing import (
+    Subscriber,
+    cleeng_subscription_payments,
+    mollie_customer_payments,
+    send_cleeng_webhook,
+    subscribed_customer,
+)
+from tests.support.shop import choose_on_checkout, set_faults
+from webhook_registration import run as register_webhooks
+from workflows.payment_details import DetailsDeactivationWorkflow, NewPaymentDetailsWorkflow
+from workflows.recurring_billing import RecurringBillingWorkflow
+
+
+@pytest.fixture(scope="module")
+async def own_connector(temporal_env: WorkflowEnvironment) -> AsyncIterator[Connector]:
+    # Cleeng's deactivation webhook needs the connector registered in that emulator.
+    async with connector_on_own_emulators(temporal_env) as connector:
+        await register_webhooks(connector.settings, f"{connector.api_url}/webhooks/cleeng")
+        yield connector
+
+
+async def result_when_started(handle: WorkflowHandle[Any, Any], timeout: float = 30) -> Any:
+    """The result of a workflow someone else starts (here: Cleeng's webhook)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                return await handle.result()
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                await asyncio.sleep(0.1)
+
+
+async def mandate_status(connector: Connector, token: str) -> str:
+    parsed = MollieToken.parse(token)
+    assert parsed is not None
+    async with httpx.AsyncClient() as http:
+        response = await http.get(
+            f"{connector.emulators.mollie_url}/v2/customers/{parsed.customer_id}"
+            f"/mandates/{parsed.mandate_id}",
+            headers={"Authorization": f"Bearer {EMULATOR_MOLLIE_API_KEY}"},
+        )
+    status: str = response.json()["status"]
+    return status
+
+
+async def authorised_renewal(connector: Connector) -> tuple[Subscriber, str]:
+    sub = await subscribed_customer(connector)
+    response = await send_cleeng_webhook(connector, sub.dunning_data("authorize", 24))
+    assert response.status_code == 200
+    handle = connector.client.get_workflow_handle_for(
+        RecurringBillingWorkflow.run,
+        billing_workflow_id(sub.subscription_id, iso_utc(sub.expiration_date)),
+    )
+    async with asyncio.timeout(30):
+        while (view := await handle.query(RecurringBillingWorkflow.view)).status != "authorised":
+            await asyncio.sleep(0.05)
+    assert view.mollie_payment_id is not None
+    return sub, view.mollie_payment_id
+
+
+async def change_card(connector: Connector, sub: Subscriber) -> Any:
+    async with httpx.AsyncClient(timeout=60) as http:
+        started = await http.post(
+            f"{connector.api_url}/payment-details",
+            json={"customerId": sub.customer_id, "redirectUrl": "https://shop.example/account"},
+        )
+        assert started.status_code == 201, started.text
+        await choose_on_checkout(started.json()["checkoutUrl"], "paid")
+    handle = connector.client.get_workflow_handle_for(
+        NewPaymentDetailsWorkflow.run, f"payment-details:{sub.customer_id}"
+    )
+    return await handle.result()
+
+
+async def test_card_change_releases_the_old_authorisation_and_renews_on_the_new_card(
+    own_connector: Connector,
+) -> None:
+    connector = own_connector
+    sub, held_payment = await authorised_renewal(connector)
+
+    new_details = await change_card(connector, sub)
+    assert new_details.status == "active"
+    assert new_details.payment_details_id not in (None, sub.payment_details_id)
+
+    saga: DeactivationView = await result_when_started(
+        connector.client.get_workflow_handle_for(
+            DetailsDeactivationWorkflow.run, deactivation_workflow_id(sub.payment_details_id)
+        )
+    )
+    assert saga.status == "done"
+    assert [c.mollie_payment_id for c in saga.cancelled] == [held_payment]
+    assert saga.mandate_revoked
+    assert await mandate_status(connector, sub.token) == "invalid"
+    [old] = await cleeng_subscription_payments(connector, sub.subscription_id)
+    assert old["status"] == "cancelled"
+
+    # Cleeng now bills the new details: the capture webhook carries their token.
+    async with httpx.AsyncClient() as http:
+        details = await http.get(
+            f"{connector.emulators.cleeng_url}/3.1/payment_details/{new_details.payment_details_id}",
+            headers={"X-Publisher-Token": connector.settings.effective_publisher_token},
+        )
+    new_token = details.json()["data"]["token"]
+    capture = sub.dunning_data(
+        "capture", 0, token=new_token, paymentDetailsId=int(new_details.payment_details_id)
+    )
+    assert (await send_cleeng_webhook(connector, capture)).status_code == 200
+    cycle = await connector.client.get_workflow_handle_for(
+        RecurringBillingWorkflow.run,
+        billing_workflow_id(sub.subscription_id, iso_utc(sub.expiration_date)),
+    ).result()
+    assert cycle.status == "captured"
+
+    payments = {
+        p["id"]: p for p in await mollie_customer_payments(connector, sub.mollie_customer_id)
+    }
+    assert payments[held_payment]["status"] == "canceled"
+    new_mandate = MollieToken.parse(new_token)
+    assert new_mandate is not None
+    [charged] = [p for p in payments.values() if p["mandateId"] == new_mandate.mandate_id]
+    assert charged["status"] == "paid"
+    statuses = sorted(
+        p["status"] for p in await cleeng_subscription_payments(connector, sub.subscription_id)
+    )
+    assert statuses == ["cancelled", "captured"]
+
+
+async def test_saga_survives_mollie_and_cleeng_outages_without_doing_anything_twice(
+    own_connector: Connector,
+) -> None:
+    connector = own_connector
+    sub, held_payment = await authorised_renewal(connector)
+    await set_faults(
+        connector.emulators.mollie_url,
+        {
+            "failNext": [
+                {"method": "POST", "pathPrefix": f"/v2/payments/{held_payment}/release",
+                 "status": 503, "count": 2},
+                {"method": "DELETE", "pathPrefix": "/v2/customers/", "status": 500, "count": 1},
+            ]
+        },
+    )  # fmt: skip
+    await set_faults(
+        connector.emulators.cleeng_url,
+        {
+            "failNext": [
+                {"method": "PATCH", "pathPrefix": "/3.1/payments/", "status": 503, "count": 1},
+                {"method": "PATCH", "pathPrefix": "/3.1/payments/", "status": 502, "count": 1,
+                 "afterCommit": True},
+            ]
+        },
+    )  # fmt: skip
+    try:
+        await change_card(connector, sub)
+        saga: DeactivationView = await result_when_started(
+            connector.client.get_workflow_handle_for(
+                DetailsDeactivationWorkflow.run, deactivation_workflow_id(sub.payment_details_id)
+            ),
+            timeout=60,
+        )
+    finally:
+        async with httpx.AsyncClient() as http:
+            await http.delete(f"{connector.emulators.mollie_url}/_emulator/faults")
+            await http.delete(f"{connector.emulators.cleeng_url}/_emulator/faults")
+    assert saga.status == "done", saga.failures
+    assert [c.mollie_payment_id for c in saga.cancelled] == [held_payment]
+    assert await mandate_status(connector, sub.token) == "invalid"
+    [old] = await cleeng_subscription_payments(connector, sub.subscription_id)
+    assert old["status"] == "cancelled"
+    [held] = await mollie_customer_payments(connector, sub.mollie_customer_id)
+    assert held["status"] == "canceled"
+
+
+async def test_details_of_another_gateway_are_acknowledged_and_left_alone(
+    own_connector: Connector,
+) -> None:
+    data = {"paymentDetailsId": 990000001, "customerId": 1, "token": "adyen:8415698462516"}
+    response = await send_cleeng_webhook(own_connector, data, topic="paymentDetailsDeactivated")
+    assert response.status_code == 200
+    result = await own_connector.client.get_workflow_handle_for(
+        DetailsDeactivationWorkflow.run, deactivation_workflow_id("990000001")
+    ).result()
+    assert result.status == "not_ours"
+    assert result.cancelled == []
+    assert not result.mandate_revoked
