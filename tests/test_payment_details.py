@@ -207,3 +207,37 @@ async def test_details_of_another_gateway_are_acknowledged_and_left_alone(
     assert result.status == "not_ours"
     assert result.cancelled == []
     assert not result.mandate_revoked
+
+
+async def test_refund_from_the_cleeng_dashboard_is_made_at_mollie(
+    own_connector: Connector,
+) -> None:
+    """The emulator's "refund" button sends `refundPayment` through real webhook delivery."""
+    connector = own_connector
+    sub = await subscribed_customer(connector, price=8.00)
+    async with httpx.AsyncClient() as http:
+        payments = (
+            await http.get(
+                f"{connector.emulators.cleeng_url}/_emulator/payments",
+                params={"customerId": sub.customer_id},
+            )
+        ).json()["items"]
+        [initial] = payments
+        pressed = await http.post(
+            f"{connector.emulators.cleeng_url}/_emulator/payments/{initial['id']}/refund",
+            json={"amount": 3.00, "reason": "dashboard"},
+        )
+        assert pressed.status_code == 200, pressed.text
+        assert [d["status"] for d in pressed.json()["deliveries"]] == ["delivered"]
+    async with asyncio.timeout(30):
+        while True:
+            async with httpx.AsyncClient() as http:
+                ledger = (
+                    await http.get(f"{connector.emulators.mollie_url}/_emulator/ledger")
+                ).json()
+            [payment] = [p for p in ledger["payments"] if p["id"] == initial["externalPaymentId"]]
+            if payment["refunds"]:
+                break
+            await asyncio.sleep(0.05)
+    [refund] = payment["refunds"]
+    assert refund["amount"] == {"currency": "EUR", "value": "3.00"}
