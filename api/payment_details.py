@@ -17,7 +17,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.schemas import Problem
+from api.schemas import Problem, id_as_text
 from api.services import ShimServices, services
 from api.temporal_access import TemporalUnavailable, is_unavailable
 from domain.payment_details import NewDetailsInput, NewDetailsView, new_details_workflow_id
@@ -25,12 +25,6 @@ from workflows.payment_details import NewPaymentDetailsWorkflow
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["payment details"])
-
-
-def _id_as_text(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("must be an id (string or integer), not a boolean")
-    return str(value) if isinstance(value, int) else value
 
 
 class NewDetailsRequest(BaseModel):
@@ -51,7 +45,7 @@ class NewDetailsRequest(BaseModel):
     redirect_url: str = Field(alias="redirectUrl", pattern=r"^https?://[^\s]+$", max_length=2000)
     method: str | None = Field(default=None, pattern=r"^[a-z0-9]{2,32}$")
 
-    _normalise = field_validator("customer_id", mode="before")(_id_as_text)
+    _normalise = field_validator("customer_id", mode="before")(id_as_text)
 
 
 class NewDetailsResponse(BaseModel):

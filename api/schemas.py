@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from domain.purchase import PurchaseView
 
 
-def _id_as_text(value: Any) -> Any:
+def id_as_text(value: Any) -> Any:
     # Cleeng ids arrive as numbers or strings; normalise at the edge.
     if isinstance(value, bool):
         raise ValueError("must be an id (string or integer), not a boolean")
@@ -46,7 +46,7 @@ class PurchaseRequest(BaseModel):
         "shopper choose",
     )
 
-    _normalise = field_validator("order_id", mode="before")(_id_as_text)
+    _normalise = field_validator("order_id", mode="before")(id_as_text)
 
 
 class PurchaseResponse(BaseModel):
