@@ -180,8 +180,11 @@ async def _signal_billing(
         id=workflow_id,
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        # A cycle that already finished must not start again from a late duplicate.
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        # A cycle that completed must not start again from a late duplicate; one that failed
+        # (an operator is on it) may be restarted by Cleeng's next webhook, e.g. the
+        # termination. The guards (Cleeng: cycle paid? Mollie: payment for this operation?)
+        # keep a restart from charging twice.
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
         start_signal="event",
         start_signal_args=[event],
         search_attributes=TypedSearchAttributes(

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 
 from api.cleeng_payloads import iso_utc
 from domain.billing import BillingCycleInput, BillingEvent, BillingView, billing_workflow_id
@@ -303,3 +303,24 @@ async def test_without_manual_capture_authorisation_defers_and_capture_charges(
     assert charged["status"] == "paid"
     [payment] = await cleeng_subscription_payments(connector, sub.subscription_id)
     assert payment["status"] == "captured"
+
+
+async def test_a_failed_cycle_still_takes_the_termination(
+    connector: Connector, clean_faults: None
+) -> None:
+    sub = await subscribed_customer(connector)
+    # Cleeng refuses the authorised record for good: the hold is released, the cycle fails.
+    await set_faults(
+        connector.emulators.cleeng_url,
+        {"failNext": [{"method": "POST", "pathPrefix": "/3.1/payments", "status": 422}]},
+    )
+    await deliver(connector, sub.dunning_data("authorize", 0))
+    with pytest.raises(WorkflowFailureError):
+        await cycle_handle(connector, sub).result()
+    [held] = await mollie_customer_payments(connector, sub.mollie_customer_id)
+    assert held["status"] == "canceled"
+
+    await deliver(connector, sub.dunning_data("terminate", -2))
+    final = await cycle_handle(connector, sub).result()
+    assert final.status == "terminated"
+    assert (await cleeng_subscription(connector, sub.subscription_id))["status"] == "terminated"

@@ -433,20 +433,29 @@ class RecurringBillingWorkflow:
         # Cleeng wants an externalPaymentId on every payment; a charge refused before Mollie
         # created a payment has none, so the order id stands in.
         external_id = payment.payment_id if payment else f"none:{order.order_id}"
-        cleeng_id = await workflow.execute_activity_method(
-            CleengActivities.record_payment,
-            RecordPaymentInput(
-                order_id=order.order_id,
-                status=contract.PAYMENT_STATUS_REJECTED,
-                payment_operation=contract.PAYMENT_OPERATION_RECURRING,
-                external_payment_id=external_id,
-                payment_details_id=event.payment_details_id,
-                rejected_reason=reason,
-                subscription_id=self._cycle.subscription_id,
-            ),
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RECORD_RETRY,
-        )
+        try:
+            cleeng_id: str | None = await workflow.execute_activity_method(
+                CleengActivities.record_payment,
+                RecordPaymentInput(
+                    order_id=order.order_id,
+                    status=contract.PAYMENT_STATUS_REJECTED,
+                    payment_operation=contract.PAYMENT_OPERATION_RECURRING,
+                    external_payment_id=external_id,
+                    payment_details_id=event.payment_details_id,
+                    rejected_reason=reason,
+                    subscription_id=self._cycle.subscription_id,
+                ),
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+            )
+        except ActivityError as error:
+            # No money moved, so nothing to compensate; the cycle stays open for Cleeng's next
+            # attempt and the refusal stays in the cycle's story for an operator.
+            if not _is_permanent(error):
+                raise
+            workflow.logger.error("Cleeng refused the rejected attempt: %s", _reason(error))
+            cleeng_id = None
+            reason = f"{reason} (Cleeng refused the record: {_reason(error)})"
         self._payment = None
         self._note(
             event,
