@@ -115,10 +115,12 @@ class BillingEngine:
         async with self._lock:
             return await self._run_due_locked()
 
-    async def _run_due_locked(self) -> set[int]:
+    async def _run_due_locked(self, limit: int | None = None) -> set[int]:
+        """Send the events due by now, earliest first (at most `limit` of them)."""
         touched: set[int] = set()
+        sent = 0
         for event in self.pending_events():
-            if event.at > self.clock.now():
+            if event.at > self.clock.now() or (limit is not None and sent >= limit):
                 break
             subscription = self.store.subscriptions.get(event.subscription_id)
             # Re-check: an earlier webhook's receiver may have changed things meanwhile.
@@ -132,6 +134,7 @@ class BillingEngine:
                 continue
             self.store.sent_events(subscription).add(event.key)
             touched.add(subscription.id)
+            sent += 1
             data = subscription_event_data(
                 self.store, subscription, DUNNING_STATUSES[event.action], event.at
             )
@@ -149,13 +152,16 @@ class BillingEngine:
     async def advance_to(self, target: datetime, settle_seconds: float) -> None:
         """Clock driver: step to each due event inside the jump and send it, in order.
 
-        With `settle_seconds` the engine waits, after each step that sent something, up to
-        that long for the receiver to act on it (a payment recorded, the subscription
+        With `settle_seconds` the engine sends one webhook at a time and waits, after each,
+        up to that long for the receiver to act on it (a payment recorded, the subscription
         changed), so one big jump plays out like real time: authorised, then captured, then
-        the next cycle, instead of every webhook of the month at once.
+        the next cycle, instead of every webhook of the month at once. One at a time matters
+        when events share an instant (several subscriptions due the same second, or an
+        authorisation and the capture at the due date): the next one is only sent, if still
+        needed, once the receiver has answered the last.
         """
+        one_by_one = 1 if settle_seconds > 0 else None
         async with self._lock:
-            await self._run_due_locked()
             for _ in range(_MAX_STEPS):
                 upcoming = [e for e in self.pending_events() if e.at <= target]
                 if not upcoming:
@@ -163,7 +169,7 @@ class BillingEngine:
                 step = upcoming[0].at
                 if step > self.clock.now():
                     self.clock.jump_to(step)
-                touched = await self._run_due_locked()
+                touched = await self._run_due_locked(one_by_one)
                 await self.dispatcher.retry_due()
                 if touched and settle_seconds > 0:
                     await self._settle(touched, settle_seconds)
