@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import WorkflowHandle
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from api.cleeng_payloads import iso_utc
@@ -22,15 +19,17 @@ from domain.tokens import MollieToken
 from settings import EMULATOR_MOLLIE_API_KEY
 from tests.conftest import Connector, connector_on_own_emulators
 from tests.support.billing import (
-    Subscriber,
+    authorised_renewal,
+    change_card,
     cleeng_subscription_payments,
     mollie_customer_payments,
+    result_when_started,
     send_cleeng_webhook,
     subscribed_customer,
 )
-from tests.support.shop import choose_on_checkout, set_faults
+from tests.support.shop import set_faults
 from webhook_registration import run as register_webhooks
-from workflows.payment_details import DetailsDeactivationWorkflow, NewPaymentDetailsWorkflow
+from workflows.payment_details import DetailsDeactivationWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
 
 
@@ -40,18 +39,6 @@ async def own_connector(temporal_env: WorkflowEnvironment) -> AsyncIterator[Conn
     async with connector_on_own_emulators(temporal_env) as connector:
         await register_webhooks(connector.settings, f"{connector.api_url}/webhooks/cleeng")
         yield connector
-
-
-async def result_when_started(handle: WorkflowHandle[Any, Any], timeout: float = 30) -> Any:
-    """The result of a workflow someone else starts (here: Cleeng's webhook)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                return await handle.result()
-            except RPCError as error:
-                if error.status != RPCStatusCode.NOT_FOUND:
-                    raise
-                await asyncio.sleep(0.1)
 
 
 async def mandate_status(connector: Connector, token: str) -> str:
@@ -65,35 +52,6 @@ async def mandate_status(connector: Connector, token: str) -> str:
         )
     status: str = response.json()["status"]
     return status
-
-
-async def authorised_renewal(connector: Connector) -> tuple[Subscriber, str]:
-    sub = await subscribed_customer(connector)
-    response = await send_cleeng_webhook(connector, sub.dunning_data("authorize", 24))
-    assert response.status_code == 200
-    handle = connector.client.get_workflow_handle_for(
-        RecurringBillingWorkflow.run,
-        billing_workflow_id(sub.subscription_id, iso_utc(sub.expiration_date)),
-    )
-    async with asyncio.timeout(30):
-        while (view := await handle.query(RecurringBillingWorkflow.view)).status != "authorised":
-            await asyncio.sleep(0.05)
-    assert view.mollie_payment_id is not None
-    return sub, view.mollie_payment_id
-
-
-async def change_card(connector: Connector, sub: Subscriber) -> Any:
-    async with httpx.AsyncClient(timeout=60) as http:
-        started = await http.post(
-            f"{connector.api_url}/payment-details",
-            json={"customerId": sub.customer_id, "redirectUrl": "https://shop.example/account"},
-        )
-        assert started.status_code == 201, started.text
-        await choose_on_checkout(started.json()["checkoutUrl"], "paid")
-    handle = connector.client.get_workflow_handle_for(
-        NewPaymentDetailsWorkflow.run, f"payment-details:{sub.customer_id}"
-    )
-    return await handle.result()
 
 
 async def test_card_change_releases_the_old_authorisation_and_renews_on_the_new_card(

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
+from api.cleeng_payloads import iso_utc
 from api.cleeng_signature import sign_hex
 from clients import cleeng_contract as contract
+from domain.billing import billing_workflow_id
 from domain.purchase import purchase_workflow_id
 from domain.tokens import MollieToken
 from tests.conftest import Connector
 from tests.support.shop import choose_on_checkout, seed_order
+from workflows.payment_details import NewPaymentDetailsWorkflow
+from workflows.recurring_billing import RecurringBillingWorkflow
 
 
 @dataclass(frozen=True)
@@ -164,3 +171,44 @@ async def mollie_customer_payments(connector: Connector, customer_id: str) -> li
         for p in payments
         if p.get("customerId") == customer_id and p.get("sequenceType") == "recurring"
     ]
+
+
+async def result_when_started(handle: WorkflowHandle[Any, Any], timeout: float = 30) -> Any:
+    """The result of a workflow someone else starts (here: Cleeng's webhook)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                return await handle.result()
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                await asyncio.sleep(0.1)
+
+
+async def authorised_renewal(connector: Connector) -> tuple[Subscriber, str]:
+    sub = await subscribed_customer(connector)
+    response = await send_cleeng_webhook(connector, sub.dunning_data("authorize", 24))
+    assert response.status_code == 200
+    handle = connector.client.get_workflow_handle_for(
+        RecurringBillingWorkflow.run,
+        billing_workflow_id(sub.subscription_id, iso_utc(sub.expiration_date)),
+    )
+    async with asyncio.timeout(30):
+        while (view := await handle.query(RecurringBillingWorkflow.view)).status != "authorised":
+            await asyncio.sleep(0.05)
+    assert view.mollie_payment_id is not None
+    return sub, view.mollie_payment_id
+
+
+async def change_card(connector: Connector, sub: Subscriber) -> Any:
+    async with httpx.AsyncClient(timeout=60) as http:
+        started = await http.post(
+            f"{connector.api_url}/payment-details",
+            json={"customerId": sub.customer_id, "redirectUrl": "https://shop.example/account"},
+        )
+        assert started.status_code == 201, started.text
+        await choose_on_checkout(started.json()["checkoutUrl"], "paid")
+    handle = connector.client.get_workflow_handle_for(
+        NewPaymentDetailsWorkflow.run, f"payment-details:{sub.customer_id}"
+    )
+    return await handle.result()
