@@ -75,6 +75,16 @@ async def _follow_up(
         return {"status": "ignored"}
     try:
         client = await shim.temporal.client()
+        # Refunds change under the payment's webhook too: nudge the running Refund workflows
+        # of this payment (found by search attribute) instead of waiting for their next poll.
+        query = (
+            f'WorkflowType="Refund" AND ExecutionStatus="Running" '
+            f'AND MolliePaymentId="{payment_id}"'
+        )
+        async for refund in client.list_workflows(query, limit=20):
+            await client.get_workflow_handle(refund.id).signal(
+                PAYMENT_CHANGED_SIGNAL, PaymentNotice(payment_id=payment_id)
+            )
         await client.start_workflow(
             PaymentFollowUpWorkflow.run,
             payment_id,
