@@ -43,6 +43,8 @@ def activity_methods(instance: object) -> list[Callable[..., Any]]:
     methods: list[Callable[..., Any]] = []
     for name in dir(instance):
         member = getattr(instance, name)
+        # `@activity.defn` marks each method with this attribute; listing by it keeps a new
+        # activity from being forgotten here (the worker would fail it as "not registered").
         if callable(member) and getattr(member, "__temporal_activity_definition", None):
             methods.append(member)
     return methods

@@ -13,7 +13,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.cleeng_activities import CleengActivities
-    from activities.errors import CLEENG_REFUSED, ORDER_NOT_FOUND
+    from activities.errors import CLEENG_REFUSED
     from activities.mollie_activities import MollieActivities
     from clients import cleeng_contract as contract
     from domain import search_attributes
@@ -56,6 +56,7 @@ class InitialPurchaseWorkflow:
         self._cleeng_payment_id: str | None = None
         self._failure_reason: str | None = None
         self._error: str | None = None
+        self._error_type = "CheckoutFailed"
         self._watch = PaymentWatch()
 
     @workflow.run
@@ -66,10 +67,11 @@ class InitialPurchaseWorkflow:
         except ActivityError as error:
             self._status = STATUS_FAILED
             self._error = _describe(error)
+            self._error_type = _cause_type(error) or self._error_type
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise ApplicationError(
                 f"order {self._order_id}: {self._error}",
-                type=_cause_type(error) or "CheckoutFailed",
+                type=self._error_type,
                 non_retryable=True,
             ) from error
 
@@ -243,13 +245,8 @@ class InitialPurchaseWorkflow:
         """Answer once the checkout exists (or the purchase could not start)."""
         await workflow.wait_condition(lambda: self._status != STATUS_STARTING)
         if self._status == STATUS_FAILED and self._payment is None:
-            raise ApplicationError(self._error or "checkout failed", type=self._error_type())
+            raise ApplicationError(self._error or "checkout failed", type=self._error_type)
         return self.view()
-
-    def _error_type(self) -> str:
-        if self._error and self._error.startswith(ORDER_NOT_FOUND):
-            return ORDER_NOT_FOUND
-        return "CheckoutFailed"
 
     @workflow.signal
     def payment_changed(self, notice: PaymentNotice) -> None:
