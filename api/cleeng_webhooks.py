@@ -22,7 +22,6 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
 from api.cleeng_payloads import (
     CleengEnvelope,
@@ -34,7 +33,7 @@ from api.cleeng_payloads import (
 )
 from api.cleeng_signature import signature_is_valid
 from api.services import ShimServices, services
-from api.temporal_access import TemporalUnavailable, is_unavailable
+from api.temporal_access import temporal_unavailable_as_503
 from clients import cleeng_contract as contract
 from domain import search_attributes
 from domain.billing import (
@@ -130,23 +129,16 @@ async def cleeng_webhook(
         metrics.webhooks.labels("cleeng", "ignored").inc()
         return {"status": "ignored", "topic": envelope.topic}
 
-    try:
-        client = await shim.temporal.client()
-        outcome = await start(client, shim.settings, shim.temporal.task_queue, envelope.topic, data)
-    except WorkflowAlreadyStartedError:
-        # The workflow for this business event already finished: a late duplicate.
-        logger.info("cleeng %s: duplicate of a finished workflow", envelope.topic)
-        outcome = "duplicate"
-    except TemporalUnavailable as error:
-        metrics.webhooks.labels("cleeng", "unavailable").inc()
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error)) from error
-    except RPCError as error:
-        if is_unavailable(error):
-            metrics.webhooks.labels("cleeng", "unavailable").inc()
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE, detail="Temporal is unavailable"
-            ) from error
-        raise
+    with temporal_unavailable_as_503(metrics.webhooks.labels("cleeng", "unavailable").inc):
+        try:
+            client = await shim.temporal.client()
+            outcome = await start(
+                client, shim.settings, shim.temporal.task_queue, envelope.topic, data
+            )
+        except WorkflowAlreadyStartedError:
+            # The workflow for this business event already finished: a late duplicate.
+            logger.info("cleeng %s: duplicate of a finished workflow", envelope.topic)
+            outcome = "duplicate"
     metrics.webhooks.labels("cleeng", outcome).inc()
     return {"status": outcome, "topic": envelope.topic}
 

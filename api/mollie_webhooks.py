@@ -11,13 +11,14 @@ import logging
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Form, Query, Request
+from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.metrics import ShimMetrics
 from api.services import ShimServices, services
-from api.temporal_access import TemporalUnavailable, is_unavailable
+from api.temporal_access import temporal_unavailable_as_503
 from domain.operations import PaymentNotice
 from workflows.refund import PaymentFollowUpWorkflow
 
@@ -45,65 +46,45 @@ async def mollie_webhook(
         metrics.webhooks.labels("mollie", "ignored").inc()
         logger.info("mollie webhook for unknown workflow kind %s ignored", workflow_id)
         return {"status": "ignored"}
-    try:
-        client = await shim.temporal.client()
-        handle = client.get_workflow_handle(workflow_id)
-        await handle.signal(PAYMENT_CHANGED_SIGNAL, PaymentNotice(payment_id=payment_id))
-    except TemporalUnavailable as error:
-        metrics.webhooks.labels("mollie", "unavailable").inc()
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error)) from error
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
+    with temporal_unavailable_as_503(metrics.webhooks.labels("mollie", "unavailable").inc):
+        try:
+            client = await shim.temporal.client()
+            handle = client.get_workflow_handle(workflow_id)
+            await handle.signal(PAYMENT_CHANGED_SIGNAL, PaymentNotice(payment_id=payment_id))
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
             # The payment's own workflow has finished: what can still change is a chargeback
-            # (or a refund); a follow-up workflow looks at the payment.
-            return await _follow_up(shim, metrics, payment_id, workflow_id)
-        if is_unavailable(error):
-            metrics.webhooks.labels("mollie", "unavailable").inc()
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE, detail="Temporal is unavailable"
-            ) from error
-        raise
+            # or a refund; look at the payment after the fact.
+            return await _follow_up(client, shim, metrics, payment_id, workflow_id)
     metrics.webhooks.labels("mollie", "signalled").inc()
     return {"status": "accepted"}
 
 
 async def _follow_up(
-    shim: ShimServices, metrics: ShimMetrics, payment_id: str, workflow_id: str
+    client: Client, shim: ShimServices, metrics: ShimMetrics, payment_id: str, workflow_id: str
 ) -> dict[str, str]:
     if not payment_id.startswith("tr_"):
         metrics.webhooks.labels("mollie", "no_workflow").inc()
         return {"status": "ignored"}
-    try:
-        client = await shim.temporal.client()
-        # Refunds change under the payment's webhook too: nudge the running Refund workflows
-        # of this payment (found by search attribute) instead of waiting for their next poll.
-        query = (
-            f'WorkflowType="Refund" AND ExecutionStatus="Running" '
-            f'AND MolliePaymentId="{payment_id}"'
+    # Refunds change under the payment's webhook too: nudge the running Refund workflows of
+    # this payment (found by search attribute) instead of waiting for their next poll.
+    query = (
+        f'WorkflowType="Refund" AND ExecutionStatus="Running" AND MolliePaymentId="{payment_id}"'
+    )
+    async for refund in client.list_workflows(query, limit=20):
+        await client.get_workflow_handle(refund.id).signal(
+            PAYMENT_CHANGED_SIGNAL, PaymentNotice(payment_id=payment_id)
         )
-        async for refund in client.list_workflows(query, limit=20):
-            await client.get_workflow_handle(refund.id).signal(
-                PAYMENT_CHANGED_SIGNAL, PaymentNotice(payment_id=payment_id)
-            )
-        await client.start_workflow(
-            PaymentFollowUpWorkflow.run,
-            payment_id,
-            id=f"payment-followup:{payment_id}",
-            task_queue=shim.temporal.task_queue,
-            # Every later webhook may bring a new chargeback: allow a new run once one ended.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        )
-    except TemporalUnavailable as error:
-        metrics.webhooks.labels("mollie", "unavailable").inc()
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error)) from error
-    except RPCError as error:
-        if is_unavailable(error):
-            metrics.webhooks.labels("mollie", "unavailable").inc()
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE, detail="Temporal is unavailable"
-            ) from error
-        raise
+    await client.start_workflow(
+        PaymentFollowUpWorkflow.run,
+        payment_id,
+        id=f"payment-followup:{payment_id}",
+        task_queue=shim.temporal.task_queue,
+        # Every later webhook may bring a new chargeback: allow a new run once one ended.
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
     logger.info("mollie webhook %s after %s finished: follow-up started", payment_id, workflow_id)
     metrics.webhooks.labels("mollie", "follow_up").inc()
     return {"status": "accepted"}

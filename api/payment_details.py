@@ -19,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.schemas import Problem, id_as_text
 from api.services import ShimServices, services
-from api.temporal_access import TemporalUnavailable, is_unavailable
+from api.temporal_access import temporal_unavailable_as_503
 from domain.payment_details import NewDetailsInput, NewDetailsView, new_details_workflow_id
 from workflows.payment_details import NewPaymentDetailsWorkflow
 
@@ -78,10 +78,6 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _unavailable(error: Exception) -> HTTPException:
-    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"unavailable: {error}")
-
-
 @router.post(
     "/payment-details",
     status_code=status.HTTP_201_CREATED,
@@ -96,37 +92,32 @@ async def start_new_details(
     """0.00 for cards and PayPal; other methods pay the smallest amount, refunded afterwards.
     Once paid, the mandate is stored in Cleeng as the customer's active payment details."""
     workflow_id = new_details_workflow_id(body.customer_id)
-    try:
-        client = await shim.temporal.client()
-        view = await client.execute_update_with_start_workflow(
-            NewPaymentDetailsWorkflow.checkout,
-            start_workflow_operation=WithStartWorkflowOperation(
-                NewPaymentDetailsWorkflow.run,
-                NewDetailsInput(
-                    customer_id=body.customer_id,
-                    redirect_url=body.redirect_url,
-                    method=body.method,
+    with temporal_unavailable_as_503():
+        try:
+            client = await shim.temporal.client()
+            view = await client.execute_update_with_start_workflow(
+                NewPaymentDetailsWorkflow.checkout,
+                start_workflow_operation=WithStartWorkflowOperation(
+                    NewPaymentDetailsWorkflow.run,
+                    NewDetailsInput(
+                        customer_id=body.customer_id,
+                        redirect_url=body.redirect_url,
+                        method=body.method,
+                    ),
+                    id=workflow_id,
+                    task_queue=shim.temporal.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    # The customer's next card change (after this one ended) is a new run.
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 ),
-                id=workflow_id,
-                task_queue=shim.temporal.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                # The customer's next card change (after this one ended) is a new run.
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            ),
-            rpc_timeout=timedelta(seconds=30),
-        )
-    except TemporalUnavailable as error:
-        raise _unavailable(error) from error
-    except WorkflowUpdateFailedError as error:
-        cause = error.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        raise HTTPException(
-            status.HTTP_502_BAD_GATEWAY, detail=f"checkout failed: {message}"
-        ) from error
-    except RPCError as error:
-        if is_unavailable(error):
-            raise _unavailable(error) from error
-        raise
+                rpc_timeout=timedelta(seconds=30),
+            )
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise HTTPException(
+                status.HTTP_502_BAD_GATEWAY, detail=f"checkout failed: {message}"
+            ) from error
     logger.info("new payment details for %s: %s", body.customer_id, view.mollie_payment_id)
     return NewDetailsResponse.from_view(view)
 
@@ -142,22 +133,21 @@ async def get_new_details(
     customer_id: Annotated[str, Path(pattern=r"^[0-9]{1,18}$")],
     shim: Annotated[ShimServices, Depends(services)],
 ) -> NewDetailsResponse:
-    try:
-        client = await shim.temporal.client()
-        handle = client.get_workflow_handle_for(
-            NewPaymentDetailsWorkflow.run, new_details_workflow_id(customer_id)
-        )
-        view = await handle.query(NewPaymentDetailsWorkflow.view)
-    except TemporalUnavailable as error:
-        raise _unavailable(error) from error
-    except WorkflowQueryFailedError as error:
-        raise _unavailable(error) from error
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
+    with temporal_unavailable_as_503():
+        try:
+            client = await shim.temporal.client()
+            handle = client.get_workflow_handle_for(
+                NewPaymentDetailsWorkflow.run, new_details_workflow_id(customer_id)
+            )
+            view = await handle.query(NewPaymentDetailsWorkflow.view)
+        except WorkflowQueryFailedError as error:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"state unavailable: {error}"
+            ) from error
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, detail="no payment-details change for this customer"
             ) from error
-        if is_unavailable(error):
-            raise _unavailable(error) from error
-        raise
     return NewDetailsResponse.from_view(view)

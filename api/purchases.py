@@ -24,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.errors import ORDER_NOT_FOUND
 from api.schemas import Problem, PurchaseRequest, PurchaseResponse
 from api.services import ShimServices, services
-from api.temporal_access import TemporalUnavailable, is_unavailable
+from api.temporal_access import temporal_unavailable_as_503
 from clients.errors import ServiceError
 from domain import search_attributes
 from domain.purchase import PurchaseInput, PurchaseView, purchase_workflow_id
@@ -84,43 +84,36 @@ async def start_purchase(
     metrics = request.app.state.metrics
     await _check_order_exists(shim, body.order_id)
     workflow_id = purchase_workflow_id(body.order_id)
-    try:
-        client = await shim.temporal.client()
-        start = WithStartWorkflowOperation(
-            InitialPurchaseWorkflow.run,
-            PurchaseInput(
-                order_id=body.order_id, redirect_url=body.redirect_url, method=body.method
-            ),
-            id=workflow_id,
-            task_queue=shim.temporal.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # A finished purchase must not be started again by a late duplicate.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(search_attributes.CLEENG_ORDER_ID, body.order_id)]
-            ),
-        )
-        view = await client.execute_update_with_start_workflow(
-            InitialPurchaseWorkflow.checkout,
-            start_workflow_operation=start,
-            rpc_timeout=UPDATE_RPC_TIMEOUT,
-        )
-    except TemporalUnavailable as error:
-        metrics.purchases.labels("unavailable").inc()
-        raise _unavailable(str(error)) from error
-    except WorkflowAlreadyStartedError:
-        # Closed already: report its outcome instead of starting a second purchase.
-        response.status_code = status.HTTP_200_OK
-        metrics.purchases.labels("finished").inc()
-        return PurchaseResponse.from_view(await _query_view(shim, workflow_id))
-    except WorkflowUpdateFailedError as error:
-        metrics.purchases.labels("failed").inc()
-        raise _update_failure(body.order_id, error) from error
-    except RPCError as error:
-        metrics.purchases.labels("unavailable").inc()
-        if is_unavailable(error):
-            raise _unavailable(f"Temporal is unavailable: {error.message}") from error
-        raise
+    with temporal_unavailable_as_503(metrics.purchases.labels("unavailable").inc):
+        try:
+            client = await shim.temporal.client()
+            start = WithStartWorkflowOperation(
+                InitialPurchaseWorkflow.run,
+                PurchaseInput(
+                    order_id=body.order_id, redirect_url=body.redirect_url, method=body.method
+                ),
+                id=workflow_id,
+                task_queue=shim.temporal.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                # A finished purchase must not be started again by a late duplicate.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(search_attributes.CLEENG_ORDER_ID, body.order_id)]
+                ),
+            )
+            view = await client.execute_update_with_start_workflow(
+                InitialPurchaseWorkflow.checkout,
+                start_workflow_operation=start,
+                rpc_timeout=UPDATE_RPC_TIMEOUT,
+            )
+        except WorkflowAlreadyStartedError:
+            # Closed already: report its outcome instead of starting a second purchase.
+            response.status_code = status.HTTP_200_OK
+            metrics.purchases.labels("finished").inc()
+            return PurchaseResponse.from_view(await _query_view(shim, workflow_id))
+        except WorkflowUpdateFailedError as error:
+            metrics.purchases.labels("failed").inc()
+            raise _update_failure(body.order_id, error) from error
     metrics.purchases.labels("started").inc()
     logger.info("purchase %s: %s %s", body.order_id, view.status, view.mollie_payment_id)
     return PurchaseResponse.from_view(view)
@@ -140,22 +133,22 @@ def _update_failure(order_id: str, error: WorkflowUpdateFailedError) -> HTTPExce
 
 
 async def _query_view(shim: ShimServices, workflow_id: str) -> PurchaseView:
-    try:
-        client = await shim.temporal.client()
-        handle = client.get_workflow_handle_for(InitialPurchaseWorkflow.run, workflow_id)
-        return await handle.query(InitialPurchaseWorkflow.view, rpc_timeout=timedelta(seconds=10))
-    except TemporalUnavailable as error:
-        raise _unavailable(str(error)) from error
-    except WorkflowQueryFailedError as error:
-        raise _unavailable(f"purchase state unavailable: {error}") from error
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
+    with temporal_unavailable_as_503():
+        try:
+            client = await shim.temporal.client()
+            handle = client.get_workflow_handle_for(InitialPurchaseWorkflow.run, workflow_id)
+            return await handle.query(
+                InitialPurchaseWorkflow.view, rpc_timeout=timedelta(seconds=10)
+            )
+        except WorkflowQueryFailedError as error:
+            # No worker answered (e.g. all restarting): the state exists, ask again soon.
+            raise _unavailable(f"purchase state unavailable: {error}") from error
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, detail="no purchase started for this order"
             ) from error
-        if is_unavailable(error):
-            raise _unavailable(f"Temporal is unavailable: {error.message}") from error
-        raise
 
 
 @router.get(

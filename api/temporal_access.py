@@ -7,7 +7,10 @@ on first use and retried on the next request after a failure.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
+from fastapi import HTTPException, status
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -63,3 +66,25 @@ class TemporalAccess:
 
 def is_unavailable(error: RPCError) -> bool:
     return error.status in UNAVAILABLE_CODES
+
+
+@contextmanager
+def temporal_unavailable_as_503(
+    on_unavailable: Callable[[], None] | None = None,
+) -> Iterator[None]:
+    """Answer 503 while Temporal cannot be reached, so the caller (Cleeng, Mollie, a front
+    end) tries again later and nothing is lost; any other error passes through."""
+    try:
+        yield
+    except TemporalUnavailable as error:
+        if on_unavailable:
+            on_unavailable()
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error)) from error
+    except RPCError as error:
+        if not is_unavailable(error):
+            raise
+        if on_unavailable:
+            on_unavailable()
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"Temporal is unavailable: {error.message}"
+        ) from error
