@@ -14,7 +14,6 @@ from clients.errors import FailureKind, ServiceError
 # Stable ApplicationError types of business outcomes, for workflows and operators.
 ORDER_NOT_FOUND: Final = "OrderNotFound"
 CLEENG_REFUSED: Final = "CleengRefusedPayment"
-MANDATE_UNUSABLE: Final = "MandateUnusable"
 REFUND_REFUSED: Final = "RefundRefused"
 REFUND_FAILED: Final = "RefundFailed"
 

@@ -15,7 +15,6 @@ from domain.operations import DEFAULT_POLL_SCHEDULE_SECONDS
 EVENT_AUTHORISE: Final = "authorise"
 EVENT_CAPTURE: Final = "capture"
 EVENT_TERMINATE: Final = "terminate"
-EVENT_KINDS: Final = frozenset({EVENT_AUTHORISE, EVENT_CAPTURE, EVENT_TERMINATE})
 
 # Where the cycle stands.
 CYCLE_OPEN: Final = "open"
