@@ -82,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         port=args.port,
         access_log=False,
         log_level=args.log_level.lower(),
+        # The app stamps Date from the emulator's (movable) clock.
+        date_header=False,
     )
 
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from email.utils import format_datetime
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .clock import EmulatorClock
 from .config import CleengEmulatorConfig
 from .emulator import CleengEmulator
-from .errors import install_error_handlers
+from .errors import error_body, install_error_handlers
 from .faults import FaultMiddleware
 from .landing import router as landing_router
+from .reference import API_PREFIX
 from .routes_api import router as api_router
 from .routes_operator import router as operator_router
 
@@ -64,6 +68,48 @@ class RequestLogMiddleware:
             )
 
 
+class ClockDateHeader:
+    """Every answer's `Date` is the emulator's clock, as a real server's is its own: a client
+    that judges expiry by Cleeng's time sees the moved clock. Serve with uvicorn's own Date
+    header off (`date_header=False`), or the answer carries two."""
+
+    def __init__(self, app: ASGIApp, clock: EmulatorClock) -> None:
+        self.app = app
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def dated_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                stamp = format_datetime(self.clock.now(), usegmt=True).encode()
+                message = {**message, "headers": [*headers, (b"date", stamp)]}
+            await send(message)
+
+        await self.app(scope, receive, dated_send)
+
+
+class NoCoreSlashRedirect:
+    """A Core API path with a trailing slash is not a documented path: 404, where the
+    framework would redirect to the path without the slash."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "") if scope["type"] == "http" else ""
+        if not (path.startswith(f"{API_PREFIX}/") and path.endswith("/")):
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps(error_body(path, f"Route {scope['method']} {path} not found"))
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 404, "headers": headers})
+        await send({"type": "http.response.body", "body": body.encode()})
+
+
 def create_app(config: CleengEmulatorConfig | None = None) -> FastAPI:
     """A fresh emulator; its state is reachable as ``app.state.emulator``."""
     config = config or CleengEmulatorConfig()
@@ -89,9 +135,11 @@ def create_app(config: CleengEmulatorConfig | None = None) -> FastAPI:
     app.include_router(landing_router)
     app.include_router(api_router)
     app.include_router(operator_router)
+    app.add_middleware(NoCoreSlashRedirect)
     # Added last = outermost: the log line shows the status a fault produced.
     app.add_middleware(
         FaultMiddleware, injector=emulator.faults, hang_seconds=config.timeout_fault_hang_seconds
     )
     app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(ClockDateHeader, clock=emulator.clock)
     return app

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from clients.cleeng_contract import TOPIC_AUTHORISATION, TOPIC_CAPTURE, TOPIC_TERMINATION
-
 from .clock import EmulatorClock
 from .config import CleengEmulatorConfig
 from .dunning import ACTION_AUTHORISE, ACTION_CAPTURE, ACTION_TERMINATE, plan_cycle
 from .models import PERIOD_BILLING_CYCLES, SUBSCRIPTION_ACTIVE, Subscription
+from .reference import TOPIC_AUTHORISATION, TOPIC_CAPTURE, TOPIC_TERMINATION
 from .store import EmulatorStore
 from .webhooks import WebhookDispatcher
 from .wire import subscription_event_data

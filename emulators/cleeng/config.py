@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clients.cleeng_contract import DEFAULT_SIGNATURE_HEADER
+from .reference import DEFAULT_SIGNATURE_HEADER
 
 DEFAULT_OFFER_ID = "S000000001_NL"
 DEFAULT_OFFER_TITLE = "Premium monthly"

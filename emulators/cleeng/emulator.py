@@ -10,8 +10,6 @@ import asyncio
 import contextlib
 from typing import Any
 
-from clients.cleeng_contract import TOPIC_DETAILS_DEACTIVATED, TOPIC_REFUND
-
 from .billing import BillingEngine
 from .clock import EmulatorClock
 from .config import CleengEmulatorConfig
@@ -19,6 +17,7 @@ from .errors import Unprocessable
 from .faults import FaultInjector
 from .models import PaymentDetails, WebhookEndpoint
 from .money import to_major, to_minor
+from .reference import TOPIC_DETAILS_DEACTIVATED, TOPIC_REFUND
 from .store import SETTLED_STATUSES, EmulatorStore
 from .webhooks import Delivery, WebhookDispatcher
 
@@ -78,7 +77,11 @@ class CleengEmulator:
         task.add_done_callback(self._background.discard)
 
     def details_deactivated(self, deactivated: list[PaymentDetails]) -> None:
-        """Tell the old details' connector to cancel what it authorised on them."""
+        """Tell the old details' connector to cancel what it authorised on them.
+
+        webhook-subscription-topics names ``paymentDetailsDeactivated`` but publishes no
+        ``data`` for it: the keys sent here are [inferred].
+        """
         for details in deactivated:
             self._publish_later(
                 TOPIC_DETAILS_DEACTIVATED,
@@ -97,6 +100,8 @@ class CleengEmulator:
         """Send ``refundPayment`` as Cleeng does when an operator refunds in its dashboard.
 
         The payment itself changes only when the connector PATCHes it to refunded.
+        webhook-subscription-topics names ``refundPayment`` but publishes no ``data`` for it:
+        the keys sent here are [inferred].
         """
         payment = self.store.get_payment(payment_id)
         if payment.status not in SETTLED_STATUSES:

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clients.cleeng_contract import API_PREFIX, SUBSCRIPTION_WRAPPER_KEY
+from .reference import API_PREFIX, SUBSCRIPTION_WRAPPER_KEY
 
 SUBSCRIPTIONS_PATH = f"{API_PREFIX}/subscriptions"
 
@@ -87,14 +87,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        path = request.url.path
+        status = exc.status_code
+        headers = getattr(exc, "headers", None)
         message = exc.detail if isinstance(exc.detail, str) else "Request failed"
-        if exc.status_code == 404 and message == "Not Found":
-            message = f"Route {request.method} {request.url.path} not found"
-        return JSONResponse(
-            error_body(request.url.path, message),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        # A method the reference does not document on a Core API path is as unknown as an
+        # unknown path: 404 with Cleeng's error body, not the framework's 405.
+        if status == 405 and (path == API_PREFIX or path.startswith(f"{API_PREFIX}/")):
+            status, headers = 404, None
+            message = "Not Found"
+        if status == 404 and message == "Not Found":
+            message = f"Route {request.method} {path} not found"
+        return JSONResponse(error_body(path, message), status_code=status, headers=headers)
 
     app.add_exception_handler(CleengError, on_cleeng_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clients.cleeng_contract import API_PREFIX
+from .reference import API_PREFIX
 
 logger = logging.getLogger("emulators.cleeng.faults")
 

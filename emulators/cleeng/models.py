@@ -7,6 +7,32 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from .reference import (
+    SUBSCRIPTION_ACTIVE,
+    SUBSCRIPTION_STATUSES,
+    SUBSCRIPTION_STOPPED,
+    SUBSCRIPTION_TERMINATED,
+)
+
+__all__ = [
+    "BILLING_CYCLES",
+    "MOLLIE_GATEWAY",
+    "PERIODS",
+    "PERIOD_BILLING_CYCLES",
+    "SUBSCRIPTION_ACTIVE",
+    "SUBSCRIPTION_STATUSES",
+    "SUBSCRIPTION_STOPPED",
+    "SUBSCRIPTION_TERMINATED",
+    "Customer",
+    "Offer",
+    "Order",
+    "Payment",
+    "PaymentDetails",
+    "Subscription",
+    "WebhookEndpoint",
+    "add_period",
+]
+
 # Offer periods as the operator names them, and the billing cycle each maps to in Cleeng's
 # dunning action settings.
 PERIOD_BILLING_CYCLES: Final[dict[str, str]] = {
@@ -19,11 +45,6 @@ PERIOD_BILLING_CYCLES: Final[dict[str, str]] = {
 PERIODS: Final = tuple(PERIOD_BILLING_CYCLES)
 BILLING_CYCLES: Final = tuple(PERIOD_BILLING_CYCLES.values())
 _PERIOD_MONTHS: Final = {"month": 1, "3-months": 3, "6-months": 6, "year": 12}
-
-SUBSCRIPTION_ACTIVE: Final = "active"
-SUBSCRIPTION_STOPPED: Final = "stopped"
-SUBSCRIPTION_TERMINATED: Final = "terminated"
-SUBSCRIPTION_STATUSES: Final = (SUBSCRIPTION_ACTIVE, SUBSCRIPTION_STOPPED, SUBSCRIPTION_TERMINATED)
 
 MOLLIE_GATEWAY: Final = "mollie"
 
@@ -84,6 +105,12 @@ class Order:
     # For renewal orders: the due date of the subscription cycle the order pays for.
     cycle_due: datetime | None = None
     coupon_code: str | None = None
+    # Accepted as create-an-order documents them; kept for inspection, not priced.
+    tax_rate_requested: str | None = None
+    customer_ip: str | None = None
+    billing_address: dict[str, Any] | None = None
+    buy_as_a_gift: bool | None = None
+    delivery_details: dict[str, Any] | None = None
 
 
 @dataclass(kw_only=True)
@@ -109,6 +136,12 @@ class Payment:
     payment_details_id: int | None = None
     subscription_id: int | None = None
     cycle_due: datetime | None = None
+    # Set when this record repeats a fact Cleeng already held: the earlier payment's id and
+    # why (the order was already paid, or the same outcome was recorded before).
+    duplicate_of: int | None = None
+    duplicate_reason: str | None = None
+    # Each refund PATCH that moved money: (minor units, refund type, when).
+    refunds: list[tuple[int, str, datetime]] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
@@ -146,6 +179,10 @@ class Subscription:
     # before it are collapsed so a subscription seeded close to its due date is not flooded.
     cycle_started_at: datetime
     coupon_code: str | None = None
+    # How it was terminated: the reason given to POST .../terminate, and which call did it
+    # ("terminate", or "patch" for the deprecated PATCH status terminated).
+    termination_reason: str | None = None
+    terminated_via: str | None = None
 
 
 @dataclass(kw_only=True)

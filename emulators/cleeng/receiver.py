@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from clients.cleeng_contract import DEFAULT_SIGNATURE_HEADER
+from .reference import DEFAULT_SIGNATURE_HEADER
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,4 +1,10 @@
-"""The Cleeng Core API 3.1 endpoints a payment connector touches."""
+"""The Cleeng Core API 3.1 endpoints a payment connector touches, and only those.
+
+Each route names the page of Cleeng's reference (developers.cleeng.com/reference/<page>) that
+documents it. Anything else under ``/3.1`` - an undocumented path, or an undocumented method
+on a documented path - answers 404 with Cleeng's error body (see :mod:`.errors`). Request
+bodies are typed strictly (:mod:`.schemas`).
+"""
 
 from __future__ import annotations
 
@@ -7,23 +13,27 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from clients.cleeng_contract import (
+from .deps import Emulator, parse_int32_id, require_publisher_token
+from .errors import CleengError
+from .reference import (
     API_PREFIX,
+    INT32_MAX,
+    INT32_MIN,
     LIST_ITEMS_KEY,
+    LIST_SUBSCRIPTIONS_LIMIT_DEFAULT,
+    LIST_SUBSCRIPTIONS_LIMIT_MAX,
+    LIST_TOTAL_KEY,
     ORDER_WRAPPER_KEY,
     PAYMENT_DETAILS_WRAPPER_KEY,
     PAYMENT_WRAPPER_KEY,
-    PAYMENTS_BY_ORDER_QUERY_PARAM,
     SUBSCRIPTION_WRAPPER_KEY,
 )
-
-from .deps import Emulator, parse_id, require_publisher_token
-from .errors import CleengError, Unprocessable
 from .schemas import (
     OrderCreate,
     PaymentCreate,
     PaymentDetailsCreate,
     PaymentUpdate,
+    SubscriptionTerminate,
     SubscriptionUpdate,
 )
 from .webhooks import KNOWN_TOPICS, check_topic, parse_endpoints
@@ -38,11 +48,17 @@ router = APIRouter(
 JSON = dict[str, Any]
 
 
+def _id(value: str | None) -> int | None:
+    """An id the schema already checked is a string of digits."""
+    return int(value) if value is not None else None
+
+
 # ------------------------------------------------------------------------------- orders
 
 
-@router.post("/orders")
+@router.post("/orders", summary="create-an-order")
 async def create_order(body: OrderCreate, emulator: Emulator) -> JSON:
+    body.check()
     order = emulator.store.create_order(
         customer_id=body.customerId,
         offer_id=body.offerId,
@@ -50,33 +66,38 @@ async def create_order(body: OrderCreate, emulator: Emulator) -> JSON:
         country=body.country,
         payment_method_id=body.paymentMethodId,
         payment_operation=body.paymentOperation,
-        subscription_id=body.subscriptionId,
+        subscription_id=_id(body.subscriptionId),
         coupon_code=body.couponCode,
+        tax_rate=body.taxRate,
+        customer_ip=body.customerIP,
+        billing_address=body.billingAddress,
+        buy_as_a_gift=body.buyAsAGift,
+        delivery_details=body.deliveryDetails,
     )
     return {ORDER_WRAPPER_KEY: order_json(emulator.store, order)}
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id}", summary="get-an-order")
 async def get_order(order_id: str, emulator: Emulator) -> JSON:
-    order = emulator.store.get_order(parse_id(order_id, "Order"))
+    order = emulator.store.get_order(parse_int32_id(order_id, "Order", "orderId"))
     return {ORDER_WRAPPER_KEY: order_json(emulator.store, order)}
 
 
 # ----------------------------------------------------------------------------- payments
 
 
-@router.post("/payments")
+@router.post("/payments", summary="create-a-payment")
 async def create_payment(body: PaymentCreate, emulator: Emulator) -> JSON:
+    body.check()
     payment = emulator.store.create_payment(
-        order_id=body.orderId,
+        order_id=int(body.orderId),
         status=body.status,
         payment_operation=body.paymentOperation,
-        payment_details_id=body.paymentDetailsId,
+        payment_details_id=_id(body.paymentDetailsId),
         payment_details=body.paymentDetails.to_input() if body.paymentDetails else None,
         external_payment_id=body.externalPaymentId,
         rejected_reason=body.rejectedReason,
-        subscription_id=body.subscriptionId,
-        payment_method=body.paymentMethod,
+        subscription_id=_id(body.subscriptionId),
     )
     return {
         "success": True,
@@ -85,37 +106,27 @@ async def create_payment(body: PaymentCreate, emulator: Emulator) -> JSON:
     }
 
 
-@router.get("/payments")
-async def list_payments(
-    emulator: Emulator,
-    order_id: Annotated[int | None, Query(alias=PAYMENTS_BY_ORDER_QUERY_PARAM)] = None,
-    customer_id: Annotated[int | None, Query(alias="customerId")] = None,
-) -> JSON:
-    if order_id is None and customer_id is None:
-        raise Unprocessable(
-            f"Query parameter '{PAYMENTS_BY_ORDER_QUERY_PARAM}' or 'customerId' is required"
-        )
-    payments = emulator.store.payments_for(order_id=order_id, customer_id=customer_id)
-    return {LIST_ITEMS_KEY: [payment_json(p) for p in payments]}
-
-
-@router.patch("/payments/{payment_id}")
+@router.patch("/payments/{payment_id}", summary="update-a-payment")
 async def update_payment(payment_id: str, body: PaymentUpdate, emulator: Emulator) -> JSON:
-    payment = emulator.store.patch_payment(parse_id(payment_id, "Payment"), body.to_patch())
+    body.check()
+    payment = emulator.store.patch_payment(
+        parse_int32_id(payment_id, "Payment", "paymentId"), body.to_patch()
+    )
     return {"success": True, PAYMENT_WRAPPER_KEY: payment_json(payment)}
 
 
-@router.patch("/payments/{payment_id}/cancel")
+@router.patch("/payments/{payment_id}/cancel", summary="cancel-a-payment")
 async def cancel_payment(payment_id: str, emulator: Emulator) -> JSON:
-    payment = emulator.store.cancel_payment(parse_id(payment_id, "Payment"))
+    payment = emulator.store.cancel_payment(parse_int32_id(payment_id, "Payment", "paymentId"))
     return {"success": True, PAYMENT_WRAPPER_KEY: payment_json(payment)}
 
 
 # ---------------------------------------------------------------------- payment details
 
 
-@router.post("/payment_details")
+@router.post("/payment_details", summary="create-payment-details")
 async def create_payment_details(body: PaymentDetailsCreate, emulator: Emulator) -> JSON:
+    body.check()
     # Replaced details are deactivated and announced by the store's hook.
     details, _ = emulator.store.add_payment_details(body.to_input())
     return {
@@ -124,56 +135,98 @@ async def create_payment_details(body: PaymentDetailsCreate, emulator: Emulator)
     }
 
 
-@router.get("/payment_details/{details_id}")
-async def get_payment_details(details_id: str, emulator: Emulator) -> JSON:
-    details = emulator.store.get_payment_details(parse_id(details_id, "Payment details"))
-    return {
-        "success": True,
-        PAYMENT_DETAILS_WRAPPER_KEY: payment_details_json(emulator.store, details),
-    }
-
-
-@router.delete("/payment_details/{details_id}")
+@router.delete("/payment_details/{details_id}", summary="delete-payment-details")
 async def delete_payment_details(details_id: str, emulator: Emulator) -> JSON:
-    emulator.store.delete_payment_details(parse_id(details_id, "Payment details"))
+    emulator.store.delete_payment_details(
+        parse_int32_id(details_id, "Payment details", "paymentDetailsId")
+    )
     return {"success": True}
 
 
-# The reference documents GET, the Connector Checklist POST; both answer the same.
-@router.get("/payment_details/{details_id}/authorised_payments")
-@router.post(
+# The reference documents GET (the Connector Checklist writes POST; POST is not served).
+@router.get(
     "/payment_details/{details_id}/authorised_payments",
-    operation_id="authorised_payments_by_post",
+    summary="list-a-customer-authorised-payments",
 )
 async def authorised_payments(details_id: str, emulator: Emulator) -> JSON:
-    payments = emulator.store.authorised_payments(parse_id(details_id, "Payment details"))
+    payments = emulator.store.authorised_payments(
+        parse_int32_id(details_id, "Payment details", "paymentDetailsId")
+    )
     return {LIST_ITEMS_KEY: [payment_json(p) for p in payments]}
-
-
-@router.get("/customers/{customer_id}/payment_details")
-async def customer_payment_details(customer_id: str, emulator: Emulator) -> JSON:
-    items = emulator.store.customer_payment_details(parse_id(customer_id, "Customer"))
-    return {LIST_ITEMS_KEY: [payment_details_json(emulator.store, d) for d in items]}
 
 
 # ------------------------------------------------------------------------ subscriptions
 
 
-@router.get("/subscriptions/{subscription_id}")
+@router.get("/subscriptions", summary="list-subscriptions")
+async def list_subscriptions(
+    emulator: Emulator,
+    customer_id: Annotated[
+        int | None, Query(alias="customerId", ge=INT32_MIN, le=INT32_MAX)
+    ] = None,
+    offer_id: Annotated[str | None, Query(alias="offerId")] = None,
+    payment_method_id: Annotated[
+        int | None, Query(alias="paymentMethodId", ge=INT32_MIN, le=INT32_MAX)
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=LIST_SUBSCRIPTIONS_LIMIT_MAX)
+    ] = LIST_SUBSCRIPTIONS_LIMIT_DEFAULT,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    statuses: Annotated[list[str] | None, Query(alias="status[]")] = None,
+) -> JSON:
+    """Without customerId, offerId or paymentMethodId the list is empty. The response keys
+    (``items``, ``totalCount``) are [inferred]."""
+    found, total = emulator.store.list_subscriptions(
+        customer_id=customer_id,
+        offer_id=offer_id,
+        payment_method_id=payment_method_id,
+        statuses=statuses,
+        limit=limit,
+        offset=offset,
+    )
+    return {
+        LIST_ITEMS_KEY: [subscription_json(emulator.store, s) for s in found],
+        LIST_TOTAL_KEY: total,
+    }
+
+
+@router.get("/subscriptions/{subscription_id}", summary="get-a-subscription")
 async def get_subscription(subscription_id: str, emulator: Emulator) -> JSON:
-    subscription = emulator.store.get_subscription(parse_id(subscription_id, "Subscription"))
+    subscription = emulator.store.get_subscription(
+        parse_int32_id(subscription_id, "Subscription", "subscriptionId")
+    )
     return {
         "success": True,
         SUBSCRIPTION_WRAPPER_KEY: subscription_json(emulator.store, subscription),
     }
 
 
-@router.patch("/subscriptions/{subscription_id}")
+@router.patch("/subscriptions/{subscription_id}", summary="update-subscription")
 async def update_subscription(
-    subscription_id: str, body: SubscriptionUpdate, emulator: Emulator
+    subscription_id: str,
+    body: SubscriptionUpdate,
+    emulator: Emulator,
 ) -> JSON:
     subscription = emulator.store.patch_subscription(
-        parse_id(subscription_id, "Subscription"), body.changes()
+        parse_int32_id(subscription_id, "Subscription", "subscriptionId"), body.changes()
+    )
+    return {
+        "success": True,
+        SUBSCRIPTION_WRAPPER_KEY: subscription_json(emulator.store, subscription),
+    }
+
+
+@router.post("/subscriptions/{subscription_id}/terminate", summary="terminate-subscription")
+async def terminate_subscription(
+    subscription_id: str,
+    body: SubscriptionTerminate,
+    emulator: Emulator,
+) -> JSON:
+    """Terminates the subscription with a reason; a terminated one answers 200 again
+    (idempotent, the first reason is kept). The answer's shape is [inferred]."""
+    body.check()
+    subscription = emulator.store.terminate_subscription(
+        parse_int32_id(subscription_id, "Subscription", "subscriptionId"), body.reason
     )
     return {
         "success": True,

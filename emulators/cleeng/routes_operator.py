@@ -25,10 +25,10 @@ from .store import EmulatorStore
 from .wire import (
     customer_json,
     offer_json,
+    operator_payment_json,
+    operator_subscription_json,
     order_json,
     payment_details_json,
-    payment_json,
-    subscription_json,
 )
 
 router = APIRouter(prefix="/_emulator", tags=["Emulator operator"])
@@ -295,13 +295,13 @@ async def create_subscription(body: SubscriptionSeed, emulator: Emulator) -> JSO
         date_to=body.dateTo,
         status=body.status,
     )
-    return subscription_json(emulator.store, subscription)
+    return operator_subscription_json(emulator.store, subscription)
 
 
 @router.get("/subscriptions")
 async def list_subscriptions(emulator: Emulator) -> JSON:
     store = emulator.store
-    return {"items": [subscription_json(store, s) for s in store.subscriptions.values()]}
+    return {"items": [operator_subscription_json(store, s) for s in store.subscriptions.values()]}
 
 
 # ---------------------------------------------------------------------------- inspection
@@ -314,11 +314,12 @@ async def list_payments(
     customer_id: Annotated[int | None, Query(alias="customerId")] = None,
     subscription_id: Annotated[int | None, Query(alias="subscriptionId")] = None,
 ) -> JSON:
-    """Every payment the connector recorded, optionally filtered."""
+    """Every payment the connector recorded, optionally filtered; ``duplicateOf`` names the
+    earlier record a duplicate repeats (see the ledger)."""
     payments = emulator.store.payments_for(
         order_id=order_id, customer_id=customer_id, subscription_id=subscription_id
     )
-    return {"items": [payment_json(p) for p in payments]}
+    return {"items": [operator_payment_json(p) for p in payments]}
 
 
 @router.get("/payment-details")
@@ -333,6 +334,13 @@ async def list_payment_details(
             if customer_id is None or d.customer_id == customer_id
         ]
     }
+
+
+@router.get("/payment-details/{details_id}")
+async def get_payment_details(details_id: str, emulator: Emulator) -> JSON:
+    """One stored payment method (Core API 3.1 documents no read of single details)."""
+    details = emulator.store.get_payment_details(parse_id(details_id, "Payment details"))
+    return payment_details_json(emulator.store, details)
 
 
 @router.get("/webhooks")
@@ -353,7 +361,8 @@ async def list_webhook_deliveries(
 
 @router.get("/ledger")
 async def ledger(emulator: Emulator) -> JSON:
-    """Payments with amounts in minor units, to compare with the gateway's ledger."""
+    """Payments with amounts in minor units, to compare with the gateway's ledger, and the
+    duplicate records (``duplicateRecords``, ``duplicates``)."""
     return emulator.store.ledger()
 
 

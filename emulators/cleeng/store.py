@@ -14,22 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from clients.cleeng_contract import (
-    ORDER_LIFETIME_SECONDS,
-    PAYMENT_OPERATION_FREE,
-    PAYMENT_OPERATION_INITIAL,
-    PAYMENT_OPERATION_RECURRING,
-    PAYMENT_STATUS_AUTHORIZED,
-    PAYMENT_STATUS_CANCELLED,
-    PAYMENT_STATUS_CAPTURED,
-    PAYMENT_STATUS_REFUNDED,
-    PAYMENT_STATUS_REJECTED,
-    REFUND_TYPE_CHARGEBACK,
-    REFUND_TYPE_KEY,
-    REFUND_TYPE_REFUND,
-    REFUNDED_AMOUNT_KEY,
-)
-
 from . import config as defaults
 from .clock import EmulatorClock, parse_moment, utc_iso
 from .config import CleengEmulatorConfig
@@ -51,19 +35,30 @@ from .models import (
     add_period,
 )
 from .money import format_major, to_minor
-
-CREATE_STATUSES: Final = (
-    PAYMENT_STATUS_CAPTURED,
+from .reference import (
+    ORDER_LIFETIME_SECONDS,
+    PAYMENT_OPERATION_INITIAL,
+    PAYMENT_OPERATION_RECURRING,
+    PAYMENT_OPERATIONS,
     PAYMENT_STATUS_AUTHORIZED,
+    PAYMENT_STATUS_CANCELLED,
+    PAYMENT_STATUS_CAPTURED,
+    PAYMENT_STATUS_REFUNDED,
     PAYMENT_STATUS_REJECTED,
+    REFUND_TYPE_REFUND,
+    REFUNDED_AMOUNT_KEY,
 )
-PATCH_STATUSES: Final = (PAYMENT_STATUS_CAPTURED, PAYMENT_STATUS_REJECTED, PAYMENT_STATUS_REFUNDED)
-OPERATIONS: Final = (PAYMENT_OPERATION_INITIAL, PAYMENT_OPERATION_RECURRING, PAYMENT_OPERATION_FREE)
-REFUND_TYPES: Final = (REFUND_TYPE_REFUND, REFUND_TYPE_CHARGEBACK)
-# A payment in one of these states means its order is paid: no second charge may be recorded.
+
+# A payment in one of these states means its order is paid: the order no longer expires, and
+# any later record for it is counted as a duplicate (recorded, but it changes no subscription).
 PAID_STATUSES: Final = (PAYMENT_STATUS_CAPTURED, PAYMENT_STATUS_AUTHORIZED, PAYMENT_STATUS_REFUNDED)
 # Money was taken (and possibly given back) in these states.
 SETTLED_STATUSES: Final = (PAYMENT_STATUS_CAPTURED, PAYMENT_STATUS_REFUNDED)
+# Why a record is counted as a duplicate (see the ledger).
+DUPLICATE_ORDER_PAID: Final = "orderAlreadyPaid"
+DUPLICATE_SAME_OUTCOME: Final = "sameOutcomeRecorded"
+TERMINATED_VIA_TERMINATE: Final = "terminate"
+TERMINATED_VIA_PATCH: Final = "patch"
 # Status changes PATCH /payments/{id} allows besides refunds and same-status re-PATCHes.
 _TRANSITIONS: Final = {
     (PAYMENT_STATUS_AUTHORIZED, PAYMENT_STATUS_CAPTURED),
@@ -93,19 +88,18 @@ class IdAllocator:
 class DetailsInput:
     """Payment details as POST /payment_details (or an inline ``paymentDetails``) give them."""
 
-    customer_id: int | None
+    customer_id: int
     token: str
     payment_method_id: int
     params: dict[str, Any] = field(default_factory=dict)
     active: bool = True
-    payment_method: str | None = None
 
 
 @dataclass(kw_only=True)
 class PaymentPatch:
     """The fields of PATCH /payments/{id}; None means "not sent"."""
 
-    status: str | None = None
+    status: str
     external_payment_id: str | None = None
     rejected_reason: str | None = None
     refunded_reason: str | None = None
@@ -113,6 +107,7 @@ class PaymentPatch:
     refund_type: str | None = None
     order_id: int | None = None
     payment_operation: str | None = None
+    payment_details: DetailsInput | None = None
 
 
 class EmulatorStore:
@@ -259,45 +254,47 @@ class EmulatorStore:
         self,
         *,
         customer_id: int,
-        offer_id: str | None,
+        offer_id: str,
         currency: str | None = None,
         country: str | None = None,
         payment_method_id: int | None = None,
         payment_operation: str | None = None,
         subscription_id: int | None = None,
         coupon_code: str | None = None,
+        tax_rate: str | None = None,
+        customer_ip: str | None = None,
+        billing_address: dict[str, Any] | None = None,
+        buy_as_a_gift: bool | None = None,
+        delivery_details: dict[str, Any] | None = None,
     ) -> Order:
         """An order priced from the offer, or from the subscription for a renewal."""
         customer = self.get_customer(customer_id)
         operation = one_of(
-            "paymentOperation", payment_operation or PAYMENT_OPERATION_INITIAL, OPERATIONS
+            "paymentOperation", payment_operation or PAYMENT_OPERATION_INITIAL, PAYMENT_OPERATIONS
         )
         cycle_due: datetime | None = None
         if operation == PAYMENT_OPERATION_RECURRING:
             if subscription_id is None:
-                raise Unprocessable("Field 'subscriptionId' is required for recurring-payment")
+                raise Unprocessable("Field 'subscriptionId' is required with 'paymentOperation'")
             subscription = self.get_subscription(subscription_id)
             if subscription.customer_id != customer_id:
                 raise Unprocessable(
                     f"Subscription {subscription_id} does not belong to customer {customer_id}"
                 )
-            if offer_id is not None and offer_id != subscription.offer_id:
+            if offer_id != subscription.offer_id:
                 raise Unprocessable(
                     f"Subscription {subscription_id} is for offer {subscription.offer_id}, "
                     f"not {offer_id}"
                 )
-            offer_id = subscription.offer_id
             price_minor, price_currency = subscription.price_minor, subscription.currency
             cycle_due = subscription.date_to
             offer = self.offers.get(offer_id)
             title = offer.title if offer else offer_id
-            tax_rate = offer.tax_rate if offer else 0.0
+            offer_tax_rate = offer.tax_rate if offer else 0.0
         else:
-            if offer_id is None:
-                raise Unprocessable("Field 'offerId' is required")
             offer = self.get_offer(offer_id)
             price_minor, price_currency = offer.price_minor, offer.currency
-            title, tax_rate = offer.title, offer.tax_rate
+            title, offer_tax_rate = offer.title, offer.tax_rate
         if currency is not None and currency.upper() != price_currency:
             raise Unprocessable(f"Field 'currency' must be {price_currency} for offer {offer_id}")
         now = self.clock.now_s()
@@ -310,13 +307,18 @@ class EmulatorStore:
             currency=price_currency,
             country=(country or customer.country).upper(),
             payment_method_id=payment_method_id or self.config.mollie_payment_method_id,
-            tax_rate=tax_rate,
+            tax_rate=offer_tax_rate,
             created_at=now,
             expires_at=now + timedelta(seconds=ORDER_LIFETIME_SECONDS),
             payment_operation=operation,
             subscription_id=subscription_id if cycle_due is not None else None,
             cycle_due=cycle_due,
             coupon_code=coupon_code,
+            tax_rate_requested=tax_rate,
+            customer_ip=customer_ip,
+            billing_address=billing_address,
+            buy_as_a_gift=buy_as_a_gift,
+            delivery_details=delivery_details,
         )
         self.orders[order.id] = order
         self.notify()
@@ -328,8 +330,14 @@ class EmulatorStore:
             raise NotFound(f"Order {order_id} not found")
         return order
 
+    def paying_record(self, order: Order) -> Payment | None:
+        """The first payment that paid the order (captured, authorised or refunded), if any."""
+        return next(
+            (p for p in self.payments_for(order_id=order.id) if p.status in PAID_STATUSES), None
+        )
+
     def order_paid(self, order: Order) -> bool:
-        return any(p.status in PAID_STATUSES for p in self.payments_for(order_id=order.id))
+        return self.paying_record(order) is not None
 
     # -------------------------------------------------------------------------- payments
 
@@ -354,41 +362,54 @@ class EmulatorStore:
             and (subscription_id is None or p.subscription_id == subscription_id)
         ]
 
+    def _details_for(self, customer_id: int, details: DetailsInput, field_name: str) -> None:
+        """Check inline details before they are stored: the payment's customer, a token."""
+        if details.customer_id != customer_id:
+            raise Unprocessable(
+                f"Field '{field_name}.customerId' must be the payment's customer {customer_id}"
+            )
+        self._validate_details(details)
+
     def create_payment(
         self,
         *,
         order_id: int,
         status: str,
-        payment_operation: str | None = None,
+        payment_operation: str,
         payment_details_id: int | None = None,
         payment_details: DetailsInput | None = None,
         external_payment_id: str | None = None,
         rejected_reason: str | None = None,
         subscription_id: int | None = None,
-        payment_method: str | None = None,
     ) -> Payment:
-        """Record the outcome of a charge for an order (POST /3.1/payments)."""
+        """Record the outcome of a charge for an order (POST /3.1/payments).
+
+        The reference documents no rule refusing a second record for an order, so one is
+        accepted and stored; it is marked as a duplicate (the ledger counts those) and never
+        starts or extends a subscription a second time.
+        """
         order = self.get_order(order_id)
-        one_of("status", status, CREATE_STATUSES)
-        operation = one_of(
-            "paymentOperation", payment_operation or order.payment_operation, OPERATIONS
-        )
-        paid = self.order_paid(order)
-        if not paid and self.clock.now() > order.expires_at:
+        operation = one_of("paymentOperation", payment_operation, PAYMENT_OPERATIONS)
+        paying = self.paying_record(order)
+        if paying is None and self.clock.now() > order.expires_at:
             raise Unprocessable(f"Order {order_id} has expired")
-        if paid and status in (PAYMENT_STATUS_CAPTURED, PAYMENT_STATUS_AUTHORIZED):
-            raise Unprocessable(f"Order {order_id} is already paid")
 
         subscription: Subscription | None = None
         if operation == PAYMENT_OPERATION_RECURRING:
-            sub_id = subscription_id or order.subscription_id
-            if sub_id is None:
-                raise Unprocessable("Field 'subscriptionId' is required for recurring-payment")
-            if order.subscription_id is not None and sub_id != order.subscription_id:
+            if subscription_id is None:
+                raise Unprocessable(
+                    f"Field 'subscriptionId' is required for {PAYMENT_OPERATION_RECURRING}"
+                )
+            if order.subscription_id is not None and subscription_id != order.subscription_id:
                 raise Unprocessable(
                     f"Order {order_id} belongs to subscription {order.subscription_id}"
                 )
-            subscription = self.get_subscription(sub_id)
+            subscription = self.get_subscription(subscription_id)
+            if subscription.customer_id != order.customer_id:
+                raise Unprocessable(
+                    f"Subscription {subscription_id} does not belong to customer "
+                    f"{order.customer_id}"
+                )
 
         details: PaymentDetails | None = None
         if payment_details_id is not None:
@@ -398,19 +419,31 @@ class EmulatorStore:
                     f"Payment details {details.id} do not belong to customer {order.customer_id}"
                 )
         elif payment_details is not None:
-            if payment_details.customer_id is None:
-                payment_details.customer_id = order.customer_id
-            if payment_details.customer_id != order.customer_id:
-                raise Unprocessable(
-                    f"Field 'paymentDetails.customerId' must be the order's customer "
-                    f"{order.customer_id}"
-                )
-            self._validate_details(payment_details)
+            self._details_for(order.customer_id, payment_details, "paymentDetails")
             details, _ = self.add_payment_details(payment_details)
         elif subscription is not None and subscription.payment_details_id is not None:
             details = self.payment_details.get(subscription.payment_details_id)
 
+        duplicate_of: int | None = None
+        duplicate_reason: str | None = None
+        if paying is not None:
+            duplicate_of, duplicate_reason = paying.id, DUPLICATE_ORDER_PAID
+        else:
+            same = next(
+                (
+                    p
+                    for p in self.payments_for(order_id=order.id)
+                    if p.status == status and p.external_payment_id == external_payment_id
+                ),
+                None,
+            )
+            if same is not None:
+                duplicate_of, duplicate_reason = same.id, DUPLICATE_SAME_OUTCOME
+
         now = self.clock.now_s()
+        linked_subscription = subscription.id if subscription else None
+        if linked_subscription is None and paying is not None:
+            linked_subscription = paying.subscription_id
         payment = Payment(
             id=self._ids["payment"].next(),
             order_id=order.id,
@@ -419,15 +452,17 @@ class EmulatorStore:
             currency=order.currency,
             customer_id=order.customer_id,
             offer_id=order.offer_id,
-            payment_method=payment_method or (details.payment_method if details else "card"),
+            payment_method=details.payment_method if details else "card",
             payment_operation=operation,
             created_at=now,
             updated_at=now,
             external_payment_id=external_payment_id,
             rejected_reason=rejected_reason,
             payment_details_id=details.id if details else None,
-            subscription_id=subscription.id if subscription else None,
+            subscription_id=linked_subscription,
             cycle_due=(order.cycle_due or subscription.date_to) if subscription else None,
+            duplicate_of=duplicate_of,
+            duplicate_reason=duplicate_reason,
         )
         self.payments[payment.id] = payment
         if status == PAYMENT_STATUS_CAPTURED:
@@ -443,25 +478,30 @@ class EmulatorStore:
                 f"Payment {payment_id} belongs to order {payment.order_id}, not {patch.order_id}"
             )
         if patch.payment_operation is not None:
-            one_of("paymentOperation", patch.payment_operation, OPERATIONS)
-        if patch.refund_type is not None:
-            one_of(REFUND_TYPE_KEY, patch.refund_type, REFUND_TYPES)
+            one_of("paymentOperation", patch.payment_operation, PAYMENT_OPERATIONS)
+            # [inferred] The operation names the payment being changed; another one is a
+            # client mix-up.
+            if patch.payment_operation != payment.payment_operation:
+                raise Unprocessable(
+                    f"Payment {payment_id} is a {payment.payment_operation}, "
+                    f"not a {patch.payment_operation}"
+                )
         status = patch.status
-        if status is not None:
-            one_of("status", status, PATCH_STATUSES)
         refund_minor = 0
         if status == PAYMENT_STATUS_REFUNDED:
             refund_minor = self._refund_amount(payment, patch)
-        elif (
-            status is not None
-            and status != payment.status
-            and (payment.status, status) not in _TRANSITIONS
-        ):
+        elif status != payment.status and (payment.status, status) not in _TRANSITIONS:
             raise Unprocessable(
                 f"Cannot change payment {payment_id} from {payment.status} to {status}"
             )
+        if patch.payment_details is not None:
+            self._details_for(payment.customer_id, patch.payment_details, "paymentDetails")
 
         # Validation passed: apply everything at once.
+        if patch.payment_details is not None:
+            details, _ = self.add_payment_details(patch.payment_details)
+            payment.payment_details_id = details.id
+            payment.payment_method = details.payment_method
         if patch.external_payment_id is not None:
             payment.external_payment_id = patch.external_payment_id
         if patch.rejected_reason is not None:
@@ -473,8 +513,12 @@ class EmulatorStore:
             if refund_minor or previous != PAYMENT_STATUS_REFUNDED:
                 payment.refunded_minor += refund_minor
                 payment.refund_type = patch.refund_type or payment.refund_type or REFUND_TYPE_REFUND
+            if refund_minor:
+                payment.refunds.append(
+                    (refund_minor, patch.refund_type or REFUND_TYPE_REFUND, self.clock.now_s())
+                )
             payment.status = PAYMENT_STATUS_REFUNDED
-        elif status is not None:
+        else:
             payment.status = status
         payment.updated_at = self.clock.now_s()
         if status == PAYMENT_STATUS_CAPTURED and previous != PAYMENT_STATUS_CAPTURED:
@@ -483,7 +527,11 @@ class EmulatorStore:
         return payment
 
     def _refund_amount(self, payment: Payment, patch: PaymentPatch) -> int:
-        """Minor units this PATCH refunds; partial refunds add up to at most the amount."""
+        """Minor units this PATCH refunds; partial refunds add up to at most the amount.
+
+        Each PATCH with an amount refunds that amount; one without refunds what remains (so
+        re-PATCHing a fully refunded payment changes nothing).
+        """
         if payment.status not in SETTLED_STATUSES:
             raise Unprocessable(
                 f"Cannot change payment {payment.id} from {payment.status} to "
@@ -491,8 +539,7 @@ class EmulatorStore:
             )
         remaining = payment.amount_minor - payment.refunded_minor
         if patch.refunded_amount is None:
-            # A full refund; re-PATCHing an already refunded payment changes nothing.
-            return 0 if payment.status == PAYMENT_STATUS_REFUNDED else remaining
+            return remaining
         try:
             amount = to_minor(patch.refunded_amount, payment.currency)
         except ValueError as exc:
@@ -520,8 +567,20 @@ class EmulatorStore:
         self.notify()
         return payment
 
+    def _settled_by_another(self, payment: Payment) -> bool:
+        return any(
+            p.id != payment.id and p.order_id == payment.order_id and p.status in SETTLED_STATUSES
+            for p in self.payments.values()
+        )
+
     def _on_captured(self, payment: Payment) -> None:
-        """Money was captured: start, extend or renew the subscription it pays for."""
+        """Money was captured: start, extend or renew the subscription it pays for.
+
+        An order buys one period once: when another record of the same order was already
+        captured (a duplicate record), the subscription is left alone.
+        """
+        if self._settled_by_another(payment):
+            return
         now = self.clock.now_s()
         if payment.payment_operation == PAYMENT_OPERATION_RECURRING:
             if payment.subscription_id is None:
@@ -576,8 +635,7 @@ class EmulatorStore:
     def _validate_details(self, details: DetailsInput) -> None:
         if not details.token.strip():
             raise Unprocessable("Field 'token' must not be empty")
-        if details.customer_id is not None:
-            self.get_customer(details.customer_id)
+        self.get_customer(details.customer_id)
 
     def add_payment_details(
         self, details: DetailsInput
@@ -588,16 +646,13 @@ class EmulatorStore:
         those are deactivated and their subscriptions move to the new details, so the next
         renewal charges the method the customer just chose.
         """
-        if details.customer_id is None:
-            raise Unprocessable("Field 'customerId' is required")
         self._validate_details(details)
         record = PaymentDetails(
             id=self._ids["details"].next(),
             customer_id=details.customer_id,
             token=details.token,
             payment_method_id=details.payment_method_id,
-            payment_method=details.payment_method
-            or ("card" if "lastCardFourDigits" in details.params else "mollie"),
+            payment_method="card" if "lastCardFourDigits" in details.params else "mollie",
             payment_gateway=(
                 MOLLIE_GATEWAY
                 if details.payment_method_id == self.config.mollie_payment_method_id
@@ -642,10 +697,6 @@ class EmulatorStore:
             for p in self.payments.values()
             if p.payment_details_id == details_id and p.status == PAYMENT_STATUS_AUTHORIZED
         ]
-
-    def customer_payment_details(self, customer_id: int) -> list[PaymentDetails]:
-        self.get_customer(customer_id)
-        return [d for d in self.payment_details.values() if d.customer_id == customer_id]
 
     def subscription_ids_of(self, details_id: int) -> list[int]:
         return [s.id for s in self.subscriptions.values() if s.payment_details_id == details_id]
@@ -727,32 +778,80 @@ class EmulatorStore:
         return subscription
 
     def patch_subscription(self, subscription_id: int, changes: dict[str, Any]) -> Subscription:
-        """PATCH /subscriptions/{id}: exactly one of status, expiresAt, couponCode."""
+        """PATCH /subscriptions/{id}: exactly one of expiresAt, couponCode, paymentDetailsId,
+        status. ``status: terminated`` is deprecated in the reference but still works."""
         subscription = self.get_subscription(subscription_id)
         if not changes:
-            raise Unprocessable("One of 'status', 'expiresAt', 'couponCode' is required")
+            raise Unprocessable(
+                "One of 'expiresAt', 'couponCode', 'paymentDetailsId', 'status' is required"
+            )
         if len(changes) > 1:
             raise Unprocessable(
                 f"Only one parameter can be changed at a time, got {', '.join(sorted(changes))}"
             )
         (name, value), *_ = changes.items()
+        if value is None:
+            raise Unprocessable(f"Field '{name}' must not be null")
         if name == "status":
             new_status = one_of("status", str(value), SUBSCRIPTION_STATUSES)
-            if (
-                subscription.status == SUBSCRIPTION_TERMINATED
-                and new_status != SUBSCRIPTION_TERMINATED
-            ):
-                raise Unprocessable(f"Subscription {subscription_id} is terminated")
+            if subscription.status == SUBSCRIPTION_TERMINATED:
+                if new_status != SUBSCRIPTION_TERMINATED:
+                    raise Unprocessable(f"Subscription {subscription_id} is terminated")
+            elif new_status == SUBSCRIPTION_TERMINATED:
+                subscription.terminated_via = TERMINATED_VIA_PATCH
             subscription.status = new_status
         elif name == "expiresAt":
             subscription.date_to = self._parse_date("expiresAt", value)
             subscription.cycle_started_at = self.clock.now_s()
         elif name == "couponCode":
             subscription.coupon_code = str(value)
+        elif name == "paymentDetailsId":
+            details = self.get_payment_details(int(value))
+            if details.customer_id != subscription.customer_id:
+                raise Unprocessable(
+                    f"Payment details {details.id} do not belong to customer "
+                    f"{subscription.customer_id}"
+                )
+            subscription.payment_details_id = details.id
+            subscription.payment_method_id = details.payment_method_id
         else:
             raise Unprocessable(f"Field '{name}' cannot be changed")
         self.notify()
         return subscription
+
+    def terminate_subscription(self, subscription_id: int, reason: str) -> Subscription:
+        """POST /subscriptions/{id}/terminate. Terminating a terminated subscription changes
+        nothing and answers it again (idempotent); the first reason is kept."""
+        subscription = self.get_subscription(subscription_id)
+        if subscription.status != SUBSCRIPTION_TERMINATED:
+            subscription.status = SUBSCRIPTION_TERMINATED
+            subscription.termination_reason = reason
+            subscription.terminated_via = TERMINATED_VIA_TERMINATE
+            self.notify()
+        return subscription
+
+    def list_subscriptions(
+        self,
+        *,
+        customer_id: int | None,
+        offer_id: str | None,
+        payment_method_id: int | None,
+        statuses: list[str] | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Subscription], int]:
+        """GET /subscriptions: filtered, oldest first; nothing without a filter."""
+        if customer_id is None and offer_id is None and payment_method_id is None:
+            return [], 0
+        matching = [
+            s
+            for s in sorted(self.subscriptions.values(), key=lambda s: s.id)
+            if (customer_id is None or s.customer_id == customer_id)
+            and (offer_id is None or s.offer_id == offer_id)
+            and (payment_method_id is None or s.payment_method_id == payment_method_id)
+            and (not statuses or s.status in statuses)
+        ]
+        return matching[offset : offset + limit], len(matching)
 
     @staticmethod
     def _parse_date(field_name: str, value: Any) -> datetime:
@@ -795,8 +894,15 @@ class EmulatorStore:
     # ---------------------------------------------------------------------------- ledger
 
     def ledger(self) -> dict[str, Any]:
-        """Every payment with its money, and totals per currency, to compare with Mollie."""
+        """Every payment with its money, and totals per currency, to compare with Mollie.
+
+        Totals count every record Cleeng holds, duplicates included (that is what Cleeng
+        would report). ``duplicateRecords`` counts the records that repeated a fact already
+        recorded (an already paid order, or the same status and externalPaymentId for the
+        order), and ``duplicates`` lists them, so a test can assert exactly-once recording.
+        """
         items: list[dict[str, Any]] = []
+        duplicates: list[dict[str, Any]] = []
         totals: dict[str, dict[str, int]] = {}
         for p in sorted(self.payments.values(), key=lambda p: p.id):
             settled = p.status in SETTLED_STATUSES
@@ -817,8 +923,30 @@ class EmulatorStore:
                     "refundedAmount": format_major(p.refunded_minor, p.currency),
                     "netMinor": net,
                     "createdAt": utc_iso(p.created_at),
+                    "duplicateOf": p.duplicate_of,
+                    "refunds": [
+                        {
+                            "amountMinor": minor,
+                            "amount": format_major(minor, p.currency),
+                            "refundType": kind,
+                            "at": utc_iso(at),
+                        }
+                        for minor, kind, at in p.refunds
+                    ],
                 }
             )
+            if p.duplicate_of is not None:
+                duplicates.append(
+                    {
+                        "paymentId": p.id,
+                        "orderId": p.order_id,
+                        "duplicateOf": p.duplicate_of,
+                        "reason": p.duplicate_reason,
+                        "status": p.status,
+                        "externalPaymentId": p.external_payment_id,
+                        "createdAt": utc_iso(p.created_at),
+                    }
+                )
             total = totals.setdefault(
                 p.currency,
                 {"capturedMinor": 0, "refundedMinor": 0, "netMinor": 0, "authorizedMinor": 0},
@@ -829,4 +957,9 @@ class EmulatorStore:
                 total["netMinor"] += net
             elif p.status == PAYMENT_STATUS_AUTHORIZED:
                 total["authorizedMinor"] += p.amount_minor
-        return {"items": items, "totals": totals}
+        return {
+            "items": items,
+            "totals": totals,
+            "duplicateRecords": len(duplicates),
+            "duplicates": duplicates,
+        }

@@ -22,33 +22,23 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from clients.cleeng_contract import (
-    TOPIC_AUTHORISATION,
-    TOPIC_CAPTURE,
-    TOPIC_CAPTURE_PAYMENT,
-    TOPIC_DETAILS_DEACTIVATED,
-    TOPIC_REFUND,
-    TOPIC_TERMINATION,
-)
-
 from .clock import EmulatorClock, utc_iso
 from .config import CleengEmulatorConfig
 from .errors import Unprocessable
 from .faults import FaultInjector
 from .models import WebhookEndpoint
+from .reference import (
+    ENVELOPE_BROADCASTER_KEY,
+    ENVELOPE_DATA_KEY,
+    ENVELOPE_TOPIC_KEY,
+    TOPICS,
+)
 
 logger = logging.getLogger("emulators.cleeng.webhooks")
 
 # Topics the emulator accepts subscriptions for. Unknown names are refused rather than stored,
 # so a misspelt topic ("...Authorization") fails loudly instead of never firing.
-KNOWN_TOPICS: Final = (
-    TOPIC_AUTHORISATION,
-    TOPIC_CAPTURE,
-    TOPIC_TERMINATION,
-    TOPIC_REFUND,
-    TOPIC_CAPTURE_PAYMENT,
-    TOPIC_DETAILS_DEACTIVATED,
-)
+KNOWN_TOPICS: Final = TOPICS
 SECRET_MIN_BYTES: Final = 16
 SECRET_MAX_BYTES: Final = 64
 
@@ -228,7 +218,11 @@ class WebhookDispatcher:
         return self._client
 
     def envelope(self, topic: str, data: dict[str, Any]) -> dict[str, Any]:
-        return {"broadcasterId": self.config.publisher_id, "topic": topic, "data": data}
+        return {
+            ENVELOPE_BROADCASTER_KEY: self.config.publisher_id,
+            ENVELOPE_TOPIC_KEY: topic,
+            ENVELOPE_DATA_KEY: data,
+        }
 
     async def publish(
         self, topic: str, data: dict[str, Any], payment_method_id: int | None

@@ -1,11 +1,13 @@
-"""Rendering records as Cleeng Core API 3.1 JSON (major-unit floats, unix-second dates)."""
+"""Rendering records as Cleeng Core API 3.1 JSON (major-unit floats, unix-second dates).
+
+The ``*_json`` functions render what the Core API answers; ``operator_*_json`` add the
+emulator's bookkeeping (duplicates, how a subscription was terminated) for ``/_emulator``.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-
-from clients.cleeng_contract import REFUND_TYPE_KEY, REFUNDED_AMOUNT_KEY
 
 from .clock import unix, utc_iso
 from .dunning import ACTION_AUTHORISE, ACTION_CAPTURE, ACTION_TERMINATE, plan_cycle
@@ -21,6 +23,7 @@ from .models import (
     Subscription,
 )
 from .money import to_major
+from .reference import REFUND_TYPE_KEY, REFUNDED_AMOUNT_KEY
 from .store import EmulatorStore
 
 
@@ -109,6 +112,15 @@ def payment_json(payment: Payment) -> dict[str, Any]:
     }
 
 
+def operator_payment_json(payment: Payment) -> dict[str, Any]:
+    """The payment plus whether it repeats an earlier record (see the ledger)."""
+    return {
+        **payment_json(payment),
+        "duplicateOf": payment.duplicate_of,
+        "duplicateReason": payment.duplicate_reason,
+    }
+
+
 def payment_details_json(store: EmulatorStore, details: PaymentDetails) -> dict[str, Any]:
     subscription_ids = store.subscription_ids_of(details.id)
     return {
@@ -160,6 +172,16 @@ def subscription_json(store: EmulatorStore, subscription: Subscription) -> dict[
         "currency": subscription.currency,
         "period": subscription.period,
         "couponCode": subscription.coupon_code,
+    }
+
+
+def operator_subscription_json(store: EmulatorStore, subscription: Subscription) -> dict[str, Any]:
+    """The subscription plus how it was terminated: the reason given to POST .../terminate
+    and the call that did it ("terminate", or "patch" for the deprecated PATCH)."""
+    return {
+        **subscription_json(store, subscription),
+        "terminationReason": subscription.termination_reason,
+        "terminatedVia": subscription.terminated_via,
     }
 
 

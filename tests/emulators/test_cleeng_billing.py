@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,7 +42,7 @@ def receiver() -> Iterator[tuple[WebhookReceiver, str]]:
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    with serve_in_thread(create_app(CONFIG)) as url:
+    with serve_in_thread(create_app(CONFIG), date_header=False) as url:
         yield url
 
 
@@ -113,29 +114,55 @@ class Env:
 
     def renewal_payment(self, subscription: dict[str, Any], status: str) -> dict[str, Any]:
         """What a connector does for a renewal: a recurring order, then its payment."""
-        order = self.api.post(
+        created = self.api.post(
             "/3.1/orders",
             json={
                 "customerId": subscription["customerId"],
                 "offerId": subscription["offerId"],
+                "currency": "EUR",
+                "country": "NL",
                 "paymentMethodId": MOLLIE,
                 "paymentOperation": "recurring-payment",
-                "subscriptionId": subscription["subscriptionId"],
+                "subscriptionId": str(subscription["subscriptionId"]),
             },
-        ).json()["order"]
+        )
+        assert created.status_code == 200, created.text
+        order = created.json()["order"]
         payment = self.api.post(
             "/3.1/payments",
             json={
-                "orderId": order["id"],
+                "orderId": str(order["id"]),
                 "status": status,
                 "paymentOperation": "recurring-payment",
-                "subscriptionId": subscription["subscriptionId"],
+                "subscriptionId": str(subscription["subscriptionId"]),
+                "paymentDetailsId": str(subscription["paymentDetailsId"]),
                 "externalPaymentId": f"tr_{order['id']}",
             },
         )
         assert payment.status_code == 200, payment.text
         body: dict[str, Any] = payment.json()["payment"]
         return body
+
+    def purchase(self, status: str = "captured", **extra: Any) -> dict[str, Any]:
+        """A seeded order paid the way a connector records an initial payment."""
+        seeded = self.ops.post("/_emulator/seed/purchase", json={}).json()
+        response = self.api.post(
+            "/3.1/payments",
+            json={
+                "orderId": str(seeded["orderId"]),
+                "status": status,
+                "paymentOperation": "initial-payment",
+                "paymentDetails": {
+                    "customerId": seeded["customerId"],
+                    "token": "cst_1:mdt_1",
+                    "paymentMethodId": MOLLIE,
+                },
+                **extra,
+            },
+        )
+        assert response.status_code == 200, response.text
+        payment: dict[str, Any] = response.json()["payment"]
+        return payment
 
 
 @pytest.fixture
@@ -262,10 +289,7 @@ def test_payment_method_filter_and_non_mollie_subscriptions(env: Env) -> None:
 def test_a_briefly_failing_receiver_gets_the_webhook_in_real_time(env: Env) -> None:
     env.subscribe("refundPayment")
     env.hooks.statuses.extend([500, 503])
-    order = env.ops.post("/_emulator/seed/purchase", json={}).json()["orderId"]
-    payment = env.api.post(
-        "/3.1/payments", json={"orderId": order, "status": "captured", "externalPaymentId": "tr_9"}
-    ).json()["payment"]
+    payment = env.purchase(externalPaymentId="tr_9")
 
     sent = env.ops.post(f"/_emulator/payments/{payment['id']}/refund", json={"reason": "asked"})
     assert sent.status_code == 200
@@ -274,9 +298,15 @@ def test_a_briefly_failing_receiver_gets_the_webhook_in_real_time(env: Env) -> N
     assert [h.answered for h in env.hooks.received] == [500, 503, 200]
     # Redelivery sends the same signed body again.
     assert len({h.signature for h in env.hooks.received}) == 1
-    log = env.ops.get("/_emulator/webhooks", params={"topic": "refundPayment"}).json()["items"]
-    assert log[0]["status"] == "delivered"
-    assert [a["statusCode"] for a in log[0]["attempts"]] == [500, 503, 200]
+    # The receiver answered; the emulator records the answer a moment later.
+    deadline = time.monotonic() + 5
+    while True:
+        log = env.ops.get("/_emulator/webhooks", params={"topic": "refundPayment"}).json()
+        if log["items"][0]["status"] == "delivered" or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert log["items"][0]["status"] == "delivered"
+    assert [a["statusCode"] for a in log["items"][0]["attempts"]] == [500, 503, 200]
 
 
 def test_redelivery_also_follows_the_emulator_clock(
@@ -290,7 +320,7 @@ def test_redelivery_also_follows_the_emulator_clock(
         webhook_clock_backoff_seconds=(600.0,),
     )
     with (
-        serve_in_thread(create_app(config)) as url,
+        serve_in_thread(create_app(config), date_header=False) as url,
         httpx.Client(base_url=url, headers={"X-Publisher-Token": TOKEN}) as client,
     ):
         env = Env(client, client, hooks, hook_url)
@@ -307,10 +337,8 @@ def test_redelivery_also_follows_the_emulator_clock(
 
 def test_refund_webhook_payload_and_refusals(env: Env) -> None:
     env.subscribe("refundPayment")
-    order = env.ops.post("/_emulator/seed/purchase", json={}).json()["orderId"]
-    payment = env.api.post(
-        "/3.1/payments", json={"orderId": order, "status": "captured", "externalPaymentId": "tr_5"}
-    ).json()["payment"]
+    payment = env.purchase(externalPaymentId="tr_5")
+    order = payment["orderId"]
     url = f"/_emulator/payments/{payment['id']}/refund"
     too_much = env.ops.post(url, json={"amount": 10})
     assert too_much.status_code == 422
@@ -335,10 +363,7 @@ def test_refund_webhook_payload_and_refusals(env: Env) -> None:
     stored = env.ops.get("/_emulator/payments", params={"orderId": order}).json()["items"][0]
     assert (stored["status"], stored["refundedAmount"]) == ("captured", 0.0)
 
-    authorized_order = env.ops.post("/_emulator/seed/purchase", json={}).json()["orderId"]
-    authorized = env.api.post(
-        "/3.1/payments", json={"orderId": authorized_order, "status": "authorized"}
-    ).json()["payment"]
+    authorized = env.purchase("authorized")
     refused = env.ops.post(f"/_emulator/payments/{authorized['id']}/refund", json={})
     assert refused.status_code == 422
 
@@ -362,9 +387,8 @@ def test_new_payment_details_deactivate_the_old_ones_with_a_webhook(env: Env) ->
 
 def test_dropped_and_duplicated_webhooks(env: Env) -> None:
     env.subscribe("refundPayment")
-    order = env.ops.post("/_emulator/seed/purchase", json={}).json()["orderId"]
-    payment = env.api.post("/3.1/payments", json={"orderId": order, "status": "captured"}).json()
-    url = f"/_emulator/payments/{payment['payment']['id']}/refund"
+    payment = env.purchase()
+    url = f"/_emulator/payments/{payment['id']}/refund"
 
     env.ops.post("/_emulator/faults", json={"dropWebhookRate": 1.0})
     dropped = env.ops.post(url, json={"amount": 1}).json()
@@ -380,9 +404,8 @@ def test_dropped_and_duplicated_webhooks(env: Env) -> None:
 
 def test_unsigned_endpoint_gets_no_signature(env: Env) -> None:
     env.api.put("/3.1/webhook_subscriptions/refundPayment", json=[{"url": env.hook_url}])
-    order = env.ops.post("/_emulator/seed/purchase", json={}).json()["orderId"]
-    payment = env.api.post("/3.1/payments", json={"orderId": order, "status": "captured"}).json()
-    env.ops.post(f"/_emulator/payments/{payment['payment']['id']}/refund", json={})
+    payment = env.purchase()
+    env.ops.post(f"/_emulator/payments/{payment['id']}/refund", json={})
     (hook,) = env.hooks.received
     assert hook.signature is None
 
@@ -403,7 +426,10 @@ def test_a_month_long_jump_plays_out_like_real_time_with_a_connector(env: Env) -
                     f"/3.1/payment_details/{data['paymentDetailsId']}/authorised_payments"
                 ).json()["items"]
                 for payment in listed:
-                    env.api.patch(f"/3.1/payments/{payment['id']}", json={"status": "captured"})
+                    captured = env.api.patch(
+                        f"/3.1/payments/{payment['id']}", json={"status": "captured"}
+                    )
+                    assert captured.status_code == 200, captured.text
         except Exception as exc:  # surfaced by the assertion below
             errors.append(repr(exc))
 

@@ -1,4 +1,8 @@
-"""The Cleeng emulator's Core API 3.1 over real HTTP: shapes, rules and error bodies."""
+"""The Cleeng emulator's Core API 3.1 over real HTTP: behaviour, shapes and error bodies.
+
+Type strictness, conditional requirements and the endpoints that are not served are covered
+in ``test_cleeng_strict.py``.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ MOLLIE = 555000001
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
     app = create_app(CleengEmulatorConfig(publisher_token=TOKEN, id_seed=11))
-    with serve_in_thread(app) as url:
+    with serve_in_thread(app, date_header=False) as url:
         yield url
 
 
@@ -51,7 +55,7 @@ def add_details(api: httpx.Client, customer_id: int, token: str = "cst_1:mdt_1")
     response = api.post(
         "/3.1/payment_details",
         json={
-            "customerId": str(customer_id),
+            "customerId": customer_id,
             "token": token,
             "paymentMethodId": MOLLIE,
             "paymentMethodSpecificParams": {"variant": "visa", "lastCardFourDigits": "4242"},
@@ -62,8 +66,40 @@ def add_details(api: httpx.Client, customer_id: int, token: str = "cst_1:mdt_1")
     return details_id
 
 
-def pay(api: httpx.Client, order_id: int, status: str, **extra: Any) -> httpx.Response:
-    return api.post("/3.1/payments", json={"orderId": order_id, "status": status, **extra})
+def inline_details(customer_id: int, token: str = "cst_9:mdt_9") -> dict[str, Any]:
+    return {"customerId": customer_id, "token": token, "paymentMethodId": MOLLIE}
+
+
+def pay(api: httpx.Client, seeded: dict[str, Any], status: str, **extra: Any) -> httpx.Response:
+    """Record a payment for a seeded order as create-a-payment documents it: string ids, an
+    operation, and payment details (inline unless ``paymentDetailsId`` is given)."""
+    body: dict[str, Any] = {
+        "orderId": str(seeded["orderId"]),
+        "status": status,
+        "paymentOperation": "initial-payment",
+        **extra,
+    }
+    if "paymentDetailsId" not in body and "paymentDetails" not in body:
+        body["paymentDetails"] = inline_details(seeded["customerId"])
+    return api.post("/3.1/payments", json=body)
+
+
+def paid(api: httpx.Client, seeded: dict[str, Any], status: str, **extra: Any) -> dict[str, Any]:
+    response = pay(api, seeded, status, **extra)
+    assert response.status_code == 200, response.text
+    payment: dict[str, Any] = response.json()["payment"]
+    return payment
+
+
+def refund_body(payment: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A complete update-a-payment body for a refund of `payment`."""
+    return {
+        "status": "refunded",
+        "orderId": payment["orderId"],
+        "paymentOperation": payment["paymentOperation"],
+        "refundedReason": "customer asked",
+        **extra,
+    }
 
 
 def subscription_of(api: httpx.Client, payment: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +107,22 @@ def subscription_of(api: httpx.Client, payment: dict[str, Any]) -> dict[str, Any
     assert response.status_code == 200, response.text
     subscription: dict[str, Any] = response.json()["subscription"]
     return subscription
+
+
+def stored_details(ops: httpx.Client, details_id: int) -> dict[str, Any]:
+    response = ops.get(f"/_emulator/payment-details/{details_id}")
+    assert response.status_code == 200, response.text
+    details: dict[str, Any] = response.json()
+    return details
+
+
+def ledger(ops: httpx.Client) -> dict[str, Any]:
+    body: dict[str, Any] = ops.get("/_emulator/ledger").json()
+    return body
+
+
+def emulator_now(ops: httpx.Client) -> int:
+    return int(datetime.fromisoformat(ops.get("/_emulator/clock").json()["now"]).timestamp())
 
 
 # ------------------------------------------------------------------------------- auth
@@ -123,16 +175,22 @@ def test_order_is_priced_from_the_offer_with_tax_split_out(
     assert order["expirationDate"] - order["createdAt"] == 24 * 3600
 
 
-def test_post_order_accepts_string_ids(ops: httpx.Client, api: httpx.Client) -> None:
+def test_post_order_with_the_documented_fields(ops: httpx.Client, api: httpx.Client) -> None:
     customer = ops.post("/_emulator/customers", json={"email": "ann@example.com"}).json()
     response = api.post(
         "/3.1/orders",
         json={
-            "customerId": str(customer["id"]),
+            "customerId": customer["id"],
             "offerId": DEFAULT_OFFER_ID,
             "currency": "EUR",
             "country": "DE",
-            "paymentMethodId": str(MOLLIE),
+            "paymentMethodId": MOLLIE,
+            "couponCode": "WELCOME",
+            "taxRate": "0.19",
+            "billingAddress": {"city": "Berlin"},
+            "customerIP": "203.0.113.7",
+            "buyAsAGift": False,
+            "deliveryDetails": {"recipientEmail": "friend@example.com"},
         },
     )
     assert response.status_code == 200, response.text
@@ -140,18 +198,34 @@ def test_post_order_accepts_string_ids(ops: httpx.Client, api: httpx.Client) -> 
     assert order["customerId"] == customer["id"]
     assert order["country"] == "DE"
     assert order["totalPrice"] == 9.99
+    assert order["paymentOperation"] == "initial-payment"
     assert isinstance(order["id"], int)
     assert api.get(f"/3.1/orders/{order['id']}").json()["order"] == order
+
+
+def test_customer_ip_stands_in_for_currency_and_country(
+    ops: httpx.Client, api: httpx.Client
+) -> None:
+    customer = ops.post("/_emulator/customers", json={"email": "b@example.com", "country": "BE"})
+    response = api.post(
+        "/3.1/orders",
+        json={
+            "customerId": customer.json()["id"],
+            "offerId": DEFAULT_OFFER_ID,
+            "customerIP": "2001:db8::1",
+        },
+    )
+    assert response.status_code == 200, response.text
+    order = response.json()["order"]
+    assert (order["currency"], order["country"]) == ("EUR", "BE")
 
 
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ({"customerId": 1, "offerId": DEFAULT_OFFER_ID}, 404, "Customer 1 not found"),
+        ({"customerId": 1}, 404, "Customer 1 not found"),
         ({"offerId": "S999999999_NL"}, 404, "Offer S999999999_NL not found"),
         ({"currency": "USD"}, 422, "Field 'currency' must be EUR for offer S000000001_NL"),
-        ({"customerId": "abc"}, 422, "Field 'customerId' is invalid"),
-        ({"paymentOperation": "recurring-payment"}, 422, "Field 'subscriptionId' is required"),
     ],
 )
 def test_post_order_refusals(
@@ -159,7 +233,14 @@ def test_post_order_refusals(
 ) -> None:
     customer = ops.get("/_emulator/customers").json()["items"][0]
     response = api.post(
-        "/3.1/orders", json={"customerId": customer["id"], "offerId": DEFAULT_OFFER_ID, **body}
+        "/3.1/orders",
+        json={
+            "customerId": customer["id"],
+            "offerId": DEFAULT_OFFER_ID,
+            "currency": "EUR",
+            "country": "NL",
+            **body,
+        },
     )
     assert response.status_code == status
     assert response.json()["message"].startswith(message)
@@ -181,12 +262,7 @@ def test_captured_initial_payment_starts_a_monthly_subscription(
     seeded = purchase(ops)
     details_id = add_details(api, seeded["customerId"])
     response = pay(
-        api,
-        seeded["orderId"],
-        "captured",
-        paymentOperation="initial-payment",
-        paymentDetailsId=str(details_id),
-        externalPaymentId="tr_abc",
+        api, seeded, "captured", paymentDetailsId=str(details_id), externalPaymentId="tr_abc"
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -194,11 +270,13 @@ def test_captured_initial_payment_starts_a_monthly_subscription(
     assert body["message"] == "Payment created"
     payment = body["payment"]
     assert payment["status"] == "captured"
+    assert payment["orderId"] == seeded["orderId"]
     assert payment["totalAmount"] == 9.99
     assert payment["currency"] == "EUR"
     assert payment["externalPaymentId"] == "tr_abc"
     assert payment["paymentGateway"] == "mollie"
     assert payment["paymentDetailsId"] == details_id
+    assert payment["paymentOperation"] == "initial-payment"
 
     subscription = subscription_of(api, payment)
     assert subscription["status"] == "active"
@@ -211,7 +289,7 @@ def test_captured_initial_payment_starts_a_monthly_subscription(
     assert subscription["nextPaymentAction"] == "authorise"
     assert subscription["nextPaymentActionDate"] == subscription["dateTo"] - 72 * 3600
 
-    details = api.get(f"/3.1/payment_details/{details_id}").json()["data"]
+    details = stored_details(ops, details_id)
     assert details["bound"] is True
     assert details["subscriptionIds"] == [subscription["subscriptionId"]]
 
@@ -220,93 +298,167 @@ def test_one_off_offer_creates_no_subscription(ops: httpx.Client, api: httpx.Cli
     offer = ops.post(
         "/_emulator/offers", json={"title": "Match pass", "price": 4.5, "period": None}
     ).json()
-    seeded = purchase(ops, offerId=offer["offerId"])
-    payment = pay(api, seeded["orderId"], "captured").json()["payment"]
+    payment = paid(api, purchase(ops, offerId=offer["offerId"]), "captured")
     assert payment["subscriptionId"] is None
     assert ops.get("/_emulator/subscriptions").json()["items"] == []
 
 
-def test_a_paid_order_refuses_a_second_charge_and_lists_the_first(
+def test_a_second_record_for_a_paid_order_is_accepted_and_counted_once(
     ops: httpx.Client, api: httpx.Client
 ) -> None:
-    order_id = purchase(ops)["orderId"]
-    first = pay(api, order_id, "captured", externalPaymentId="tr_1").json()["payment"]
-    for status in ("captured", "authorized"):
-        again = pay(api, order_id, status, externalPaymentId="tr_2")
-        assert again.status_code == 422
-        assert again.json() == {"message": f"Order {order_id} is already paid"}
-    listed = api.get("/3.1/payments", params={"orderId": str(order_id)}).json()
-    assert listed == {"items": [first]}
-    assert api.get("/3.1/payments", params={"orderId": 1}).json() == {"items": []}
+    seeded = purchase(ops)
+    first = paid(api, seeded, "captured", externalPaymentId="tr_1")
+    date_to = subscription_of(api, first)["dateTo"]
+    assert ledger(ops)["duplicateRecords"] == 0
+
+    # Cleeng documents no refusal: the record is kept, but buys no second period.
+    second = paid(api, seeded, "captured", externalPaymentId="tr_2")
+    assert second["id"] != first["id"]
+    assert second["subscriptionId"] == first["subscriptionId"]
+    assert subscription_of(api, first)["dateTo"] == date_to
+    book = ledger(ops)
+    assert book["duplicateRecords"] == 1
+    (duplicate,) = book["duplicates"]
+    assert duplicate["paymentId"] == second["id"]
+    assert duplicate["orderId"] == seeded["orderId"]
+    assert duplicate["duplicateOf"] == first["id"]
+    assert duplicate["reason"] == "orderAlreadyPaid"
+    assert duplicate["externalPaymentId"] == "tr_2"
+    assert book["totals"]["EUR"]["capturedMinor"] == 2 * 999  # what Cleeng now holds
+    listed = ops.get("/_emulator/payments", params={"orderId": seeded["orderId"]}).json()
+    assert [(p["id"], p["duplicateOf"]) for p in listed["items"]] == [
+        (first["id"], None),
+        (second["id"], first["id"]),
+    ]
+
+    # An authorised duplicate captured later does not extend the subscription either.
+    third = paid(api, seeded, "authorized", externalPaymentId="tr_3")
+    captured = api.patch(f"/3.1/payments/{third['id']}", json={"status": "captured"})
+    assert captured.status_code == 200
+    assert subscription_of(api, first)["dateTo"] == date_to
+    assert ledger(ops)["duplicateRecords"] == 2
+
+
+def test_an_authorised_duplicate_captured_first_extends_once(
+    ops: httpx.Client, api: httpx.Client
+) -> None:
+    seeded = purchase(ops)
+    first = paid(api, seeded, "authorized", externalPaymentId="tr_1")
+    second = paid(api, seeded, "authorized", externalPaymentId="tr_2")
+    assert ledger(ops)["duplicates"][0]["paymentId"] == second["id"]
+    for payment in (second, first):
+        api.patch(f"/3.1/payments/{payment['id']}", json={"status": "captured"})
+    subscriptions = ops.get("/_emulator/subscriptions").json()["items"]
+    assert len(subscriptions) == 1
+    start = datetime.fromtimestamp(subscriptions[0]["dateFrom"], UTC)
+    end = datetime.fromtimestamp(subscriptions[0]["dateTo"], UTC)
+    assert (end.year * 12 + end.month) - (start.year * 12 + start.month) == 1
+
+
+def test_the_same_outcome_recorded_twice_is_a_duplicate(
+    ops: httpx.Client, api: httpx.Client
+) -> None:
+    seeded = purchase(ops)
+    reason = {"rejectedReason": "insufficient funds"}
+    first = paid(api, seeded, "rejected", externalPaymentId="tr_1", **reason)
+    again = paid(api, seeded, "rejected", externalPaymentId="tr_1", **reason)
+    other_attempt = paid(api, seeded, "rejected", externalPaymentId="tr_2", **reason)
+    book = ledger(ops)
+    assert [(d["paymentId"], d["duplicateOf"], d["reason"]) for d in book["duplicates"]] == [
+        (again["id"], first["id"], "sameOutcomeRecorded")
+    ]
+    assert other_attempt["rejectedReason"] == "insufficient funds"
 
 
 def test_rejected_attempts_do_not_block_a_later_capture(
     ops: httpx.Client, api: httpx.Client
 ) -> None:
     seeded = purchase(ops)
-    rejected = pay(api, seeded["orderId"], "rejected", rejectedReason="insufficient funds")
-    assert rejected.json()["payment"]["rejectedReason"] == "insufficient funds"
-    assert pay(api, seeded["orderId"], "captured").status_code == 200
-    by_customer = api.get("/3.1/payments", params={"customerId": seeded["customerId"]}).json()
-    assert [p["status"] for p in by_customer["items"]] == ["rejected", "captured"]
+    rejected = paid(
+        api, seeded, "rejected", externalPaymentId="tr_1", rejectedReason="insufficient funds"
+    )
+    assert rejected["rejectedReason"] == "insufficient funds"
+    assert pay(api, seeded, "captured", externalPaymentId="tr_2").status_code == 200
+    listed = ops.get("/_emulator/payments", params={"customerId": seeded["customerId"]}).json()
+    assert [p["status"] for p in listed["items"]] == ["rejected", "captured"]
+    assert ledger(ops)["duplicateRecords"] == 0
+
+
+def test_a_cancelled_record_leaves_the_order_payable(ops: httpx.Client, api: httpx.Client) -> None:
+    seeded = purchase(ops)
+    cancelled = paid(api, seeded, "cancelled", externalPaymentId="tr_1")
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["subscriptionId"] is None
+    captured = paid(api, seeded, "captured", externalPaymentId="tr_2")
+    assert captured["subscriptionId"] is not None
+    assert ledger(ops)["duplicateRecords"] == 0
 
 
 def test_an_order_expires_after_24_hours_unless_paid(ops: httpx.Client, api: httpx.Client) -> None:
-    unpaid = purchase(ops)["orderId"]
-    paid = purchase(ops, email="paid@example.com")["orderId"]
-    assert pay(api, paid, "captured").status_code == 200
+    unpaid = purchase(ops)
+    settled = purchase(ops, email="paid@example.com")
+    first = paid(api, settled, "captured", externalPaymentId="tr_1")
     ops.post("/_emulator/clock/advance", json={"seconds": 24 * 3600 + 5})
 
+    order = api.get(f"/3.1/orders/{unpaid['orderId']}").json()["order"]
+    assert order["expirationDate"] < emulator_now(ops)
     expired = pay(api, unpaid, "captured")
     assert expired.status_code == 422
-    assert expired.json() == {"message": f"Order {unpaid} has expired"}
-    late_retry = pay(api, paid, "captured")
-    assert late_retry.json() == {"message": f"Order {paid} is already paid"}
+    assert expired.json() == {"message": f"Order {unpaid['orderId']} has expired"}
+    assert ops.get("/_emulator/payments", params={"orderId": unpaid["orderId"]}).json() == {
+        "items": []
+    }
+    # A paid order does not expire: a late retry is recorded, as a duplicate.
+    late_retry = paid(api, settled, "captured", externalPaymentId="tr_1")
+    assert ledger(ops)["duplicates"][0]["paymentId"] == late_retry["id"]
+    assert ledger(ops)["duplicates"][0]["duplicateOf"] == first["id"]
 
 
 @pytest.mark.parametrize(
     ("extra", "status", "message"),
     [
-        ({"status": "paid"}, 422, "Field 'status' must be one of captured, authorized, rejected"),
-        ({"status": "authorised"}, 422, "Field 'status' must be one of"),
-        ({"paymentDetailsId": 123456789}, 404, "Payment details 123456789 not found"),
-        ({"orderId": 42}, 404, "Order 42 not found"),
-        ({"paymentOperation": "gift"}, 422, "Field 'paymentOperation' must be one of"),
-        ({"orderId": None}, 422, "Field 'orderId' is invalid"),
+        ({"paymentDetailsId": "123456789"}, 404, "Payment details 123456789 not found"),
+        ({"orderId": "42"}, 404, "Order 42 not found"),
+        (
+            {"paymentDetails": inline_details(1)},
+            422,
+            "Field 'paymentDetails.customerId' must be the payment's customer",
+        ),
+        (
+            {"paymentOperation": "recurring-payment", "subscriptionId": "123"},
+            404,
+            "Subscription 123 not found",
+        ),
     ],
 )
 def test_post_payment_refusals(
     ops: httpx.Client, api: httpx.Client, extra: dict[str, Any], status: int, message: str
 ) -> None:
-    order_id = purchase(ops)["orderId"]
-    response = api.post("/3.1/payments", json={"orderId": order_id, "status": "captured", **extra})
+    response = pay(api, purchase(ops), "captured", **extra)
     assert response.status_code == status
     assert response.json()["message"].startswith(message)
     assert ops.get("/_emulator/payments").json()["items"] == []
 
 
-def test_missing_field_and_bad_json_are_named(api: httpx.Client) -> None:
-    missing = api.post("/3.1/payments", json={"status": "captured"})
-    assert missing.status_code == 422
-    assert missing.json() == {"message": "Field 'orderId' is required"}
-    broken = api.post(
-        "/3.1/payments", content=b"{not json", headers={"content-type": "application/json"}
-    )
-    assert broken.status_code == 400
-    assert broken.json() == {"message": "Request body is not valid JSON"}
+def test_payment_details_of_another_customer_are_refused(
+    ops: httpx.Client, api: httpx.Client
+) -> None:
+    other = purchase(ops, email="other@example.com")
+    details_id = add_details(api, other["customerId"])
+    seeded = purchase(ops)
+    response = pay(api, seeded, "captured", paymentDetailsId=str(details_id))
+    assert response.status_code == 422
+    assert response.json() == {
+        "message": f"Payment details {details_id} do not belong to customer {seeded['customerId']}"
+    }
 
 
 def test_inline_payment_details_are_stored_with_the_payment(
     ops: httpx.Client, api: httpx.Client
 ) -> None:
     seeded = purchase(ops)
-    payment = pay(
-        api,
-        seeded["orderId"],
-        "captured",
-        paymentDetails={"token": "cst_9:mdt_9", "paymentMethodId": MOLLIE},
-    ).json()["payment"]
-    details = api.get(f"/3.1/payment_details/{payment['paymentDetailsId']}").json()["data"]
+    payment = paid(api, seeded, "captured")
+    details = stored_details(ops, payment["paymentDetailsId"])
     assert details["customerId"] == seeded["customerId"]
     assert details["token"] == "cst_9:mdt_9"
 
@@ -314,13 +466,12 @@ def test_inline_payment_details_are_stored_with_the_payment(
 def test_authorise_then_capture_by_patch(ops: httpx.Client, api: httpx.Client) -> None:
     seeded = purchase(ops)
     details_id = add_details(api, seeded["customerId"])
-    payment = pay(
-        api, seeded["orderId"], "authorized", paymentDetailsId=details_id, externalPaymentId="tr_a"
-    ).json()["payment"]
+    payment = paid(
+        api, seeded, "authorized", paymentDetailsId=str(details_id), externalPaymentId="tr_a"
+    )
     assert payment["subscriptionId"] is None  # nothing is bought until captured
-    for method in ("GET", "POST"):
-        listed = api.request(method, f"/3.1/payment_details/{details_id}/authorised_payments")
-        assert [p["id"] for p in listed.json()["items"]] == [payment["id"]]
+    listed = api.get(f"/3.1/payment_details/{details_id}/authorised_payments")
+    assert [p["id"] for p in listed.json()["items"]] == [payment["id"]]
 
     captured = api.patch(
         f"/3.1/payments/{payment['id']}", json={"status": "captured", "externalPaymentId": "tr_c"}
@@ -335,6 +486,14 @@ def test_authorise_then_capture_by_patch(ops: httpx.Client, api: httpx.Client) -
     assert listed == {"items": []}
 
 
+def _patch_body(payment: dict[str, Any], target: str) -> dict[str, Any]:
+    if target == "refunded":
+        return refund_body(payment)
+    if target == "rejected":
+        return {"status": "rejected", "rejectedReason": "declined"}
+    return {"status": target}
+
+
 @pytest.mark.parametrize(
     ("start", "target", "ok"),
     [
@@ -343,6 +502,7 @@ def test_authorise_then_capture_by_patch(ops: httpx.Client, api: httpx.Client) -
         ("captured", "rejected", False),
         ("rejected", "captured", False),
         ("rejected", "refunded", False),
+        ("cancelled", "captured", False),
         ("captured", "captured", True),
         ("rejected", "rejected", True),
     ],
@@ -350,10 +510,10 @@ def test_authorise_then_capture_by_patch(ops: httpx.Client, api: httpx.Client) -
 def test_payment_status_transitions(
     ops: httpx.Client, api: httpx.Client, start: str, target: str, ok: bool
 ) -> None:
-    payment = pay(api, purchase(ops)["orderId"], start).json()["payment"]
-    response = api.patch(f"/3.1/payments/{payment['id']}", json={"status": target})
+    payment = paid(api, purchase(ops), start, rejectedReason="declined")
+    response = api.patch(f"/3.1/payments/{payment['id']}", json=_patch_body(payment, target))
     if ok:
-        assert response.status_code == 200
+        assert response.status_code == 200, response.text
         assert response.json()["payment"]["status"] == target
     else:
         assert response.status_code == 422
@@ -365,66 +525,99 @@ def test_payment_status_transitions(
 
 
 def test_patch_refusals(ops: httpx.Client, api: httpx.Client) -> None:
-    payment = pay(api, purchase(ops)["orderId"], "captured").json()["payment"]
+    payment = paid(api, purchase(ops), "captured")
+    url = f"/3.1/payments/{payment['id']}"
     unknown = api.patch("/3.1/payments/12345", json={"status": "captured"})
     assert unknown.status_code == 404
     assert unknown.json() == {"message": "Payment 12345 not found"}
-    bad = api.patch(f"/3.1/payments/{payment['id']}", json={"status": "cancelled"})
-    assert bad.json() == {"message": "Field 'status' must be one of captured, rejected, refunded"}
-    other_order = api.patch(
-        f"/3.1/payments/{payment['id']}", json={"status": "refunded", "orderId": 1}
-    )
+    other_order = api.patch(url, json=refund_body(payment, orderId=1))
     assert other_order.status_code == 422
-    assert "belongs to order" in other_order.json()["message"]
+    assert other_order.json() == {
+        "message": f"Payment {payment['id']} belongs to order {payment['orderId']}, not 1"
+    }
+    other_operation = api.patch(
+        url, json=refund_body(payment, paymentOperation="recurring-payment")
+    )
+    assert other_operation.status_code == 422
+    assert other_operation.json() == {
+        "message": f"Payment {payment['id']} is a initial-payment, not a recurring-payment"
+    }
+    assert ops.get("/_emulator/payments").json()["items"][0]["status"] == "captured"
+
+
+def test_patch_can_attach_new_payment_details(ops: httpx.Client, api: httpx.Client) -> None:
+    seeded = purchase(ops)
+    payment = paid(api, seeded, "authorized")
+    patched = api.patch(
+        f"/3.1/payments/{payment['id']}",
+        json={"status": "captured", "paymentDetails": inline_details(seeded["customerId"], "t2")},
+    )
+    assert patched.status_code == 200, patched.text
+    new_id = patched.json()["payment"]["paymentDetailsId"]
+    assert new_id != payment["paymentDetailsId"]
+    assert stored_details(ops, new_id)["token"] == "t2"
 
 
 def test_partial_refunds_accumulate_up_to_the_amount(ops: httpx.Client, api: httpx.Client) -> None:
-    payment = pay(api, purchase(ops)["orderId"], "captured").json()["payment"]
+    payment = paid(api, purchase(ops), "captured")
     url = f"/3.1/payments/{payment['id']}"
-    first = api.patch(
-        url,
-        json={"status": "refunded", "refundedAmount": 4.0, "refundedReason": "goodwill"},
-    ).json()["payment"]
-    assert first["status"] == "refunded"
-    assert first["refundedAmount"] == 4.0
-    assert first["refundType"] == "refund"
-    assert first["refundedReason"] == "goodwill"
+    first = api.patch(url, json=refund_body(payment, refundedAmount=4, refundedReason="goodwill"))
+    assert first.status_code == 200, first.text
+    refunded = first.json()["payment"]
+    assert refunded["status"] == "refunded"
+    assert refunded["refundedAmount"] == 4.0
+    assert refunded["refundType"] == "refund"
+    assert refunded["refundedReason"] == "goodwill"
 
-    too_much = api.patch(url, json={"status": "refunded", "refundedAmount": 6.0})
+    too_much = api.patch(url, json=refund_body(payment, refundedAmount=6.0))
     assert too_much.status_code == 422
     assert "would exceed the amount 9.99 EUR" in too_much.json()["message"]
+    too_precise = api.patch(url, json=refund_body(payment, refundedAmount=0.001))
+    assert too_precise.status_code == 422
+    assert too_precise.json()["message"].startswith("Field 'refundedAmount' is invalid")
 
-    second = api.patch(
-        url, json={"status": "refunded", "refundedAmount": "5.99", "refundType": "chargeback"}
-    ).json()["payment"]
-    assert second["refundedAmount"] == 9.99
-    assert second["refundType"] == "chargeback"
-    # A full refund re-PATCHed changes nothing.
-    assert api.patch(url, json={"status": "refunded"}).json()["payment"]["refundedAmount"] == 9.99
-    wrong_type = api.patch(url, json={"status": "refunded", "refundType": "gift"})
-    assert wrong_type.json() == {"message": "Field 'refundType' must be one of refund, chargeback"}
+    second = api.patch(url, json=refund_body(payment, refundedAmount=1.5, refundType="chargeback"))
+    assert second.json()["payment"]["refundedAmount"] == 5.5
+    assert second.json()["payment"]["refundType"] == "chargeback"
+    # Without an amount, a refund refunds what remains ...
+    rest = api.patch(url, json=refund_body(payment)).json()["payment"]
+    assert rest["refundedAmount"] == 9.99
+    # ... so once everything is refunded, repeating it changes nothing.
+    assert api.patch(url, json=refund_body(payment)).json()["payment"]["refundedAmount"] == 9.99
+    nothing_left = api.patch(url, json=refund_body(payment, refundedAmount=0.01))
+    assert nothing_left.status_code == 422
+    book = ledger(ops)["items"][0]
+    assert (book["refundedMinor"], book["netMinor"]) == (999, 0)
+    assert [(r["amountMinor"], r["refundType"]) for r in book["refunds"]] == [
+        (400, "refund"),
+        (150, "chargeback"),
+        (449, "refund"),
+    ]
 
 
 def test_full_refund_without_amount(ops: httpx.Client, api: httpx.Client) -> None:
-    payment = pay(api, purchase(ops)["orderId"], "captured").json()["payment"]
-    refunded = api.patch(f"/3.1/payments/{payment['id']}", json={"status": "refunded"}).json()
+    payment = paid(api, purchase(ops), "captured")
+    refunded = api.patch(f"/3.1/payments/{payment['id']}", json=refund_body(payment)).json()
     assert refunded["payment"]["refundedAmount"] == 9.99
+    assert refunded["payment"]["refundedReason"] == "customer asked"
 
 
 def test_cancel_voids_an_authorisation_only(ops: httpx.Client, api: httpx.Client) -> None:
-    authorized = pay(api, purchase(ops)["orderId"], "authorized").json()["payment"]
+    seeded = purchase(ops)
+    authorized = paid(api, seeded, "authorized", externalPaymentId="tr_1")
     for _ in range(2):  # idempotent
         cancelled = api.patch(f"/3.1/payments/{authorized['id']}/cancel")
         assert cancelled.status_code == 200
         assert cancelled.json()["payment"]["status"] == "cancelled"
-    captured = pay(api, purchase(ops, email="b@example.com")["orderId"], "captured").json()
-    refused = api.patch(f"/3.1/payments/{captured['payment']['id']}/cancel")
+    captured = paid(api, purchase(ops, email="b@example.com"), "captured")
+    refused = api.patch(f"/3.1/payments/{captured['id']}/cancel")
     assert refused.status_code == 422
     assert refused.json() == {
-        "message": f"Cannot cancel payment {captured['payment']['id']} with status captured"
+        "message": f"Cannot cancel payment {captured['id']} with status captured"
     }
-    # A cancelled authorisation leaves the order payable.
-    assert pay(api, authorized["orderId"], "captured").status_code == 200
+    # A cancelled authorisation leaves the order payable, and the new record is no duplicate.
+    assert pay(api, seeded, "captured", externalPaymentId="tr_2").status_code == 200
+    assert ledger(ops)["duplicateRecords"] == 0
 
 
 # ---------------------------------------------------------------------- payment details
@@ -450,17 +643,24 @@ def test_payment_details_lifecycle(ops: httpx.Client, api: httpx.Client) -> None
     data = created["data"]
     assert 100_000_000 <= data["id"] <= 999_999_999
     assert data["paymentGateway"] == "mollie"
+    assert data["paymentMethod"] == "card"
     assert data["active"] is True
     assert data["bound"] is False
     assert data["paymentMethodSpecificParams"]["holderName"] == "Ann"
+    assert stored_details(ops, data["id"]) == data
 
-    listed = api.get(f"/3.1/customers/{customer_id}/payment_details").json()
-    assert [d["id"] for d in listed["items"]] == [data["id"]]
+    inactive = api.post(
+        "/3.1/payment_details",
+        json={"customerId": customer_id, "token": "t", "paymentMethodId": 7, "active": False},
+    ).json()["data"]
+    assert (inactive["active"], inactive["paymentGateway"]) == (False, "other")
+    assert stored_details(ops, data["id"])["active"] is True  # inactive details replace none
+
     assert api.delete(f"/3.1/payment_details/{data['id']}").json() == {"success": True}
-    gone = api.get(f"/3.1/payment_details/{data['id']}")
+    assert ops.get(f"/_emulator/payment-details/{data['id']}").status_code == 404
+    gone = api.delete(f"/3.1/payment_details/{data['id']}")
     assert gone.status_code == 404
     assert gone.json() == {"message": f"Payment details {data['id']} not found"}
-    assert api.delete(f"/3.1/payment_details/{data['id']}").status_code == 404
     assert api.get(f"/3.1/payment_details/{data['id']}/authorised_payments").status_code == 404
 
 
@@ -468,8 +668,8 @@ def test_payment_details_lifecycle(ops: httpx.Client, api: httpx.Client) -> None
     ("body", "status", "message"),
     [
         ({"token": ""}, 422, "Field 'token' must not be empty"),
+        ({"token": "   "}, 422, "Field 'token' must not be empty"),
         ({"customerId": 1}, 404, "Customer 1 not found"),
-        ({"paymentMethodId": None}, 422, "Field 'paymentMethodId' is invalid"),
     ],
 )
 def test_payment_details_refusals(
@@ -489,9 +689,9 @@ def test_new_details_replace_the_old_ones_on_subscriptions(
 ) -> None:
     seeded = purchase(ops)
     old = add_details(api, seeded["customerId"], "old-token")
-    payment = pay(api, seeded["orderId"], "captured", paymentDetailsId=old).json()["payment"]
+    payment = paid(api, seeded, "captured", paymentDetailsId=str(old))
     new = add_details(api, seeded["customerId"], "new-token")
-    assert api.get(f"/3.1/payment_details/{old}").json()["data"]["active"] is False
+    assert stored_details(ops, old)["active"] is False
     assert subscription_of(api, payment)["paymentDetailsId"] == new
 
 
@@ -509,16 +709,27 @@ def test_subscription_errors_use_the_subscription_shape(api: httpx.Client) -> No
 
 
 def test_subscription_patch_one_parameter_at_a_time(ops: httpx.Client, api: httpx.Client) -> None:
-    payment = pay(api, purchase(ops)["orderId"], "captured").json()["payment"]
+    seeded = purchase(ops)
+    payment = paid(api, seeded, "captured")
     url = f"/3.1/subscriptions/{payment['subscriptionId']}"
 
     two = api.patch(url, json={"status": "stopped", "couponCode": "X"})
     assert two.status_code == 422
     assert two.json()["success"] is False
     assert two.json()["message"].startswith("Only one parameter can be changed at a time")
-    assert api.patch(url, json={}).status_code == 422
+    empty = api.patch(url, json={})
+    assert empty.status_code == 422
+    assert empty.json()["message"] == (
+        "One of 'expiresAt', 'couponCode', 'paymentDetailsId', 'status' is required"
+    )
     bad = api.patch(url, json={"status": "paused"})
     assert bad.json()["message"] == "Field 'status' must be one of active, stopped, terminated"
+    null = api.patch(url, json={"couponCode": None})
+    assert null.json()["message"] == "Field 'couponCode' must not be null"
+    wrong_type = api.patch(url, json={"couponCode": 5})
+    assert wrong_type.json()["message"].startswith("Field 'couponCode' is invalid")
+    bad_date = api.patch(url, json={"expiresAt": True})
+    assert bad_date.json()["message"].startswith("Field 'expiresAt' must be unix seconds")
 
     moved = api.patch(url, json={"expiresAt": "2031-01-02T03:04:05Z"}).json()
     assert moved["subscription"]["dateTo"] == int(
@@ -529,6 +740,17 @@ def test_subscription_patch_one_parameter_at_a_time(ops: httpx.Client, api: http
     coupon = api.patch(url, json={"couponCode": "SPRING"}).json()
     assert coupon["subscription"]["couponCode"] == "SPRING"
 
+    details_id = add_details(api, seeded["customerId"], "another")
+    ops.post("/_emulator/customers", json={"email": "z@example.com"})
+    switched = api.patch(url, json={"paymentDetailsId": details_id})
+    assert switched.json()["subscription"]["paymentDetailsId"] == details_id
+    as_text = api.patch(url, json={"paymentDetailsId": str(details_id)})
+    assert as_text.status_code == 422
+    assert as_text.json()["message"].startswith("Field 'paymentDetailsId' is invalid")
+    unknown = api.patch(url, json={"paymentDetailsId": 1})
+    assert unknown.status_code == 404
+
+    # Deprecated in the reference, still served.
     terminated = api.patch(url, json={"status": "terminated"}).json()
     assert terminated == {"success": True, "subscription": terminated["subscription"]}
     assert terminated["subscription"]["status"] == "terminated"
@@ -536,6 +758,105 @@ def test_subscription_patch_one_parameter_at_a_time(ops: httpx.Client, api: http
     revived = api.patch(url, json={"status": "active"})
     assert revived.status_code == 422
     assert revived.json()["message"] == f"Subscription {payment['subscriptionId']} is terminated"
+    (seen,) = ops.get("/_emulator/subscriptions").json()["items"]
+    assert (seen["terminatedVia"], seen["terminationReason"]) == ("patch", None)
+
+
+def test_terminate_subscription_with_a_reason(ops: httpx.Client, api: httpx.Client) -> None:
+    payment = paid(api, purchase(ops), "captured")
+    url = f"/3.1/subscriptions/{payment['subscriptionId']}/terminate"
+
+    terminated = api.post(url, json={"reason": "userCancel"})
+    assert terminated.status_code == 200, terminated.text
+    body = terminated.json()
+    assert body == {"success": True, "subscription": body["subscription"]}
+    assert body["subscription"]["status"] == "terminated"
+    assert body["subscription"]["nextPaymentAction"] is None
+    (seen,) = ops.get("/_emulator/subscriptions").json()["items"]
+    assert (seen["terminationReason"], seen["terminatedVia"]) == ("userCancel", "terminate")
+
+    # Idempotent: a second terminate answers the terminated subscription, first reason kept.
+    again = api.post(url, json={"reason": "paymentCancel"})
+    assert again.status_code == 200
+    assert again.json()["subscription"] == body["subscription"]
+    (seen,) = ops.get("/_emulator/subscriptions").json()["items"]
+    assert seen["terminationReason"] == "userCancel"
+    revived = api.patch(
+        f"/3.1/subscriptions/{payment['subscriptionId']}", json={"status": "active"}
+    )
+    assert revived.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "reason", ["paymentCancel", "userCancel", "publisherCancel", "policyViolation"]
+)
+def test_terminate_accepts_every_documented_reason(
+    ops: httpx.Client, api: httpx.Client, reason: str
+) -> None:
+    payment = paid(api, purchase(ops), "captured")
+    response = api.post(
+        f"/3.1/subscriptions/{payment['subscriptionId']}/terminate", json={"reason": reason}
+    )
+    assert response.status_code == 200
+    assert ops.get("/_emulator/subscriptions").json()["items"][0]["terminationReason"] == reason
+
+
+def test_terminate_refusals(ops: httpx.Client, api: httpx.Client) -> None:
+    payment = paid(api, purchase(ops), "captured")
+    url = f"/3.1/subscriptions/{payment['subscriptionId']}/terminate"
+    cases: list[tuple[dict[str, Any] | None, str]] = [
+        (
+            {"reason": "bored"},
+            "Field 'reason' must be one of paymentCancel, userCancel, "
+            "publisherCancel, policyViolation",
+        ),
+        ({}, "Field 'reason' is required"),
+        ({"reason": 1}, "Field 'reason' is invalid: Input should be a valid string"),
+        ({"status": "terminated"}, "Field 'reason' is required"),
+        (None, "Request body is required"),
+    ]
+    for body, message in cases:
+        response = api.post(url, json=body) if body is not None else api.post(url)
+        assert response.status_code == 422, body
+        assert response.json() == {"success": False, "subscription": None, "message": message}
+    unknown = api.post("/3.1/subscriptions/999/terminate", json={"reason": "userCancel"})
+    assert unknown.status_code == 404
+    assert unknown.json() == {
+        "success": False,
+        "subscription": None,
+        "message": "Subscription 999 not found",
+    }
+    assert ops.get("/_emulator/subscriptions").json()["items"][0]["status"] == "active"
+
+
+def test_list_subscriptions(ops: httpx.Client, api: httpx.Client) -> None:
+    ann = purchase(ops, email="ann@example.com")
+    bob = purchase(ops, email="bob@example.com")
+    ann_sub = paid(api, ann, "captured")["subscriptionId"]
+    bob_sub = paid(api, bob, "captured")["subscriptionId"]
+    api.post(f"/3.1/subscriptions/{bob_sub}/terminate", json={"reason": "userCancel"})
+
+    def ids(**params: Any) -> list[int]:
+        response = api.get("/3.1/subscriptions", params=params)
+        assert response.status_code == 200, response.text
+        return [s["subscriptionId"] for s in response.json()["items"]]
+
+    assert api.get("/3.1/subscriptions").json() == {"items": [], "totalCount": 0}
+    assert ids(customerId=ann["customerId"]) == [ann_sub]
+    assert ids(offerId=DEFAULT_OFFER_ID) == [ann_sub, bob_sub]
+    assert ids(paymentMethodId=MOLLIE) == [ann_sub, bob_sub]
+    assert ids(offerId=DEFAULT_OFFER_ID, **{"status[]": "terminated"}) == [bob_sub]
+    assert ids(offerId=DEFAULT_OFFER_ID, **{"status[]": ["active", "terminated"]}) == [
+        ann_sub,
+        bob_sub,
+    ]
+    page = api.get(
+        "/3.1/subscriptions", params={"offerId": DEFAULT_OFFER_ID, "limit": 1, "offset": 1}
+    )
+    assert page.json()["totalCount"] == 2
+    assert [s["subscriptionId"] for s in page.json()["items"]] == [bob_sub]
+    full = api.get("/3.1/subscriptions", params={"customerId": ann["customerId"]}).json()
+    assert full["items"][0] == subscription_of(api, {"subscriptionId": ann_sub})
 
 
 def test_renewal_is_priced_from_the_subscription_and_extends_it(
@@ -543,13 +864,13 @@ def test_renewal_is_priced_from_the_subscription_and_extends_it(
 ) -> None:
     seeded = purchase(ops)
     details_id = add_details(api, seeded["customerId"])
-    initial = pay(api, seeded["orderId"], "captured", paymentDetailsId=details_id).json()
-    subscription_id = initial["payment"]["subscriptionId"]
-    before = subscription_of(api, initial["payment"])
+    initial = paid(api, seeded, "captured", paymentDetailsId=str(details_id))
+    subscription_id = initial["subscriptionId"]
+    before = subscription_of(api, initial)
     # Repricing the offer does not change what an existing subscriber pays.
     ops.post("/_emulator/offers", json={"offerId": DEFAULT_OFFER_ID, "price": 12.99})
 
-    order = api.post(
+    created = api.post(
         "/3.1/orders",
         json={
             "customerId": seeded["customerId"],
@@ -560,19 +881,22 @@ def test_renewal_is_priced_from_the_subscription_and_extends_it(
             "paymentOperation": "recurring-payment",
             "subscriptionId": str(subscription_id),
         },
-    ).json()["order"]
+    )
+    assert created.status_code == 200, created.text
+    order = created.json()["order"]
     assert order["totalPrice"] == 9.99
     assert order["subscriptionId"] == subscription_id
     assert order["paymentOperation"] == "recurring-payment"
 
-    renewal = pay(
+    renewal = paid(
         api,
-        order["id"],
+        {"orderId": order["id"], "customerId": seeded["customerId"]},
         "captured",
         paymentOperation="recurring-payment",
-        subscriptionId=subscription_id,
+        subscriptionId=str(subscription_id),
+        paymentDetailsId=str(details_id),
         externalPaymentId="tr_renew",
-    ).json()["payment"]
+    )
     assert renewal["paymentDetailsId"] == details_id
     after = subscription_of(api, renewal)
     old_to = datetime.fromtimestamp(before["dateTo"], UTC)
@@ -580,14 +904,71 @@ def test_renewal_is_priced_from_the_subscription_and_extends_it(
     assert (new_to.year * 12 + new_to.month) - (old_to.year * 12 + old_to.month) == 1
     assert after["dateFrom"] == before["dateFrom"]
 
+    # The same renewal recorded again is a duplicate and extends nothing.
+    paid(
+        api,
+        {"orderId": order["id"], "customerId": seeded["customerId"]},
+        "captured",
+        paymentOperation="recurring-payment",
+        subscriptionId=str(subscription_id),
+        paymentDetailsId=str(details_id),
+        externalPaymentId="tr_renew",
+    )
+    assert subscription_of(api, renewal)["dateTo"] == after["dateTo"]
+    assert ledger(ops)["duplicateRecords"] == 1
 
-def test_recurring_payment_needs_a_subscription(ops: httpx.Client, api: httpx.Client) -> None:
-    order_id = purchase(ops)["orderId"]
-    response = pay(api, order_id, "captured", paymentOperation="recurring-payment")
-    assert response.status_code == 422
-    assert response.json() == {
-        "message": "Field 'subscriptionId' is required for recurring-payment"
+
+def test_renewal_order_refusals(ops: httpx.Client, api: httpx.Client) -> None:
+    seeded = purchase(ops)
+    subscription_id = paid(api, seeded, "captured")["subscriptionId"]
+    ops.post("/_emulator/offers", json={"offerId": "S000000002_NL", "price": 1})
+    base = {
+        "customerId": seeded["customerId"],
+        "offerId": DEFAULT_OFFER_ID,
+        "currency": "EUR",
+        "country": "NL",
+        "paymentOperation": "recurring-payment",
+        "subscriptionId": str(subscription_id),
     }
+    other_offer = api.post("/3.1/orders", json={**base, "offerId": "S000000002_NL"})
+    assert other_offer.status_code == 422
+    assert other_offer.json()["message"] == (
+        f"Subscription {subscription_id} is for offer {DEFAULT_OFFER_ID}, not S000000002_NL"
+    )
+    stranger = ops.post("/_emulator/customers", json={"email": "s@example.com"}).json()["id"]
+    not_theirs = api.post("/3.1/orders", json={**base, "customerId": stranger})
+    assert not_theirs.status_code == 422
+    unknown = api.post("/3.1/orders", json={**base, "subscriptionId": "1"})
+    assert unknown.status_code == 404
+
+
+def test_a_renewal_payment_must_name_the_orders_subscription(
+    ops: httpx.Client, api: httpx.Client
+) -> None:
+    ann = purchase(ops, email="ann@example.com")
+    ann_sub = paid(api, ann, "captured")["subscriptionId"]
+    order = api.post(
+        "/3.1/orders",
+        json={
+            "customerId": ann["customerId"],
+            "offerId": DEFAULT_OFFER_ID,
+            "currency": "EUR",
+            "country": "NL",
+            "paymentOperation": "recurring-payment",
+            "subscriptionId": str(ann_sub),
+        },
+    ).json()["order"]
+    bob = purchase(ops, email="bob@example.com")
+    bob_sub = paid(api, bob, "captured")["subscriptionId"]
+    response = pay(
+        api,
+        {"orderId": order["id"], "customerId": ann["customerId"]},
+        "captured",
+        paymentOperation="recurring-payment",
+        subscriptionId=str(bob_sub),
+    )
+    assert response.status_code == 422
+    assert response.json() == {"message": f"Order {order['id']} belongs to subscription {ann_sub}"}
 
 
 # ------------------------------------------------------------------ webhook subscriptions

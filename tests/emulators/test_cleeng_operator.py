@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -16,12 +17,13 @@ from emulators.cleeng.config import DEFAULT_OFFER_ID, CleengEmulatorConfig
 from tests.support.servers import serve_in_thread
 
 TOKEN = "operator-test-token"
+MOLLIE = 555000001
 
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
     config = CleengEmulatorConfig(publisher_token=TOKEN, id_seed=5, timeout_fault_hang_seconds=5)
-    with serve_in_thread(create_app(config)) as url:
+    with serve_in_thread(create_app(config), date_header=False) as url:
         yield url
 
 
@@ -47,6 +49,22 @@ def emulator_now(ops: httpx.Client) -> datetime:
 def order_id(ops: httpx.Client, **body: Any) -> int:
     value: int = ops.post("/_emulator/seed/purchase", json=body).json()["orderId"]
     return value
+
+
+def payment_body(ops: httpx.Client, status: str = "captured", **extra: Any) -> dict[str, Any]:
+    """A create-a-payment body for a freshly seeded order, with inline payment details."""
+    seeded = ops.post("/_emulator/seed/purchase", json={}).json()
+    return {
+        "orderId": str(seeded["orderId"]),
+        "status": status,
+        "paymentOperation": "initial-payment",
+        "paymentDetails": {
+            "customerId": seeded["customerId"],
+            "token": "cst_1:mdt_1",
+            "paymentMethodId": MOLLIE,
+        },
+        **extra,
+    }
 
 
 # ---------------------------------------------------------------------------- seeding
@@ -142,8 +160,11 @@ def test_seed_order_and_subscription(ops: httpx.Client, api: httpx.Client) -> No
     body = subscription.json()
     assert body["dateTo"] == int(due.replace(microsecond=0).timestamp())
     assert body["status"] == "active"
+    assert (body["terminationReason"], body["terminatedVia"]) == (None, None)
     fetched = api.get(f"/3.1/subscriptions/{body['subscriptionId']}").json()["subscription"]
-    assert fetched == body
+    assert fetched == {
+        k: v for k, v in body.items() if k not in ("terminationReason", "terminatedVia")
+    }
     assert ops.get("/_emulator/subscriptions").json()["items"] == [body]
 
     unknown = ops.post(
@@ -166,6 +187,9 @@ def test_clock_advances_by_seconds_or_to_an_instant(ops: httpx.Client) -> None:
     target = start + timedelta(days=10)
     jumped = ops.post("/_emulator/clock/advance", json={"to": target.isoformat()}).json()
     assert abs(datetime.fromisoformat(jumped["now"]) - target) < timedelta(seconds=2)
+    # Answers are dated by the emulator's clock, as a real server dates them by its own.
+    [stamp] = ops.get("/_emulator/ledger").headers.get_list("date")
+    assert abs(parsedate_to_datetime(stamp) - target) < timedelta(seconds=5)
 
 
 @pytest.mark.parametrize(
@@ -205,15 +229,26 @@ def test_reset_forgets_data_and_time(ops: httpx.Client, api: httpx.Client) -> No
 
 
 def test_inspection_filters_and_ledger(ops: httpx.Client, api: httpx.Client) -> None:
-    first, second = order_id(ops), order_id(ops)
-    captured = api.post(
-        "/3.1/payments", json={"orderId": first, "status": "captured", "externalPaymentId": "tr_1"}
-    ).json()["payment"]
-    api.post("/3.1/payments", json={"orderId": second, "status": "authorized"})
-    api.patch(f"/3.1/payments/{captured['id']}", json={"status": "refunded", "refundedAmount": 2.5})
+    captured = api.post("/3.1/payments", json=payment_body(ops, externalPaymentId="tr_1")).json()[
+        "payment"
+    ]
+    first = captured["orderId"]
+    api.post("/3.1/payments", json=payment_body(ops, "authorized"))
+    refunded = api.patch(
+        f"/3.1/payments/{captured['id']}",
+        json={
+            "status": "refunded",
+            "orderId": first,
+            "paymentOperation": "initial-payment",
+            "refundedReason": "goodwill",
+            "refundedAmount": 2.5,
+        },
+    )
+    assert refunded.status_code == 200, refunded.text
 
     only_first = ops.get("/_emulator/payments", params={"orderId": first}).json()["items"]
     assert [p["id"] for p in only_first] == [captured["id"]]
+    assert only_first[0]["duplicateOf"] is None
     by_subscription = ops.get(
         "/_emulator/payments", params={"subscriptionId": captured["subscriptionId"]}
     ).json()["items"]
@@ -224,6 +259,8 @@ def test_inspection_filters_and_ledger(ops: httpx.Client, api: httpx.Client) -> 
     assert entry["externalPaymentId"] == "tr_1"
     assert (entry["amountMinor"], entry["amount"], entry["currency"]) == (999, "9.99", "EUR")
     assert (entry["refundedMinor"], entry["netMinor"]) == (250, 749)
+    assert entry["duplicateOf"] is None
+    assert (ledger["duplicateRecords"], ledger["duplicates"]) == (0, [])
     assert ledger["totals"]["EUR"] == {
         "capturedMinor": 999,
         "refundedMinor": 250,
@@ -281,13 +318,12 @@ def test_dunning_settings_read_and_write(ops: httpx.Client) -> None:
 
 
 def test_fail_next_before_commit_performs_nothing(ops: httpx.Client, api: httpx.Client) -> None:
-    placed = order_id(ops)
+    body = payment_body(ops)
     ops.post(
         "/_emulator/faults",
         json={"failNext": [{"method": "POST", "pathPrefix": "/3.1/payments", "count": 2}]},
     )
-    assert api.get(f"/3.1/orders/{placed}").status_code == 200  # other routes unaffected
-    body = {"orderId": placed, "status": "captured"}
+    assert api.get(f"/3.1/orders/{body['orderId']}").status_code == 200  # unaffected
     for _ in range(2):
         failed = api.post("/3.1/payments", json=body)
         assert failed.status_code == 503
@@ -300,26 +336,27 @@ def test_fail_next_before_commit_performs_nothing(ops: httpx.Client, api: httpx.
 def test_fail_next_after_commit_loses_the_reply_not_the_write(
     ops: httpx.Client, api: httpx.Client
 ) -> None:
-    placed = order_id(ops)
+    body = payment_body(ops, externalPaymentId="tr_1")
     ops.post(
         "/_emulator/faults",
         json={"failNext": [{"pathPrefix": "/3.1/payments", "status": 500, "afterCommit": True}]},
     )
-    body = {"orderId": placed, "status": "captured", "externalPaymentId": "tr_1"}
     assert api.post("/3.1/payments", json=body).status_code == 500
     recorded = ops.get("/_emulator/payments").json()["items"]
     assert [p["externalPaymentId"] for p in recorded] == ["tr_1"]
-    # The connector's retry learns the truth and can look the payment up.
-    assert api.post("/3.1/payments", json=body).json() == {
-        "message": f"Order {placed} is already paid"
-    }
-    assert api.get("/3.1/payments", params={"orderId": placed}).json()["items"] == recorded
+    assert ops.get("/_emulator/ledger").json()["duplicateRecords"] == 0
+    # A blind retry is accepted (Cleeng documents no refusal) and shows up as a duplicate.
+    retried = api.post("/3.1/payments", json=body)
+    assert retried.status_code == 200
+    ledger = ops.get("/_emulator/ledger").json()
+    assert ledger["duplicateRecords"] == 1
+    assert ledger["duplicates"][0]["duplicateOf"] == recorded[0]["id"]
 
 
 def test_timeout_after_commit_hangs_until_the_client_gives_up(
     ops: httpx.Client, api: httpx.Client
 ) -> None:
-    placed = order_id(ops)
+    body = payment_body(ops)
     ops.post(
         "/_emulator/faults",
         json={
@@ -328,16 +365,73 @@ def test_timeout_after_commit_hangs_until_the_client_gives_up(
     )
     started = time.monotonic()
     with pytest.raises(httpx.ReadTimeout):
-        api.post("/3.1/payments", json={"orderId": placed, "status": "captured"}, timeout=0.5)
+        api.post("/3.1/payments", json=body, timeout=0.5)
     assert time.monotonic() - started < 4
     assert len(ops.get("/_emulator/payments").json()["items"]) == 1
 
 
+def _write(ops: httpx.Client, api: httpx.Client, kind: str) -> tuple[str, str, dict[str, Any]]:
+    """Method, path and body of one Core API write the connector makes, ready to send."""
+    seeded = ops.post("/_emulator/seed/purchase", json={}).json()
+    if kind == "order":
+        body = {
+            "customerId": seeded["customerId"],
+            "offerId": DEFAULT_OFFER_ID,
+            "currency": "EUR",
+            "country": "NL",
+        }
+        return "POST", "/3.1/orders", body
+    if kind == "details":
+        body = {"customerId": seeded["customerId"], "token": "cst_2:mdt_2", "paymentMethodId": 7}
+        return "POST", "/3.1/payment_details", body
+    payment = api.post("/3.1/payments", json=payment_body(ops)).json()["payment"]
+    body = {"status": "captured", "externalPaymentId": "tr_after_commit"}
+    return "PATCH", f"/3.1/payments/{payment['id']}", body
+
+
+def _written(ops: httpx.Client, kind: str) -> int:
+    if kind == "order":
+        return len(ops.get("/_emulator/orders").json()["items"])
+    if kind == "details":
+        return len(ops.get("/_emulator/payment-details").json()["items"])
+    payments = ops.get("/_emulator/payments").json()["items"]
+    return sum(p["externalPaymentId"] == "tr_after_commit" for p in payments)
+
+
+@pytest.mark.parametrize("kind", ["order", "details", "patch"])
+@pytest.mark.parametrize("fault", ["failNext", "timeoutAfterCommitRate"])
+def test_after_commit_faults_on_every_write(
+    ops: httpx.Client, api: httpx.Client, kind: str, fault: str
+) -> None:
+    method, path, body = _write(ops, api, kind)
+    before = _written(ops, kind)
+    if fault == "failNext":
+        rule = {"method": method, "pathPrefix": path, "status": 502, "afterCommit": True}
+        ops.post("/_emulator/faults", json={"failNext": [rule]})
+        assert api.request(method, path, json=body).status_code == 502
+    else:
+        ops.post("/_emulator/faults", json={"timeoutAfterCommitRate": 1.0})
+        with pytest.raises(httpx.ReadTimeout):
+            api.request(method, path, json=body, timeout=0.5)
+        ops.delete("/_emulator/faults")
+    assert _written(ops, kind) == before + 1
+
+
+def test_operator_reads_single_payment_details(ops: httpx.Client, api: httpx.Client) -> None:
+    customer = ops.get("/_emulator/customers").json()["items"][0]
+    created = api.post(
+        "/3.1/payment_details",
+        json={"customerId": customer["id"], "token": "cst_1:mdt_1", "paymentMethodId": MOLLIE},
+    ).json()["data"]
+    assert ops.get(f"/_emulator/payment-details/{created['id']}").json() == created
+    assert ops.get("/_emulator/payment-details/1").status_code == 404
+
+
 def test_timeout_before_commit_writes_nothing(ops: httpx.Client, api: httpx.Client) -> None:
-    placed = order_id(ops)
+    body = payment_body(ops)
     ops.post("/_emulator/faults", json={"failNext": [{"status": "timeout"}]})
     with pytest.raises(httpx.ReadTimeout):
-        api.post("/3.1/payments", json={"orderId": placed, "status": "captured"}, timeout=0.5)
+        api.post("/3.1/payments", json=body, timeout=0.5)
     assert ops.get("/_emulator/payments").json()["items"] == []
 
 

@@ -24,10 +24,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
-    """Serve `app` on 127.0.0.1 and yield its base URL; stop it on exit."""
+def serve_in_thread(
+    app: Any, port: int | None = None, *, date_header: bool = True
+) -> Iterator[str]:
+    """Serve `app` on 127.0.0.1 and yield its base URL; stop it on exit. `date_header=False`
+    for an app that stamps its own `Date` (the Cleeng emulator's clock)."""
     chosen_port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=chosen_port, log_level="warning")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=chosen_port, log_level="warning", date_header=date_header
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{chosen_port}", daemon=True)
     thread.start()
