@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -34,6 +34,8 @@ SERVICE = "mollie"
 OPERATION_METADATA_KEY = "operation"
 _T = TypeVar("_T")
 _STATUS_IN_MESSAGE = re.compile(r"status code: (\d{3})")
+# The most items Mollie returns per page of a list (https://docs.mollie.com/reference/pagination).
+_PAGE_SIZE = 250
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +116,22 @@ def _payment_from_json(data: Mapping[str, Any]) -> GatewayPayment:
     )
 
 
+def _every_item(first_page: Any, *, max_pages: int | None = None) -> Iterator[Any]:
+    """Every item of a paginated Mollie list, following `_links.next` page after page.
+
+    `first_page` is what the official client's `list()` returns (a `PaginationList`, whose
+    `get_next()` fetches the next page). `max_pages` caps the pages read; None reads them all.
+    """
+    page = first_page
+    pages_read = 0
+    while page is not None:
+        yield from page
+        pages_read += 1
+        if (max_pages is not None and pages_read >= max_pages) or not page.has_next():
+            return
+        page = page.get_next()
+
+
 def classify_mollie_error(exc: Exception, *, is_write: bool) -> ServiceError:
     """The single place that maps the official client's exceptions to failure kinds."""
     if isinstance(exc, ResponseError):
@@ -163,10 +181,15 @@ class MollieGateway:
     # Customers
 
     async def find_customer(self, cleeng_customer_id: str) -> str | None:
-        """A recent Mollie customer created for this Cleeng customer, if any."""
+        """The newest Mollie customer created for this Cleeng customer, if any.
+
+        Mollie cannot search customers by metadata, so this walks every page of the list
+        (newest first) until it finds one: a returning customer created long ago must be
+        found, or they would get a second Mollie customer and lose their mandates.
+        """
 
         def scan() -> str | None:
-            for customer in self._client.customers.list(limit=250):
+            for customer in _every_item(self._client.customers.list(limit=_PAGE_SIZE)):
                 metadata = customer.get("metadata") or {}
                 if str(metadata.get("cleengCustomerId")) == cleeng_customer_id:
                     return str(customer["id"])
@@ -207,27 +230,25 @@ class MollieGateway:
         )
 
     async def find_customer_payment(
-        self, customer_id: str, operation_key: str, *, max_pages: int = 4
+        self, customer_id: str, operation_key: str, *, max_pages: int | None = None
     ) -> GatewayPayment | None:
         """The customer's payment created for `operation_key` (metadata match), if any.
 
         Mollie forgets idempotency keys after an hour; this is how a late retry adopts the
-        payment it already created instead of charging again.
+        payment it already created instead of charging again. Every page of the customer's
+        payments is read (newest first), so an older payment is never missed; `max_pages`
+        caps that only when a caller asks for it.
         """
 
         def scan() -> GatewayPayment | None:
-            page = self._customer_stub(customer_id).payments.list(limit=250)
-            for _ in range(max_pages):
-                for payment in page:
-                    metadata = payment.get("metadata") or {}
-                    if (
-                        isinstance(metadata, Mapping)
-                        and metadata.get(OPERATION_METADATA_KEY) == operation_key
-                    ):
-                        return _payment_from_json(payment)
-                if not page.has_next():
-                    return None
-                page = page.get_next()
+            first_page = self._customer_stub(customer_id).payments.list(limit=_PAGE_SIZE)
+            for payment in _every_item(first_page, max_pages=max_pages):
+                metadata = payment.get("metadata") or {}
+                if (
+                    isinstance(metadata, Mapping)
+                    and metadata.get(OPERATION_METADATA_KEY) == operation_key
+                ):
+                    return _payment_from_json(payment)
             return None
 
         return await self._call(False, scan)
@@ -242,7 +263,14 @@ class MollieGateway:
                 details=mandate.get("details") or {},
             )
 
-        return await self._call(False, fetch)
+        try:
+            return await self._call(False, fetch)
+        except ServiceError as error:
+            if error.status != 410:
+                raise
+            # Mollie's reference: "Trying to retrieve a revoked mandate will result in a 410".
+            # Gone means it can no longer be charged, which callers know as status `invalid`.
+            return GatewayMandate(id=mandate_id, status="invalid", method=None, details={})
 
     # Manual capture
 
@@ -302,8 +330,9 @@ class MollieGateway:
 
     async def list_refunds(self, payment_id: str) -> list[GatewayRefund]:
         def fetch() -> list[GatewayRefund]:
-            page = self._payment_stub(payment_id).refunds.list(limit=250)
-            return [_refund_from_json(refund) for refund in page]
+            # Every page: refund_payment adopts an earlier refund by its metadata.
+            first_page = self._payment_stub(payment_id).refunds.list(limit=_PAGE_SIZE)
+            return [_refund_from_json(refund) for refund in _every_item(first_page)]
 
         return await self._call(False, fetch)
 
@@ -315,9 +344,9 @@ class MollieGateway:
 
     async def list_chargebacks(self, payment_id: str) -> list[GatewayChargeback]:
         def fetch() -> list[GatewayChargeback]:
-            page = self._payment_stub(payment_id).chargebacks.list(limit=250)
+            first_page = self._payment_stub(payment_id).chargebacks.list(limit=_PAGE_SIZE)
             result = []
-            for chargeback in page:
+            for chargeback in _every_item(first_page):
                 reason = chargeback.get("reason") or {}
                 result.append(
                     GatewayChargeback(
@@ -347,5 +376,17 @@ class MollieGateway:
         try:
             await self._call(True, revoke)
         except ServiceError as error:
-            if error.status not in (404, 410):
+            if error.status in (404, 410):
+                return
+            if error.status != 422:
+                raise
+            # What Mollie answers for a second revoke is not documented (the emulator says
+            # 422): read the mandate back and accept the refusal only if it is revoked.
+            try:
+                mandate = await self.get_mandate(customer_id, mandate_id)
+            except ServiceError as lookup:
+                if lookup.status == 404:
+                    return
+                raise error from lookup
+            if mandate.status != "invalid":
                 raise

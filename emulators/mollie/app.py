@@ -17,6 +17,7 @@ from .emulator import MollieEmulator
 from .errors import MollieError
 from .idempotency import IdempotencyMiddleware
 from .middleware import (
+    API_PREFIX,
     AuthMiddleware,
     FaultMiddleware,
     KickAfterWriteMiddleware,
@@ -52,6 +53,8 @@ def create_app(config: MollieEmulatorConfig | None = None) -> FastAPI:
         docs_url="/_emulator/docs",
         redoc_url=None,
         openapi_url="/_emulator/openapi.json",
+        # Mollie does not redirect `/v2/payments/` to `/v2/payments`; an unknown path is a 404.
+        redirect_slashes=False,
     )
     app.state.emulator = emulator
     app.state.config = config
@@ -60,10 +63,15 @@ def create_app(config: MollieEmulatorConfig | None = None) -> FastAPI:
         assert isinstance(exc, MollieError)
         return exc.response()
 
-    async def http_error(_: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        detail = _HTTP_DETAILS.get(exc.status_code, str(exc.detail))
-        return MollieError(exc.status_code, detail).response()
+        status = exc.status_code
+        if status == 405 and request.url.path.startswith(API_PREFIX):
+            # A method the reference does not document on a path it does is an endpoint it
+            # does not document either: answer like any other unknown endpoint.
+            status = 404
+        detail = _HTTP_DETAILS.get(status, str(exc.detail))
+        return MollieError(status, detail).response()
 
     async def validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -91,5 +99,5 @@ def create_app(config: MollieEmulatorConfig | None = None) -> FastAPI:
     app.add_middleware(IdempotencyMiddleware, store=emulator.idempotency)
     app.add_middleware(FaultMiddleware, faults=emulator.faults)
     app.add_middleware(AuthMiddleware, api_key=config.api_key)
-    app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(RequestLogMiddleware, journal=emulator.requests)
     return app

@@ -18,6 +18,7 @@ from .clock import EmulatorClock
 from .config import MollieEmulatorConfig
 from .faults import FaultInjector
 from .idempotency import IdempotencyStore
+from .middleware import RequestJournal
 from .models import Payment
 from .store import MollieStore
 from .webhooks import WebhookDispatcher
@@ -37,6 +38,7 @@ class MollieEmulator:
         self.idempotency = IdempotencyStore(self.clock, config.idempotency_ttl_seconds)
         self.webhooks = WebhookDispatcher(config, self.clock, self.faults, on_enqueue=self.kick)
         self.store = MollieStore(config, self.clock, notify=self._notify)
+        self.requests = RequestJournal()
         self._lock = asyncio.Lock()
         self._kick_pending = False
         self._background: set[asyncio.Task[None]] = set()
@@ -111,10 +113,12 @@ class MollieEmulator:
                     await self.run_due(wait=False)
 
     async def reset(self) -> None:
-        """Forget everything: records, deliveries, idempotency keys, faults, clock offset."""
+        """Forget everything: records, deliveries, idempotency keys, faults, clock offset and
+        the journal of API requests."""
         async with self._lock:
             await self.webhooks.cancel_all()
             self.store.clear()
+            self.requests.clear()
             self.idempotency.clear()
             self.faults.reset()
             self.clock.reset()

@@ -12,7 +12,10 @@ import contextlib
 import hmac
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,29 +31,66 @@ def _is_api(scope: Scope) -> bool:
     return scope["type"] == "http" and str(scope["path"]).startswith(API_PREFIX)
 
 
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One /v2 request as the emulator answered it (no headers, so no API key)."""
+
+    method: str
+    path: str
+    query: str
+    status: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "status": self.status,
+        }
+
+
+class RequestJournal:
+    """The most recent /v2 requests, oldest first, for tests that check what a client called
+    (`GET /_emulator/requests`)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._entries: deque[RecordedRequest] = deque(maxlen=limit)
+
+    def record(self, entry: RecordedRequest) -> None:
+        self._entries.append(entry)
+
+    def entries(self) -> list[RecordedRequest]:
+        return list(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class RequestLogMiddleware:
     """One log line per request: method, path, status, duration. Headers are never logged,
-    so the API key cannot leak into logs."""
+    so the API key cannot leak into logs. /v2 requests also go into the journal.
 
-    def __init__(self, app: ASGIApp) -> None:
+    The line is written just before the last chunk of the response body is handed to the
+    server, so a client that has read the whole response can rely on the line (and the
+    journal entry) being there already. A request that ends without a complete response
+    (client gone, error) is logged when it ends.
+    """
+
+    def __init__(self, app: ASGIApp, journal: RequestJournal | None = None) -> None:
         self.app = app
+        self.journal = journal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 0
+        status: int | None = None
+        logged = False
 
-        async def record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record)
-        finally:
+        def log() -> None:
+            nonlocal logged
+            logged = True
             query = scope.get("query_string", b"").decode("latin-1")
             logger.info(
                 "%s %s%s -> %s (%.1f ms)",
@@ -60,6 +100,24 @@ class RequestLogMiddleware:
                 status or "no response",
                 (time.perf_counter() - started) * 1000,
             )
+            if self.journal is not None and _is_api(scope):
+                self.journal.record(
+                    RecordedRequest(scope["method"], str(scope["path"]), query, status)
+                )
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                log()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            if not logged:
+                log()
 
 
 class AuthMiddleware:

@@ -185,6 +185,20 @@ async def webhook_log(
     return {"count": len(deliveries), "deliveries": deliveries}
 
 
+@router.get("/requests")
+async def request_journal(emu: Emu) -> dict[str, Any]:
+    """Every /v2 request answered since the last reset, oldest first (method, path, query,
+    status; never headers). Each is recorded before its response body is sent."""
+    requests = [entry.to_json() for entry in emu.requests.entries()]
+    return {"count": len(requests), "requests": requests}
+
+
+@router.delete("/requests")
+async def clear_request_journal(emu: Emu) -> dict[str, Any]:
+    emu.requests.clear()
+    return {"count": 0, "requests": []}
+
+
 @router.get("/ledger")
 async def ledger(emu: Emu) -> dict[str, Any]:
     """Every payment with its captures, refunds and chargebacks, oldest first."""

@@ -10,10 +10,11 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
+from starlette.types import Message, Scope
 
 from emulators.mollie import MollieEmulatorConfig, create_app
 from emulators.mollie.__main__ import config_from_args, parse_args
@@ -242,6 +243,8 @@ def test_next_outcomes_for_an_unknown_customer_is_not_found(emulator: RunningEmu
 def test_one_log_line_per_request_without_the_api_key(
     emulator: RunningEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # No wait needed: the emulator writes the line before it sends the end of the body, so
+    # it is there by the time the client has read the response.
     caplog.set_level(logging.INFO, logger="emulators.mollie")
     create_payment(emulator)
     api(emulator, "GET", "/payments/tr_missing")
@@ -249,6 +252,68 @@ def test_one_log_line_per_request_without_the_api_key(
     assert any(line.startswith("POST /v2/payments -> 201") for line in lines)
     assert any(line.startswith("GET /v2/payments/tr_missing -> 404") for line in lines)
     assert all(API_KEY not in record.getMessage() for record in caplog.records)
+
+
+async def test_the_log_line_is_written_before_the_body_is_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The ordering the test above relies on, checked at the ASGI boundary: when the last
+    body chunk reaches the server, the request's line is already logged (no race to lose)."""
+    caplog.set_level(logging.INFO, logger="emulators.mollie")
+    config = MollieEmulatorConfig(deliver_webhooks=False)
+    app = create_app(config)
+    lines_at_last_chunk: list[list[str]] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            lines_at_last_chunk.append(
+                [r.getMessage() for r in caplog.records if r.name == "emulators.mollie"]
+            )
+
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/v2/payments/tr_missing",
+        "raw_path": b"/v2/payments/tr_missing",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"authorization", f"Bearer {config.api_key}".encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    await app(scope, receive, send)
+    await cast(MollieEmulator, app.state.emulator).aclose()
+    [lines] = lines_at_last_chunk
+    assert any(line.startswith("GET /v2/payments/tr_missing -> 404") for line in lines)
+
+
+def test_the_request_journal_lists_api_calls_in_order(emulator: RunningEmulator) -> None:
+    payment = create_payment(emulator)
+    api(emulator, "GET", f"/payments/{payment['id']}")
+    emulator.http.get(f"/checkout/{payment['id']}")  # not an API call: not journaled
+    api(emulator, "GET", "/payments?limit=5")
+    journal = emulator.control("GET", "/requests")
+    assert journal["requests"] == [
+        {"method": "POST", "path": "/v2/payments", "query": "", "status": 201},
+        {"method": "GET", "path": f"/v2/payments/{payment['id']}", "query": "", "status": 200},
+        {"method": "GET", "path": "/v2/payments", "query": "limit=5", "status": 200},
+    ]
+    assert journal["count"] == 3
+    assert API_KEY not in str(journal)
+    assert emulator.control("DELETE", "/requests")["count"] == 0
+    assert emulator.control("GET", "/requests")["requests"] == []
+    api(emulator, "GET", "/payments")
+    emulator.control("POST", "/reset")
+    assert emulator.control("GET", "/requests")["count"] == 0
 
 
 # --------------------------------------------------------------------- in-process app
