@@ -7,13 +7,17 @@ normalised to strings, wrappers may be present or not.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from clients import cleeng_contract as contract
 from clients.errors import FailureKind, ServiceError, kind_for_status, parse_retry_after
@@ -45,8 +49,14 @@ class CleengOrder(_CleengModel):
     currency: str
     country: str | None = None
     payment_method_id: str | None = Field(default=None, alias="paymentMethodId")
+    expiration_date: datetime | None = Field(default=None, alias="expirationDate")
 
     _ids = field_validator("id", "customer_id", "payment_method_id", mode="before")(_id_to_str)
+
+    @field_validator("expiration_date", mode="before")
+    @classmethod
+    def _lenient_date(cls, value: Any) -> Any:
+        return parse_cleeng_time(value) if value not in (None, "") else None
 
     @field_validator("total_price", mode="before")
     @classmethod
@@ -81,13 +91,12 @@ class CleengPayment(_CleengModel):
     payment_operation: str | None = Field(default=None, alias="paymentOperation")
     subscription_id: str | None = Field(default=None, alias="subscriptionId")
     total_amount: str | None = Field(default=None, alias="totalAmount")
-    refunded_amount: str | None = Field(default=None, alias=contract.REFUNDED_AMOUNT_KEY)
     currency: str | None = None
 
     _ids = field_validator(
         "id", "order_id", "payment_details_id", "subscription_id", mode="before"
     )(_id_to_str)
-    _amounts = field_validator("total_amount", "refunded_amount", mode="before")(
+    _amounts = field_validator("total_amount", mode="before")(
         lambda value: str(value) if isinstance(value, int | float) else value
     )
 
@@ -137,8 +146,74 @@ def _items(body: Any) -> list[Any]:
     return []
 
 
+def _server_time(response: httpx.Response) -> datetime:
+    """The moment the answer was made, by the server's clock (`Date`), else by ours."""
+    stamp = response.headers.get("Date")
+    if stamp:
+        try:
+            return parsedate_to_datetime(stamp).astimezone(UTC)
+        except (TypeError, ValueError):
+            logger.warning("Cleeng sent an unreadable Date header: %r", stamp)
+    return datetime.now(UTC)
+
+
+def _invalid(message: str) -> ServiceError:
+    """A request the connector must not send: permanent, nothing reached Cleeng."""
+    return ServiceError(SERVICE, FailureKind.PERMANENT, message)
+
+
+def int32(value: str | int, field: str) -> int:
+    """An id the reference types int32, checked before it goes on the wire."""
+    if isinstance(value, bool):
+        raise _invalid(f"{field} must be an int32 id, got {value!r}")
+    text = str(value).strip()
+    if not text.isdigit() or not 0 < int(text) <= contract.INT32_MAX:
+        raise _invalid(f"{field} must be a positive int32 id, got {value!r}")
+    return int(text)
+
+
+def id_text(value: str | int, field: str) -> str:
+    """An id the reference types string (e.g. orderId in "create-a-payment")."""
+    return str(int32(value, field))
+
+
+def _segment(value: str | int, field: str) -> str:
+    """A path segment: an id checked to its documented type, and escaped in any case."""
+    return quote(str(int32(value, field)), safe="")
+
+
+def _encode(body: Mapping[str, Any], numbers: Mapping[str, Decimal] | None = None) -> bytes:
+    """JSON for a request; `numbers` are written from exact decimal text, so money never
+    passes through a float on its way to Cleeng."""
+    text = json.dumps(dict(body), separators=(",", ":"))
+    for key, value in (numbers or {}).items():
+        if not value.is_finite():
+            raise _invalid(f"{key} must be a finite number, got {value}")
+        member = f"{json.dumps(key)}:{format(value, 'f')}"
+        text = f"{text[:-1]},{member}}}" if text != "{}" else f"{{{member}}}"
+    return text.encode()
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _parse(model: type[_Model], body: Any, what: str) -> _Model:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        # Cleeng answered 2xx with a body we cannot read: a contract mismatch an operator
+        # must see; retrying the same request cannot fix it.
+        raise ServiceError(
+            SERVICE, FailureKind.PERMANENT, f"{what}: unexpected answer from Cleeng: {exc}"
+        ) from exc
+
+
 class CleengClient:
-    """The calls the connector makes to Cleeng, each a single HTTP request."""
+    """The calls the connector makes to Cleeng, each a single HTTP request.
+
+    Every call is listed, with its reference page, in docs/cleeng-contract.md; ids are checked
+    to the type the reference gives them and escaped before they reach a URL.
+    """
 
     def __init__(
         self,
@@ -163,12 +238,26 @@ class CleengClient:
         method: str,
         path: str,
         *,
-        json: Any = None,
+        body: bytes | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Any:
+        return (await self._exchange(method, path, body=body, params=params))[0]
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[Any, httpx.Response]:
+        """One request: the decoded body and the response it came in."""
         is_write = method != "GET"
+        headers = {"Content-Type": "application/json"} if body is not None else None
         try:
-            response = await self._http.request(method, path, json=json, params=params)
+            response = await self._http.request(
+                method, path, content=body, params=params, headers=headers
+            )
         except httpx.TimeoutException as exc:
             # A write that timed out may have been applied: the caller must look it up.
             kind = FailureKind.UNKNOWN_OUTCOME if is_write else FailureKind.RETRYABLE
@@ -179,9 +268,9 @@ class CleengClient:
         if response.status_code >= 400:
             raise self._error(method, path, response)
         if not response.content:
-            return None
+            return None, response
         try:
-            return response.json()
+            return response.json(), response
         except ValueError as exc:
             raise ServiceError(
                 SERVICE,
@@ -210,7 +299,8 @@ class CleengClient:
     # Orders
 
     async def get_order(self, order_id: str) -> CleengOrder:
-        body = await self._request("GET", f"/orders/{order_id}")
+        """GET /3.1/orders/{orderId} ("get-an-order")."""
+        body = await self._request("GET", f"/orders/{_segment(order_id, 'orderId')}")
         try:
             return CleengOrder.model_validate(_unwrap(body, contract.ORDER_WRAPPER_KEY))
         except (ValueError, MoneyFormatError) as exc:
@@ -218,48 +308,151 @@ class CleengClient:
                 SERVICE, FailureKind.PERMANENT, f"order {order_id} is malformed: {exc}"
             ) from exc
 
-    async def create_order(self, fields: Mapping[str, Any]) -> CleengOrder:
-        body = await self._request("POST", "/orders", json=dict(fields))
-        return CleengOrder.model_validate(_unwrap(body, contract.ORDER_WRAPPER_KEY))
+    async def order_expired(self, order_id: str) -> bool:
+        """Has the order expired unpaid, by Cleeng's own clock? ("create-an-order": orders
+        expire after 24 hours unless the payment is captured.) The order's expirationDate is
+        compared with the answer's `Date` header, else with this machine's clock."""
+        body, response = await self._exchange("GET", f"/orders/{_segment(order_id, 'orderId')}")
+        order = _parse(CleengOrder, _unwrap(body, contract.ORDER_WRAPPER_KEY), "GET /orders")
+        if order.expiration_date is None:
+            return False
+        return order.expiration_date <= _server_time(response)
+
+    async def create_renewal_order(
+        self,
+        *,
+        customer_id: str,
+        offer_id: str,
+        subscription_id: str,
+        currency: str,
+        country: str,
+        payment_method_id: str | int,
+    ) -> CleengOrder:
+        """POST /3.1/orders ("create-an-order") for a recurring payment."""
+        fields = {
+            "customerId": int32(customer_id, "customerId"),
+            "offerId": offer_id,
+            "currency": currency,
+            "country": country,
+            "paymentMethodId": int32(payment_method_id, "paymentMethodId"),
+            "paymentOperation": contract.PAYMENT_OPERATION_RECURRING,
+            # "the identifier of Cleeng subscription, e.g. 123123123": typed string there.
+            "subscriptionId": id_text(subscription_id, "subscriptionId"),
+        }
+        body = await self._request("POST", "/orders", body=_encode(fields))
+        return _parse(CleengOrder, _unwrap(body, contract.ORDER_WRAPPER_KEY), "POST /orders")
 
     # Payments
 
-    async def create_payment(self, fields: Mapping[str, Any]) -> CleengPayment:
-        body = await self._request("POST", "/payments", json=dict(fields))
-        return CleengPayment.model_validate(_unwrap(body, contract.PAYMENT_WRAPPER_KEY))
+    async def create_payment(
+        self,
+        *,
+        order_id: str,
+        status: str,
+        payment_operation: str,
+        external_payment_id: str,
+        payment_details_id: str | None = None,
+        inline_details: Mapping[str, Any] | None = None,
+        rejected_reason: str | None = None,
+        subscription_id: str | None = None,
+    ) -> CleengPayment:
+        """POST /3.1/payments ("create-a-payment"): orderId, paymentDetailsId and
+        subscriptionId are strings there; one of paymentDetailsId / paymentDetails is
+        required."""
+        fields: dict[str, Any] = {
+            "orderId": id_text(order_id, "orderId"),
+            "status": status,
+            "paymentOperation": payment_operation,
+            "externalPaymentId": external_payment_id,
+        }
+        if payment_details_id is not None:
+            fields["paymentDetailsId"] = id_text(payment_details_id, "paymentDetailsId")
+        elif inline_details is not None:
+            fields["paymentDetails"] = dict(inline_details)
+        else:
+            raise _invalid("a payment needs paymentDetailsId or paymentDetails")
+        if rejected_reason is not None:
+            fields["rejectedReason"] = rejected_reason
+        if subscription_id is not None:
+            fields["subscriptionId"] = id_text(subscription_id, "subscriptionId")
+        body = await self._request("POST", "/payments", body=_encode(fields))
+        return _parse(CleengPayment, _unwrap(body, contract.PAYMENT_WRAPPER_KEY), "POST /payments")
 
-    async def update_payment(self, payment_id: str, fields: Mapping[str, Any]) -> CleengPayment:
-        body = await self._request("PATCH", f"/payments/{payment_id}", json=dict(fields))
-        return CleengPayment.model_validate(_unwrap(body, contract.PAYMENT_WRAPPER_KEY))
+    async def update_payment(
+        self,
+        payment_id: str,
+        *,
+        status: str,
+        external_payment_id: str | None = None,
+        rejected_reason: str | None = None,
+    ) -> CleengPayment:
+        """PATCH /3.1/payments/{paymentId} ("update-a-payment") to captured or rejected."""
+        fields: dict[str, Any] = {"status": status}
+        if external_payment_id is not None:
+            fields["externalPaymentId"] = external_payment_id
+        if rejected_reason is not None:
+            fields["rejectedReason"] = rejected_reason
+        path = f"/payments/{_segment(payment_id, 'paymentId')}"
+        body = await self._request("PATCH", path, body=_encode(fields))
+        return _parse(CleengPayment, _unwrap(body, contract.PAYMENT_WRAPPER_KEY), f"PATCH {path}")
 
-    async def find_payments_for_order(self, order_id: str) -> list[CleengPayment] | None:
-        """Payments already recorded for an order, or None where Cleeng has no such lookup."""
-        try:
-            body = await self._request(
-                "GET", "/payments", params={contract.PAYMENTS_BY_ORDER_QUERY_PARAM: order_id}
-            )
-        except ServiceError as exc:
-            if exc.status in (404, 405):
-                logger.warning("Cleeng payment lookup by order is unavailable: %s", exc)
-                return None
-            raise
-        return [CleengPayment.model_validate(item) for item in _items(body)]
+    async def record_refund(
+        self,
+        payment_id: str,
+        *,
+        order_id: str,
+        payment_operation: str,
+        refunded_reason: str,
+        amount: Money,
+        refund_type: str,
+    ) -> CleengPayment:
+        """PATCH /3.1/payments/{paymentId} with status refunded: orderId (int32),
+        paymentOperation and refundedReason are required there; the amount is this refund's."""
+        fields: dict[str, Any] = {
+            "status": contract.PAYMENT_STATUS_REFUNDED,
+            "orderId": int32(order_id, "orderId"),
+            "paymentOperation": payment_operation,
+            "refundedReason": refunded_reason,
+            contract.REFUND_TYPE_KEY: refund_type,
+        }
+        if amount.minor <= 0:
+            raise _invalid(f"a refunded amount must be positive, got {amount}")
+        path = f"/payments/{_segment(payment_id, 'paymentId')}"
+        body = await self._request(
+            "PATCH",
+            path,
+            body=_encode(fields, {contract.REFUNDED_AMOUNT_KEY: amount.to_decimal()}),
+        )
+        return _parse(CleengPayment, _unwrap(body, contract.PAYMENT_WRAPPER_KEY), f"PATCH {path}")
 
     async def cancel_payment(self, payment_id: str) -> CleengPayment:
-        body = await self._request("PATCH", f"/payments/{payment_id}/cancel")
-        return CleengPayment.model_validate(_unwrap(body, contract.PAYMENT_WRAPPER_KEY))
+        """PATCH /3.1/payments/{paymentId}/cancel ("cancel-a-payment"), no body."""
+        path = f"/payments/{_segment(payment_id, 'paymentId')}/cancel"
+        body = await self._request("PATCH", path)
+        return _parse(CleengPayment, _unwrap(body, contract.PAYMENT_WRAPPER_KEY), f"PATCH {path}")
 
     # Subscriptions
 
     async def get_subscription(self, subscription_id: str) -> CleengSubscription:
-        body = await self._request("GET", f"/subscriptions/{subscription_id}")
-        return CleengSubscription.model_validate(_unwrap(body, contract.SUBSCRIPTION_WRAPPER_KEY))
+        """GET /3.1/subscriptions/{subscriptionId} ("get-a-subscription")."""
+        path = f"/subscriptions/{_segment(subscription_id, 'subscriptionId')}"
+        body = await self._request("GET", path)
+        return _parse(
+            CleengSubscription, _unwrap(body, contract.SUBSCRIPTION_WRAPPER_KEY), f"GET {path}"
+        )
 
-    async def update_subscription(
-        self, subscription_id: str, fields: Mapping[str, Any]
-    ) -> CleengSubscription:
-        body = await self._request("PATCH", f"/subscriptions/{subscription_id}", json=dict(fields))
-        return CleengSubscription.model_validate(_unwrap(body, contract.SUBSCRIPTION_WRAPPER_KEY))
+    async def terminate_subscription(self, subscription_id: str, reason: str) -> None:
+        """POST /3.1/subscriptions/{subscriptionId}/terminate ("terminate-subscription")."""
+        if reason not in contract.TERMINATION_REASONS:
+            raise _invalid(f"unknown termination reason {reason!r}")
+        path = f"/subscriptions/{_segment(subscription_id, 'subscriptionId')}/terminate"
+        await self._request("POST", path, body=_encode({contract.TERMINATION_REASON_KEY: reason}))
+
+    async def terminate_subscription_by_patch(self, subscription_id: str) -> None:
+        """PATCH /3.1/subscriptions/{id} {"status": "terminated"}: the Connector Checklist's
+        call, marked deprecated in "update-subscription"; used only when configured."""
+        path = f"/subscriptions/{_segment(subscription_id, 'subscriptionId')}"
+        await self._request("PATCH", path, body=_encode({"status": "terminated"}))
 
     # Webhook subscriptions (PUT replaces the whole list of a topic)
 
@@ -277,30 +470,76 @@ class CleengClient:
     async def replace_webhook_subscriptions(
         self, topic: str, endpoints: list[dict[str, Any]]
     ) -> None:
-        await self._request("PUT", f"/webhook_subscriptions/{topic}", json=endpoints)
+        path = f"/webhook_subscriptions/{quote(topic, safe='')}"
+        await self._request("PUT", path, body=json.dumps(endpoints).encode())
 
     # Payment details
 
-    async def create_payment_details(self, fields: Mapping[str, Any]) -> CleengPaymentDetails:
-        body = await self._request("POST", "/payment_details", json=dict(fields))
-        return CleengPaymentDetails.model_validate(
-            _unwrap(body, contract.PAYMENT_DETAILS_WRAPPER_KEY)
+    async def create_payment_details(
+        self,
+        *,
+        customer_id: str,
+        token: str,
+        payment_method_id: str | int,
+        card_params: Mapping[str, str],
+        active: bool = True,
+    ) -> CleengPaymentDetails:
+        """POST /3.1/payment_details ("create-payment-details"): customerId and
+        paymentMethodId are int32 there."""
+        body = await self._request(
+            "POST",
+            "/payment_details",
+            body=_encode(
+                payment_details_fields(
+                    customer_id=customer_id,
+                    token=token,
+                    payment_method_id=payment_method_id,
+                    card_params=card_params,
+                    active=active,
+                )
+            ),
+        )
+        return _parse(
+            CleengPaymentDetails,
+            _unwrap(body, contract.PAYMENT_DETAILS_WRAPPER_KEY),
+            "POST /payment_details",
         )
 
     async def authorised_payments(self, payment_details_id: str) -> list[CleengPayment]:
-        body = await self._request(
-            "GET", f"/payment_details/{payment_details_id}/authorised_payments"
-        )
-        return [CleengPayment.model_validate(item) for item in _items(body)]
+        """GET /3.1/payment_details/{id}/authorised_payments
+        ("list-a-customer-authorised-payments")."""
+        path = f"/payment_details/{_segment(payment_details_id, 'paymentDetailsId')}"
+        body = await self._request("GET", f"{path}/authorised_payments")
+        return [
+            _parse(CleengPayment, item, f"GET {path}/authorised_payments") for item in _items(body)
+        ]
 
     async def delete_payment_details(self, payment_details_id: str) -> None:
-        """Irreversible; details already gone count as deleted."""
+        """DELETE /3.1/payment_details/{id} ("delete-payment-details"); irreversible.
+        Details already gone count as deleted."""
+        path = f"/payment_details/{_segment(payment_details_id, 'paymentDetailsId')}"
         try:
-            await self._request("DELETE", f"/payment_details/{payment_details_id}")
+            await self._request("DELETE", path)
         except ServiceError as error:
             if error.status != 404:
                 raise
 
-    async def list_customer_payment_details(self, customer_id: str) -> list[CleengPaymentDetails]:
-        body = await self._request("GET", f"/customers/{customer_id}/payment_details")
-        return [CleengPaymentDetails.model_validate(item) for item in _items(body)]
+
+def payment_details_fields(
+    *,
+    customer_id: str,
+    token: str,
+    payment_method_id: str | int,
+    card_params: Mapping[str, str],
+    active: bool,
+) -> dict[str, Any]:
+    """The body of "create-payment-details", also sent inline as a payment's paymentDetails."""
+    fields: dict[str, Any] = {
+        "customerId": int32(customer_id, "customerId"),
+        "token": token,
+        "paymentMethodId": int32(payment_method_id, "paymentMethodId"),
+        "active": active,
+    }
+    if card_params:
+        fields["paymentMethodSpecificParams"] = dict(card_params)
+    return fields

@@ -1,9 +1,10 @@
-"""The Cleeng wire details we could not confirm, kept in one place.
+"""Cleeng Core API 3.1 wire details the connector relies on, kept in one place.
 
-Cleeng's public documentation leaves some keys, wrappers and paths unstated. The connector's
-Cleeng client and the Cleeng emulator both read them from here, so if real Cleeng turns out to
-differ, one edit fixes both sides. Each constant says how sure we are: [C] confirmed,
-[L] likely (meaning documented, key inferred), [?] a best guess.
+Every value cites the reference page it comes from (developers.cleeng.com/reference/...), or
+says [inferred] where the reference describes a field without naming its key. The full table,
+with what the connector does where the reference is silent, is docs/cleeng-contract.md.
+The Cleeng emulator never imports this module: it has its own reading of the reference, so a
+wrong guess here fails a test instead of being shared by both sides.
 """
 
 from __future__ import annotations
@@ -12,42 +13,59 @@ from typing import Final
 
 API_PREFIX: Final = "/3.1"
 
-# Payment statuses. The reference spells "authorized" [?]; tutorials say "authorised".
-PAYMENT_STATUS_CAPTURED: Final = "captured"  # [C]
-PAYMENT_STATUS_AUTHORIZED: Final = "authorized"  # [?] spelling
-PAYMENT_STATUS_REJECTED: Final = "rejected"  # [C]
-PAYMENT_STATUS_CANCELLED: Final = "cancelled"  # [C]
-PAYMENT_STATUS_REFUNDED: Final = "refunded"  # [C]
+# Payment statuses ("create-a-payment", "update-a-payment").
+PAYMENT_STATUS_CAPTURED: Final = "captured"
+PAYMENT_STATUS_AUTHORIZED: Final = "authorized"
+PAYMENT_STATUS_REJECTED: Final = "rejected"
+PAYMENT_STATUS_CANCELLED: Final = "cancelled"
+PAYMENT_STATUS_REFUNDED: Final = "refunded"
 
-PAYMENT_OPERATION_INITIAL: Final = "initial-payment"  # [C]
-PAYMENT_OPERATION_RECURRING: Final = "recurring-payment"  # [C]
-PAYMENT_OPERATION_FREE: Final = "initial-free-transaction"  # [C]
+# paymentOperation values ("update-a-payment" lists all three).
+PAYMENT_OPERATION_INITIAL: Final = "initial-payment"
+PAYMENT_OPERATION_RECURRING: Final = "recurring-payment"
+PAYMENT_OPERATION_FREE: Final = "initial-free-transaction"
 
-# PATCH /payments/{id} keys for partial refunds and the refund type [C meaning, ? keys].
+# PATCH /3.1/payments/{id} with status refunded: the page describes "Refunded amount" (float
+# > 0) and "Type of refund: refund or chargeback" without showing their keys [inferred].
 REFUNDED_AMOUNT_KEY: Final = "refundedAmount"
 REFUND_TYPE_KEY: Final = "refundType"
 REFUND_TYPE_REFUND: Final = "refund"
 REFUND_TYPE_CHARGEBACK: Final = "chargeback"
+# refundedReason is required with status refunded; Cleeng's refundPayment webhook may carry
+# none, so the connector says this.
+DEFAULT_REFUNDED_REASON: Final = "Refund requested in Cleeng"
 
-# Response wrappers [L/?]: the client also accepts a bare object where noted.
-ORDER_WRAPPER_KEY: Final = "order"  # {"order": {...}} or bare [?]
-PAYMENT_WRAPPER_KEY: Final = "payment"  # {"success": true, "payment": {...}} [L]
-PAYMENT_DETAILS_WRAPPER_KEY: Final = "data"  # {"success": true, "data": {...}} [L]
-SUBSCRIPTION_WRAPPER_KEY: Final = "subscription"  # {"success": true, "subscription": {...}} [L]
-LIST_ITEMS_KEY: Final = "items"  # collections: {"items": [...]} [?]
+# POST /3.1/subscriptions/{id}/terminate ("terminate-subscription"): a required enum; the page
+# shows the values, not the key [inferred: "reason"].
+TERMINATION_REASON_KEY: Final = "reason"
+TERMINATION_REASONS: Final = frozenset(
+    {"paymentCancel", "userCancel", "publisherCancel", "policyViolation"}
+)
+# The connector terminates after Cleeng's dunning gave up on payment.
+TERMINATION_REASON_PAYMENT: Final = "paymentCancel"
+# How to terminate: the documented endpoint, or the Connector Checklist's deprecated PATCH
+# {"status": "terminated"} on "update-subscription" (setting CLEENG_TERMINATION_CALL).
+TERMINATE_BY_POST: Final = "terminate"
+TERMINATE_BY_PATCH: Final = "patch"
 
-# Lookup of payments already recorded for an order: GET /3.1/payments?orderId=N [?].
-# Cleeng documents no such list; the connector uses it to stay idempotent on retries and
-# treats 404/405 from it as "lookup unavailable".
-PAYMENTS_BY_ORDER_QUERY_PARAM: Final = "orderId"
+# Response wrappers: the reference pages show no response bodies we could read [inferred];
+# the client accepts the wrapped and the bare form.
+ORDER_WRAPPER_KEY: Final = "order"
+PAYMENT_WRAPPER_KEY: Final = "payment"
+PAYMENT_DETAILS_WRAPPER_KEY: Final = "data"
+SUBSCRIPTION_WRAPPER_KEY: Final = "subscription"
+LIST_ITEMS_KEY: Final = "items"
 
-# Webhook signature: HMAC-SHA256 over the raw body; header name undocumented [?].
+# Webhook signature: HMAC-SHA256 over the raw body; the header name is not documented.
 DEFAULT_SIGNATURE_HEADER: Final = "X-Cleeng-Signature"
 
-# Order expiry: Cleeng orders expire 24 hours after creation unless paid [C].
+# "Orders expire after 24 hours unless the payment is captured" ("create-an-order").
 ORDER_LIFETIME_SECONDS: Final = 24 * 3600
 
-# Webhook topics a connector handles [C].
+# int32 ids ("create-an-order", "create-payment-details", "update-a-payment" path).
+INT32_MAX: Final = 2**31 - 1
+
+# Webhook topics a connector handles ("payments-pre-configuration").
 TOPIC_AUTHORISATION: Final = "subscriptionReadyForPaymentAuthorisation"
 TOPIC_CAPTURE: Final = "subscriptionReadyForPaymentCapture"
 TOPIC_TERMINATION: Final = "subscriptionReadyForTermination"

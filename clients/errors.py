@@ -42,6 +42,11 @@ class ServiceError(Exception):
         self.retry_after_seconds = retry_after_seconds
 
     @property
+    def retryable(self) -> bool:
+        """Worth trying again: transient, or a write whose outcome is unknown."""
+        return self.kind in (FailureKind.RETRYABLE, FailureKind.UNKNOWN_OUTCOME)
+
+    @property
     def error_type(self) -> str:
         """Stable name callers and operators can switch on, e.g. `CleengPermanent`."""
         return f"{self.service.capitalize()}{self.kind.title().replace('_', '')}"

@@ -3,8 +3,12 @@ classification that decides every retry."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
+import httpx
 import pytest
 
 from clients.cleeng import CleengClient
@@ -70,12 +74,101 @@ async def test_cleeng_failures_are_classified(
 async def test_lost_cleeng_write_is_an_unknown_outcome() -> None:
     nowhere = CleengClient(f"http://127.0.0.1:{free_port()}/3.1", "token", timeout_seconds=1)
     with pytest.raises(ServiceError) as write:
-        await nowhere.create_payment({"orderId": "1"})
+        await nowhere.create_payment(
+            order_id="1",
+            status="captured",
+            payment_operation="initial-payment",
+            external_payment_id="tr_1",
+            payment_details_id="2",
+        )
     with pytest.raises(ServiceError) as read:
         await nowhere.get_order("1")
     await nowhere.aclose()
     assert write.value.kind is FailureKind.UNKNOWN_OUTCOME
     assert read.value.kind is FailureKind.RETRYABLE
+
+
+class _Recorder:
+    """Answers every request with an empty success and keeps what was sent."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return httpx.Response(200, json={"id": 7, "status": "refunded", "customerId": 1})
+
+    def bodies(self) -> list[Any]:
+        return [json.loads(r.content) if r.content else None for r in self.requests]
+
+
+async def test_cleeng_ids_go_out_typed_as_the_reference_types_them() -> None:
+    recorder = _Recorder()
+    client = CleengClient(
+        "http://cleeng.test/3.1", "token", transport=httpx.MockTransport(recorder)
+    )
+    with contextlib.suppress(ServiceError):
+        await client.create_renewal_order(
+            customer_id="900000001",
+            offer_id="S1_US",
+            subscription_id="700000001",
+            currency="EUR",
+            country="NL",
+            payment_method_id="555000001",
+        )
+    with contextlib.suppress(ServiceError):
+        await client.create_payment(
+            order_id="123",
+            status="captured",
+            payment_operation="initial-payment",
+            external_payment_id="tr_abc",
+            inline_details={"customerId": 900000001, "token": "t", "paymentMethodId": 5},
+        )
+    await client.create_payment_details(
+        customer_id="900000001", token="t", payment_method_id=555000001, card_params={}
+    )
+    await client.record_refund(
+        "77",
+        order_id="123",
+        payment_operation="initial-payment",
+        refunded_reason="asked",
+        amount=Money(minor=1999, currency="EUR"),
+        refund_type="refund",
+    )
+    await client.aclose()
+    order, payment, details, refund = recorder.bodies()
+    # "create-an-order": customerId and paymentMethodId int32, subscriptionId a string.
+    assert (order["customerId"], order["paymentMethodId"]) == (900000001, 555000001)
+    assert order["subscriptionId"] == "700000001"
+    # "create-a-payment": orderId is a string there.
+    assert payment["orderId"] == "123"
+    assert (details["customerId"], details["paymentMethodId"]) == (900000001, 555000001)
+    # "update-a-payment" with refunded: orderId int32, the required fields, exact money.
+    assert refund["orderId"] == 123
+    assert refund["paymentOperation"] == "initial-payment"
+    assert refund["refundedReason"] == "asked"
+    assert b'"refundedAmount":19.99' in recorder.requests[3].content
+    assert recorder.requests[3].url.path == "/3.1/payments/77"
+
+
+@pytest.mark.parametrize(
+    "hostile_id",
+    ["9/../../customers/1/payment_details#", "12?x=1", "-5", "0", "2147483648", "1e3", " "],
+)
+async def test_cleeng_ids_that_are_not_int32_never_reach_a_url(hostile_id: str) -> None:
+    recorder = _Recorder()
+    client = CleengClient(
+        "http://cleeng.test/3.1", "token", transport=httpx.MockTransport(recorder)
+    )
+    with pytest.raises(ServiceError) as refused:
+        await client.get_order(hostile_id)
+    with pytest.raises(ServiceError):
+        await client.authorised_payments(hostile_id)
+    with pytest.raises(ServiceError):
+        await client.cancel_payment(hostile_id)
+    await client.aclose()
+    assert refused.value.kind is FailureKind.PERMANENT
+    assert recorder.requests == []
 
 
 async def test_mollie_payment_round_trip_and_lookup_by_operation(mollie: MollieGateway) -> None:
@@ -129,3 +222,23 @@ async def test_mollie_failures_are_classified(
         await unreachable.create_customer(cleeng_customer_id="1", email=None, idempotency_key="k")
     assert lost.value.kind is FailureKind.UNKNOWN_OUTCOME
     assert EMULATOR_MOLLIE_API_KEY not in str(lost.value)
+
+
+async def test_termination_follows_the_reference_and_the_deprecated_patch_is_a_setting() -> None:
+    recorder = _Recorder()
+    client = CleengClient(
+        "http://cleeng.test/3.1", "token", transport=httpx.MockTransport(recorder)
+    )
+    await client.terminate_subscription("700000001", "paymentCancel")
+    await client.terminate_subscription_by_patch("700000001")
+    with pytest.raises(ServiceError):
+        await client.terminate_subscription("700000001", "because")
+    await client.aclose()
+    terminate, patch = recorder.requests
+    assert (terminate.method, terminate.url.path) == (
+        "POST",
+        "/3.1/subscriptions/700000001/terminate",
+    )
+    assert json.loads(terminate.content) == {"reason": "paymentCancel"}
+    assert (patch.method, patch.url.path) == ("PATCH", "/3.1/subscriptions/700000001")
+    assert json.loads(patch.content) == {"status": "terminated"}
