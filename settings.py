@@ -7,6 +7,7 @@ URLs) to talk to Cleeng's sandbox and Mollie's test mode instead.
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import quote
 
 from pydantic import Field, SecretStr, model_validator
@@ -48,6 +49,14 @@ class Settings(BaseSettings):
         description="Cleeng paymentMethodId configured for Mollie",
     )
     cleeng_timeout_seconds: float = 10.0
+    cleeng_termination_call: Literal["terminate", "patch"] = Field(
+        default="terminate",
+        description=(
+            "How to terminate a subscription: 'terminate' = POST /3.1/subscriptions/{id}/"
+            "terminate (the reference); 'patch' = the Connector Checklist's deprecated PATCH "
+            "{status: terminated}"
+        ),
+    )
     cleeng_delete_deactivated_details: bool = Field(
         default=False,
         description="Delete payment details in Cleeng once they are deactivated (irreversible)",

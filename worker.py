@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.cleeng_activities import CleengActivities
+from activities.directory import WorkflowDirectory
 from activities.mollie_activities import MollieActivities
 from clients.cleeng import CleengClient
 from clients.mollie import MollieGateway
@@ -65,8 +66,13 @@ async def build_worker(
         settings.effective_mollie_api_key,
         timeout_seconds=settings.mollie_timeout_seconds,
     )
-    cleeng_activities = CleengActivities(cleeng, str(settings.cleeng_payment_method_id))
+    cleeng_activities = CleengActivities(
+        cleeng,
+        str(settings.cleeng_payment_method_id),
+        termination_call=settings.cleeng_termination_call,
+    )
     mollie_activities = MollieActivities(mollie, settings.mollie_webhook_url)
+    directory = WorkflowDirectory(client)
     try:
         yield Worker(
             client,
@@ -75,6 +81,7 @@ async def build_worker(
             activities=[
                 *activity_methods(cleeng_activities),
                 *activity_methods(mollie_activities),
+                *activity_methods(directory),
             ],
         )
     finally:

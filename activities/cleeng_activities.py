@@ -1,25 +1,36 @@
 """Cleeng activities: thin adapters over the Cleeng client, shared by every workflow.
 
-Cleeng has no idempotency keys, so each write first looks for what an earlier attempt may
-already have recorded (a payment for the order, details with the same token) and adopts it.
+Cleeng has no idempotency keys and Core API 3.1 documents no way to list an order's payments,
+so a write is never preceded by a look-up: workflow state is the record of what was written,
+and a reply lost after Cleeng committed can leave one duplicate record (never a second charge;
+see docs/cleeng-contract.md). Recording an outcome after money moved is never given up: only
+Cleeng's documented refusal (the order expired) stops it; anything else retries, visibly.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import (
     CLEENG_REFUSED,
+    ORDER_EXPIRED,
     ORDER_NOT_FOUND,
+    RECORD_NOT_ACCEPTED,
     service_errors_as_application_errors,
+    to_application_error,
 )
 from clients import cleeng_contract as contract
-from clients.cleeng import CleengClient, CleengOrder, CleengPayment, parse_cleeng_time
+from clients.cleeng import (
+    CleengClient,
+    CleengOrder,
+    parse_cleeng_time,
+    payment_details_fields,
+)
 from clients.errors import ServiceError
-from domain.money import Money
 from domain.operations import (
     CycleCheckInput,
     OrderSnapshot,
@@ -29,10 +40,7 @@ from domain.operations import (
     UpdatePaymentInput,
 )
 from domain.payment_details import CancelledAuthorisation
-from domain.refunds import CleengPaymentState, CleengRefundInput
-
-# Cleeng answers that mean "never, whatever you retry" for a payment record.
-_REFUSALS = (400, 403, 404, 422)
+from domain.refunds import CleengRefundInput
 
 
 def order_snapshot(order: CleengOrder) -> OrderSnapshot:
@@ -49,30 +57,33 @@ def order_snapshot(order: CleengOrder) -> OrderSnapshot:
     )
 
 
-def _payment_state(payment: CleengPayment) -> CleengPaymentState:
-    refunded = 0
-    if payment.refunded_amount and payment.currency:
-        refunded = Money.from_decimal(payment.refunded_amount, payment.currency).minor
-    return CleengPaymentState(
-        cleeng_payment_id=payment.id,
-        payment_operation=payment.payment_operation,
-        refunded_minor=refunded,
-        currency=payment.currency,
-    )
-
-
-def _refused(what: str, error: ServiceError) -> ApplicationError:
-    return ApplicationError(
-        f"Cleeng refused to {what}: {error.message}", type=CLEENG_REFUSED, non_retryable=True
-    )
+@contextmanager
+def cleeng_refusals_are_final(what: str) -> Iterator[None]:
+    """For a request with no money behind it: a refusal (4xx, or a request the client will
+    not send) ends the step for good as `CleengRefusedPayment`; the rest is retried."""
+    try:
+        yield
+    except ServiceError as error:
+        if error.retryable:
+            raise to_application_error(error) from error
+        raise ApplicationError(
+            f"Cleeng refused to {what}: {error.message}", type=CLEENG_REFUSED, non_retryable=True
+        ) from error
 
 
 class CleengActivities:
     """Every Cleeng call the workflows make; the client comes in through the constructor."""
 
-    def __init__(self, cleeng: CleengClient, payment_method_id: str) -> None:
+    def __init__(
+        self,
+        cleeng: CleengClient,
+        payment_method_id: str,
+        *,
+        termination_call: str = contract.TERMINATE_BY_POST,
+    ) -> None:
         self._cleeng = cleeng
         self._payment_method_id = payment_method_id
+        self._termination_call = termination_call
 
     @activity.defn
     async def load_order(self, order_id: str) -> OrderSnapshot:
@@ -90,27 +101,26 @@ class CleengActivities:
 
     @activity.defn
     async def create_renewal_order(self, request: RenewalOrderInput) -> OrderSnapshot:
-        """A recurring-payment order for one renewal attempt; Cleeng prices it."""
-        fields: dict[str, Any] = {
-            "customerId": request.customer_id,
-            "offerId": request.offer_id,
-            "paymentMethodId": request.payment_method_id or self._payment_method_id,
-            "paymentOperation": contract.PAYMENT_OPERATION_RECURRING,
-            "subscriptionId": request.subscription_id,
-        }
-        if request.currency:
-            fields["currency"] = request.currency
-        if request.country:
-            fields["country"] = request.country
-        try:
-            order = await self._cleeng.create_order(fields)
-        except ServiceError as error:
-            if error.status in _REFUSALS:
-                raise _refused(
-                    f"create a renewal order for {request.subscription_id}", error
-                ) from error
-            with service_errors_as_application_errors():
-                raise
+        """A recurring-payment order for one renewal attempt; Cleeng prices it.
+
+        A reply lost after Cleeng created the order makes the retry create a second one: the
+        orphan is never paid and expires after 24 hours (docs/cleeng-contract.md)."""
+        if not request.currency or not request.country:
+            raise ApplicationError(
+                f"renewal of subscription {request.subscription_id}: the webhook carries no "
+                "currency or paymentCountry, which 'create-an-order' requires",
+                type=CLEENG_REFUSED,
+                non_retryable=True,
+            )
+        with cleeng_refusals_are_final(f"create a renewal order for {request.subscription_id}"):
+            order = await self._cleeng.create_renewal_order(
+                customer_id=request.customer_id,
+                offer_id=request.offer_id,
+                subscription_id=request.subscription_id,
+                currency=request.currency,
+                country=request.country,
+                payment_method_id=request.payment_method_id or self._payment_method_id,
+            )
         return order_snapshot(order)
 
     @activity.defn
@@ -124,75 +134,92 @@ class CleengActivities:
 
     @activity.defn
     async def record_payment_details(self, request: RecordDetailsInput) -> str:
-        """Store the recurring token in Cleeng as payment details (once)."""
-        with service_errors_as_application_errors():
-            for details in await self._cleeng.list_customer_payment_details(
-                request.cleeng_customer_id
-            ):
-                if details.token == request.token:
-                    return details.id
+        """Store the recurring token in Cleeng as active payment details."""
+        with cleeng_refusals_are_final(
+            f"store payment details for customer {request.cleeng_customer_id}"
+        ):
             created = await self._cleeng.create_payment_details(
-                {
-                    "customerId": request.cleeng_customer_id,
-                    "token": request.token,
-                    "paymentMethodId": request.payment_method_id or self._payment_method_id,
-                    "paymentMethodSpecificParams": request.card_params,
-                    "active": True,
-                }
+                customer_id=request.cleeng_customer_id,
+                token=request.token,
+                payment_method_id=request.payment_method_id or self._payment_method_id,
+                card_params=request.card_params,
             )
         return created.id
 
     @activity.defn
     async def record_payment(self, request: RecordPaymentInput) -> str:
-        """POST the outcome to Cleeng once; an earlier identical record is adopted."""
+        """POST the outcome of a charge to Cleeng.
+
+        Money may already have moved, so only Cleeng's documented refusal ends this for good:
+        the order expired ("create-an-order": orders expire after 24 hours unless paid). Any
+        other refusal is retried by Temporal and logged as an error for an operator, because
+        it may be a contract mismatch that a fix will cure, or a record that already landed."""
+        inline = request.inline_details
         try:
-            for payment in await self._cleeng.find_payments_for_order(request.order_id) or []:
-                if (
-                    payment.external_payment_id == request.external_payment_id
-                    and payment.status == request.status
-                ):
-                    return payment.id
-            fields: dict[str, Any] = {
-                "orderId": request.order_id,
-                "status": request.status,
-                "paymentOperation": request.payment_operation,
-                "externalPaymentId": request.external_payment_id,
-            }
-            if request.payment_details_id:
-                fields["paymentDetailsId"] = request.payment_details_id
-            if request.rejected_reason:
-                fields["rejectedReason"] = request.rejected_reason
-            if request.subscription_id:
-                fields["subscriptionId"] = request.subscription_id
-            created = await self._cleeng.create_payment(fields)
+            created = await self._cleeng.create_payment(
+                order_id=request.order_id,
+                status=request.status,
+                payment_operation=request.payment_operation,
+                external_payment_id=request.external_payment_id,
+                payment_details_id=request.payment_details_id,
+                inline_details=(
+                    payment_details_fields(
+                        customer_id=inline.customer_id,
+                        token=inline.token,
+                        payment_method_id=inline.payment_method_id or self._payment_method_id,
+                        card_params=inline.card_params,
+                        active=inline.active,
+                    )
+                    if inline is not None
+                    else None
+                ),
+                rejected_reason=request.rejected_reason,
+                subscription_id=request.subscription_id,
+            )
         except ServiceError as error:
-            if error.status in _REFUSALS:
-                raise _refused(
-                    f"record payment {request.external_payment_id} as {request.status} "
-                    f"for order {request.order_id}",
-                    error,
+            if error.retryable:
+                with service_errors_as_application_errors():
+                    raise
+            if await self._order_expired(request.order_id):
+                raise ApplicationError(
+                    f"Cleeng order {request.order_id} expired before payment "
+                    f"{request.external_payment_id} could be recorded: {error.message}",
+                    type=ORDER_EXPIRED,
+                    non_retryable=True,
                 ) from error
-            with service_errors_as_application_errors():
-                raise
+            activity.logger.error(
+                "Cleeng did not accept payment %s (%s) for order %s: %s; retrying",
+                request.external_payment_id,
+                request.status,
+                request.order_id,
+                error,
+            )
+            raise ApplicationError(
+                f"Cleeng did not accept payment {request.external_payment_id} as "
+                f"{request.status} for order {request.order_id}: {error}. Not a documented "
+                "refusal: retrying until it lands or an operator resolves it",
+                type=RECORD_NOT_ACCEPTED,
+            ) from error
         return created.id
+
+    async def _order_expired(self, order_id: str) -> bool:
+        """Does Cleeng's own order say it expired unpaid? A failed look-up says no."""
+        try:
+            return await self._cleeng.order_expired(order_id)
+        except ServiceError as error:
+            activity.logger.warning("could not read order %s: %s", order_id, error)
+            return False
 
     @activity.defn
     async def update_payment(self, request: UpdatePaymentInput) -> str:
         """PATCH a recorded payment (captured / rejected); repeating it changes nothing."""
-        fields: dict[str, Any] = {"status": request.status}
-        if request.external_payment_id:
-            fields["externalPaymentId"] = request.external_payment_id
-        if request.rejected_reason:
-            fields["rejectedReason"] = request.rejected_reason
-        try:
-            updated = await self._cleeng.update_payment(request.payment_id, fields)
-        except ServiceError as error:
-            if error.status in _REFUSALS:
-                raise _refused(
-                    f"mark payment {request.payment_id} {request.status}", error
-                ) from error
-            with service_errors_as_application_errors():
-                raise
+        with cleeng_refusals_are_final(f"mark payment {request.payment_id} {request.status}"):
+            updated = await self._cleeng.update_payment(
+                request.payment_id,
+                status=request.status,
+                external_payment_id=request.external_payment_id,
+                rejected_reason=request.rejected_reason,
+            )
         return updated.status
 
     @activity.defn
@@ -216,51 +243,29 @@ class CleengActivities:
             await self._cleeng.delete_payment_details(payment_details_id)
 
     @activity.defn
-    async def find_payment(self, lookup: list[str]) -> CleengPaymentState | None:
-        """[order id, Cleeng payment id or Mollie payment id] → the recorded payment."""
-        order_id, wanted = lookup
-        with service_errors_as_application_errors():
-            payments = await self._cleeng.find_payments_for_order(order_id) or []
-        for payment in payments:
-            if wanted in (payment.id, payment.external_payment_id):
-                return _payment_state(payment)
-        return None
-
-    @activity.defn
     async def record_refund(self, request: CleengRefundInput) -> str:
-        """PATCH the payment `refunded` once: Cleeng adds refunded amounts up, so a retry whose
-        earlier PATCH landed (reply lost) must not add the amount again."""
-        if request.order_id:
-            current = await self.find_payment([request.order_id, request.cleeng_payment_id])
-            target = request.already_refunded_minor + request.amount.minor
-            if current is not None and current.refunded_minor >= target:
-                return contract.PAYMENT_STATUS_REFUNDED
-        fields: dict[str, Any] = {
-            "status": contract.PAYMENT_STATUS_REFUNDED,
-            contract.REFUNDED_AMOUNT_KEY: float(request.amount.to_decimal()),
-            contract.REFUND_TYPE_KEY: request.refund_type,
-        }
-        if request.reason:
-            fields["refundedReason"] = request.reason
-        if request.order_id:
-            fields["orderId"] = request.order_id
-        if request.payment_operation:
-            fields["paymentOperation"] = request.payment_operation
-        try:
-            updated = await self._cleeng.update_payment(request.cleeng_payment_id, fields)
-        except ServiceError as error:
-            if error.status in _REFUSALS:
-                raise _refused(
-                    f"mark payment {request.cleeng_payment_id} refunded", error
-                ) from error
-            with service_errors_as_application_errors():
-                raise
+        """PATCH the payment `refunded` for one Mollie refund, with every field "update-a-payment"
+        requires. The workflow calls this once per Mollie refund and keeps that in its state."""
+        with cleeng_refusals_are_final(f"mark payment {request.cleeng_payment_id} refunded"):
+            updated = await self._cleeng.record_refund(
+                request.cleeng_payment_id,
+                order_id=request.order_id,
+                payment_operation=request.payment_operation,
+                refunded_reason=request.reason or contract.DEFAULT_REFUNDED_REASON,
+                amount=request.amount,
+                refund_type=request.refund_type,
+            )
         return updated.status
 
     @activity.defn
     async def terminate_subscription(self, subscription_id: str) -> str:
+        """Terminate after Cleeng's dunning gave up ("terminate-subscription"; the deprecated
+        PATCH only when configured)."""
         with service_errors_as_application_errors():
-            subscription = await self._cleeng.update_subscription(
-                subscription_id, {"status": "terminated"}
-            )
-        return subscription.status or "terminated"
+            if self._termination_call == contract.TERMINATE_BY_PATCH:
+                await self._cleeng.terminate_subscription_by_patch(subscription_id)
+            else:
+                await self._cleeng.terminate_subscription(
+                    subscription_id, contract.TERMINATION_REASON_PAYMENT
+                )
+        return "terminated"

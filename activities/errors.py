@@ -14,6 +14,11 @@ from clients.errors import FailureKind, ServiceError
 # Stable ApplicationError types of business outcomes, for workflows and operators.
 ORDER_NOT_FOUND: Final = "OrderNotFound"
 CLEENG_REFUSED: Final = "CleengRefusedPayment"
+ORDER_EXPIRED: Final = "CleengOrderExpired"
+"""Cleeng's documented refusal: the order expired unpaid; money taken for it goes back."""
+RECORD_NOT_ACCEPTED: Final = "CleengRecordNotAccepted"
+"""Cleeng did not take a record for an undocumented reason: retried, never compensated."""
+REFUND_UNRECORDABLE: Final = "RefundUnrecordable"
 REFUND_REFUSED: Final = "RefundRefused"
 REFUND_FAILED: Final = "RefundFailed"
 

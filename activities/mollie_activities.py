@@ -14,10 +14,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import REFUND_REFUSED, service_errors_as_application_errors
+from clients import cleeng_contract as contract
 from clients.errors import ServiceError
 from clients.mollie import (
     OPERATION_METADATA_KEY,
     GatewayPayment,
+    GatewayRefund,
     MollieGateway,
     money_to_mollie,
 )
@@ -32,7 +34,11 @@ from domain.operations import (
     RefundView,
     ReleaseInput,
 )
-from domain.refunds import ChargebackInput, RefundLookup
+from domain.refunds import ChargebackInput, RefundLookup, RefundRecordContext
+
+# Metadata key naming the workflow run that asked for a refund: a later run of the same
+# workflow id (after retention) can tell a refund it inherits from one it made itself.
+RUN_METADATA_KEY = "workflowRunId"
 
 
 def payment_view(payment: GatewayPayment) -> GatewayPaymentView:
@@ -45,6 +51,13 @@ def payment_view(payment: GatewayPayment) -> GatewayPaymentView:
         mandate_id=payment.mandate_id,
         failure_reason=payment.failure_reason,
         method=payment.method,
+    )
+
+
+def _refund_view(refund: GatewayRefund) -> RefundView:
+    run = refund.metadata.get(RUN_METADATA_KEY)
+    return RefundView(
+        refund_id=refund.id, status=refund.status, made_by_run=str(run) if run else None
     )
 
 
@@ -180,7 +193,7 @@ class MollieActivities:
     async def _refund_for(self, payment_id: str, operation_key: str) -> RefundView | None:
         for refund in await self._mollie.list_refunds(payment_id):
             if refund.metadata.get(OPERATION_METADATA_KEY) == operation_key:
-                return RefundView(refund_id=refund.id, status=refund.status)
+                return _refund_view(refund)
         return None
 
     @activity.defn
@@ -213,13 +226,32 @@ class MollieActivities:
                 ) from error
             with service_errors_as_application_errors():
                 raise
-        return RefundView(refund_id=refund.id, status=refund.status)
+        return _refund_view(refund)
 
     @activity.defn
     async def fetch_refund(self, lookup: RefundLookup) -> RefundView:
         with service_errors_as_application_errors():
             refund = await self._mollie.get_refund(lookup.payment_id, lookup.refund_id)
-        return RefundView(refund_id=refund.id, status=refund.status)
+        return _refund_view(refund)
+
+    @activity.defn
+    async def refund_context(self, payment_id: str) -> RefundRecordContext | None:
+        """The Cleeng order and payment operation of a payment the connector made, read from
+        the metadata it gave the payment; None for a payment that carries no order."""
+        with service_errors_as_application_errors():
+            payment = await self._mollie.get_payment(payment_id)
+        order_id = payment.metadata.get("orderId")
+        if not order_id:
+            return None
+        renewal = bool(payment.metadata.get("subscriptionId"))
+        return RefundRecordContext(
+            order_id=str(order_id),
+            payment_operation=(
+                contract.PAYMENT_OPERATION_RECURRING
+                if renewal
+                else contract.PAYMENT_OPERATION_INITIAL
+            ),
+        )
 
     @activity.defn
     async def revoke_mandate(self, token_parts: list[str]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -76,7 +76,8 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
 
 
 class RefundData(BaseModel):
-    """`data` of `refundPayment` (keys partly inferred: see cleeng_contract)."""
+    """`data` of `refundPayment`: Cleeng publishes no payload for it, so every key here is
+    inferred (docs/cleeng-contract.md); `request_key` is the digest of the whole `data`."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -88,6 +89,10 @@ class RefundData(BaseModel):
     customer_id: CleengId | None = Field(default=None, alias="customerId")
     payment_method_id: CleengId | None = Field(default=None, alias="paymentMethodId")
     reason: str | None = Field(default=None, max_length=500)
+    payment_operation: (
+        Literal["initial-payment", "recurring-payment", "initial-free-transaction"] | None
+    ) = Field(default=None, alias="paymentOperation")
+    request_key: str = Field(default="", exclude=True)
 
 
 class DeactivationData(BaseModel):

@@ -46,7 +46,7 @@ from domain.billing import (
 )
 from domain.money import Money, MoneyFormatError
 from domain.payment_details import DeactivationInput, deactivation_workflow_id
-from domain.refunds import RefundRequest, refund_workflow_id
+from domain.refunds import RefundRequest, refund_request_key, refund_workflow_id
 from settings import Settings
 from workflows.payment_details import DetailsDeactivationWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
@@ -117,6 +117,8 @@ async def cleeng_webhook(
     model, start = route
     try:
         data = model.model_validate(envelope.data)
+        if isinstance(data, RefundData):
+            data.request_key = refund_request_key(envelope.data)
     except ValidationError as error:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -197,7 +199,7 @@ async def _start_refund(
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"data.amount: {error}"
         ) from error
-    workflow_id = refund_workflow_id(data.payment_id, amount, data.reason)
+    workflow_id = refund_workflow_id(data.payment_id, data.request_key)
     await client.start_workflow(
         RefundWorkflow.run,
         RefundRequest(
@@ -206,6 +208,7 @@ async def _start_refund(
             external_payment_id=data.external_payment_id,
             amount=amount,
             reason=data.reason,
+            payment_operation=data.payment_operation,
         ),
         id=workflow_id,
         task_queue=task_queue,

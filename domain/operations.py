@@ -89,6 +89,20 @@ class RecordDetailsInput:
 
 
 @dataclass(frozen=True, kw_only=True)
+class InlineDetails:
+    """Payment details Cleeng creates with the payment ("create-a-payment" `paymentDetails`).
+
+    A payment needs `paymentDetailsId` or these; a payment without a mandate carries inactive
+    details, which Cleeng never charges."""
+
+    customer_id: str
+    token: str
+    payment_method_id: str
+    active: bool
+    card_params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class RecordPaymentInput:
     order_id: str
     status: str
@@ -97,6 +111,7 @@ class RecordPaymentInput:
     payment_details_id: str | None = None
     rejected_reason: str | None = None
     subscription_id: str | None = None
+    inline_details: InlineDetails | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,6 +127,8 @@ class RefundInput:
 class RefundView:
     refund_id: str
     status: str
+    made_by_run: str | None = None
+    """The workflow run whose request created this Mollie refund (from its metadata)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,8 +4,10 @@ and of chargeback reporting. Payload dataclasses: add fields only with defaults.
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from domain.money import Money
 from domain.operations import DEFAULT_POLL_SCHEDULE_SECONDS
@@ -23,13 +25,30 @@ REFUND_TYPE_REFUND: Final = "refund"
 REFUND_TYPE_CHARGEBACK: Final = "chargeback"
 
 
-def refund_workflow_id(payment_id: str, amount: Money, reason: str | None) -> str:
-    """One workflow per Cleeng payment and requested refund: a redelivered webhook finds it.
+def refund_request_key(data: Mapping[str, Any]) -> str:
+    """A `refundPayment` webhook's identity: a digest of its whole `data`.
 
-    Cleeng's `refundPayment` carries no refund id, so the key is the amount plus the reason.
-    """
-    digest = hashlib.sha256((reason or "").encode()).hexdigest()[:8]
-    return f"refund:{payment_id}:{amount.minor}{amount.currency}:{digest}"
+    Cleeng publishes no payload and no event id for this topic, so a redelivery (the same
+    data) cannot be told from a second refund with exactly the same data. The rule: the same
+    data is the same refund request; any difference (amount, reason, a date or id Cleeng
+    adds) makes a new one. Ids are compared as text, so `"123"` and `123` are one request."""
+    canonical = json.dumps(_ids_as_text(data), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+def _ids_as_text(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(key): _ids_as_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_ids_as_text(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def refund_workflow_id(payment_id: str, request_key: str) -> str:
+    """`refund:{cleengPaymentId}:{requestKey}`: a redelivered webhook finds its workflow."""
+    return f"refund:{payment_id}:{request_key}"
 
 
 def chargeback_workflow_id(chargeback_id: str) -> str:
@@ -45,6 +64,8 @@ class RefundRequest:
     reason: str | None = None
     refund_type: str = REFUND_TYPE_REFUND
     poll_schedule_seconds: tuple[int, ...] = DEFAULT_POLL_SCHEDULE_SECONDS
+    payment_operation: str | None = None
+    """Cleeng's paymentOperation of the payment, when the webhook says it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,22 +86,22 @@ class RefundLookup:
 
 @dataclass(frozen=True, kw_only=True)
 class CleengRefundInput:
+    """One Mollie refund (or chargeback), to be recorded once in Cleeng."""
+
     cleeng_payment_id: str
-    order_id: str | None
+    order_id: str
     amount: Money
     refund_type: str
     reason: str | None
-    already_refunded_minor: int
-    """Cleeng's refundedAmount before this refund: tells a retried PATCH it already landed."""
-    payment_operation: str | None = None
+    payment_operation: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class CleengPaymentState:
-    cleeng_payment_id: str
-    payment_operation: str | None
-    refunded_minor: int
-    currency: str | None
+class RefundRecordContext:
+    """What "update-a-payment" needs beside the amount, known before any money moves."""
+
+    order_id: str
+    payment_operation: str
 
 
 @dataclass(frozen=True, kw_only=True)

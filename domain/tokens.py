@@ -28,3 +28,9 @@ class MollieToken:
         if match is None:
             return None
         return cls(customer_id=match.group(1), mandate_id=match.group(2))
+
+
+def no_mandate_token(payment_id: str) -> str:
+    """The token of inactive payment details recorded with a payment that made no mandate:
+    Cleeng requires details on every payment; these name the payment and charge nothing."""
+    return f"mollie-payment:{payment_id}"

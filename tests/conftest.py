@@ -135,7 +135,7 @@ def own_emulators() -> Iterator[Emulators]:
     )
     with (
         serve_in_thread(mollie_app, mollie_port),
-        serve_in_thread(cleeng_app, cleeng_port),
+        serve_in_thread(cleeng_app, cleeng_port, date_header=False),
     ):
         yield emulators
 

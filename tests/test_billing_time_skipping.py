@@ -104,6 +104,7 @@ async def start_capture_only(
                 payment_details_id=sub.payment_details_id,
                 token=sub.token,
                 currency="EUR",
+                country="NL",
             )
         ],
     )

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from api.cleeng_payloads import iso_utc
@@ -27,9 +28,9 @@ from tests.support.billing import (
     send_cleeng_webhook,
     subscribed_customer,
 )
-from tests.support.shop import set_faults
+from tests.support.shop import choose_on_checkout, set_faults
 from webhook_registration import run as register_webhooks
-from workflows.payment_details import DetailsDeactivationWorkflow
+from workflows.payment_details import DetailsDeactivationWorkflow, NewPaymentDetailsWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
 
 
@@ -79,10 +80,9 @@ async def test_card_change_releases_the_old_authorisation_and_renews_on_the_new_
     # Cleeng now bills the new details: the capture webhook carries their token.
     async with httpx.AsyncClient() as http:
         details = await http.get(
-            f"{connector.emulators.cleeng_url}/3.1/payment_details/{new_details.payment_details_id}",
-            headers={"X-Publisher-Token": connector.settings.effective_publisher_token},
+            f"{connector.emulators.cleeng_url}/_emulator/payment-details/{new_details.payment_details_id}"
         )
-    new_token = details.json()["data"]["token"]
+    new_token = details.json()["token"]
     capture = sub.dunning_data(
         "capture", 0, token=new_token, paymentDetailsId=int(new_details.payment_details_id)
     )
@@ -199,3 +199,68 @@ async def test_refund_from_the_cleeng_dashboard_is_made_at_mollie(
             await asyncio.sleep(0.05)
     [refund] = payment["refunds"]
     assert refund["amount"] == {"currency": "EUR", "value": "3.00"}
+
+
+async def test_deactivation_without_a_token_releases_the_holds_and_fails_for_an_operator(
+    own_connector: Connector,
+) -> None:
+    connector = own_connector
+    sub, held_payment = await authorised_renewal(connector)
+    # Cleeng publishes no payload for this topic: here it names the details but no token.
+    data = {"paymentDetailsId": int(sub.payment_details_id), "customerId": int(sub.customer_id)}
+    response = await send_cleeng_webhook(connector, data, topic="paymentDetailsDeactivated")
+    assert (response.status_code, response.json()["status"]) == (200, "accepted")
+
+    handle = connector.client.get_workflow_handle_for(
+        DetailsDeactivationWorkflow.run, deactivation_workflow_id(sub.payment_details_id)
+    )
+    with pytest.raises(WorkflowFailureError) as failure:
+        await result_when_started(handle)
+    assert "without a token" in str(failure.value.cause)
+    view = await handle.query(DetailsDeactivationWorkflow.view)
+    assert [c.mollie_payment_id for c in view.cancelled] == [held_payment]
+    assert [f.step for f in view.failures] == ["revoke mandate"]
+    [held] = await mollie_customer_payments(connector, sub.mollie_customer_id)
+    assert held["status"] == "canceled"
+    [old] = await cleeng_subscription_payments(connector, sub.subscription_id)
+    assert old["status"] == "cancelled"
+    # The mandate could not be found from the webhook: it is left for the operator.
+    assert await mandate_status(connector, sub.token) == "valid"
+
+
+async def test_verification_charge_is_refunded_when_cleeng_refuses_the_new_details(
+    own_connector: Connector,
+) -> None:
+    """iDEAL pays the smallest amount to make a mandate; a customer Cleeng does not know
+    cannot get details, and the 0.01 must not stay taken."""
+    connector = own_connector
+    unknown_customer = "987654321"
+    async with httpx.AsyncClient(timeout=60) as http:
+        started = await http.post(
+            f"{connector.api_url}/payment-details",
+            json={
+                "customerId": unknown_customer,
+                "redirectUrl": "https://shop.example/account",
+                "method": "ideal",
+            },
+        )
+        assert started.status_code == 201, started.text
+        await choose_on_checkout(started.json()["checkoutUrl"], "paid")
+    handle = connector.client.get_workflow_handle_for(
+        NewPaymentDetailsWorkflow.run, f"payment-details:{unknown_customer}"
+    )
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert "did not store the new payment details" in str(failure.value.cause)
+    mollie_payment_id = started.json()["molliePaymentId"]
+    async with httpx.AsyncClient() as http:
+        ledger = (await http.get(f"{connector.emulators.mollie_url}/_emulator/ledger")).json()
+    [verification] = [p for p in ledger["payments"] if p["id"] == mollie_payment_id]
+    assert verification["amount"] == {"currency": "EUR", "value": "0.01"}
+    assert [r["amount"]["value"] for r in verification["refunds"]] == ["0.01"]
+    assert (
+        await mandate_status(
+            connector, f"mollie:{verification['customerId']}:{verification['mandateId']}"
+        )
+        == "invalid"
+    )

@@ -217,6 +217,8 @@ async def test_webhooks_for_a_finished_cycle_charge_nothing(connector: Connector
         offer_id=sub.offer_id,
         payment_details_id=sub.payment_details_id,
         token=sub.token,
+        currency=sub.currency,
+        country="NL",
     )
     again = await connector.client.execute_workflow(
         RecurringBillingWorkflow.run,
@@ -280,6 +282,8 @@ async def test_without_manual_capture_authorisation_defers_and_capture_charges(
             offer_id=sub.offer_id,
             payment_details_id=sub.payment_details_id,
             token=sub.token,
+            currency=sub.currency,
+            country="NL",
         )
 
     handle = await connector.client.start_workflow(
@@ -309,18 +313,113 @@ async def test_a_failed_cycle_still_takes_the_termination(
     connector: Connector, clean_faults: None
 ) -> None:
     sub = await subscribed_customer(connector)
-    # Cleeng refuses the authorised record for good: the hold is released, the cycle fails.
+    # Cleeng refuses the renewal order for good: nothing is charged, the cycle fails.
     await set_faults(
         connector.emulators.cleeng_url,
-        {"failNext": [{"method": "POST", "pathPrefix": "/3.1/payments", "status": 422}]},
+        {"failNext": [{"method": "POST", "pathPrefix": "/3.1/orders", "status": 422}]},
     )
     await deliver(connector, sub.dunning_data("authorize", 0))
     with pytest.raises(WorkflowFailureError):
         await cycle_handle(connector, sub).result()
-    [held] = await mollie_customer_payments(connector, sub.mollie_customer_id)
-    assert held["status"] == "canceled"
+    assert await mollie_customer_payments(connector, sub.mollie_customer_id) == []
 
     await deliver(connector, sub.dunning_data("terminate", -2))
     final = await cycle_handle(connector, sub).result()
     assert final.status == "terminated"
     assert (await cleeng_subscription(connector, sub.subscription_id))["status"] == "terminated"
+
+
+async def test_an_undocumented_refusal_of_the_record_is_retried_and_never_releases_the_money(
+    connector: Connector, clean_faults: None
+) -> None:
+    sub = await subscribed_customer(connector)
+    # A 422 that is not Cleeng's documented refusal (the order has not expired): the
+    # authorisation must stay, and the record land once Cleeng takes it.
+    await set_faults(
+        connector.emulators.cleeng_url,
+        {
+            "failNext": [
+                {"method": "POST", "pathPrefix": "/3.1/payments", "status": 422, "count": 2}
+            ]
+        },
+    )
+    await deliver(connector, sub.dunning_data("authorize", 0))
+    view = await cycle_reaches(cycle_handle(connector, sub), lambda v: v.status == "authorised")
+    assert view.cleeng_payment_id is not None
+    [held] = await mollie_customer_payments(connector, sub.mollie_customer_id)
+    assert held["status"] == "authorized"
+    [recorded] = await cleeng_subscription_payments(connector, sub.subscription_id)
+    assert recorded["status"] == "authorized"
+
+
+async def refused_capture_then_authorised_again(
+    connector: Connector, sub: Subscriber, handle: WorkflowHandle[Any, BillingView]
+) -> str:
+    """Authorise, have Mollie refuse the capture, authorise again; the first payment's id."""
+    await deliver(connector, sub.dunning_data("authorize", 24))
+    first = await cycle_reaches(handle, lambda v: v.status == "authorised")
+    assert first.mollie_payment_id is not None
+    # Mollie refuses the capture (e.g. the hold cannot be captured): Cleeng marks the payment
+    # rejected and its dunning tries again with a new authorisation.
+    await set_faults(
+        connector.emulators.mollie_url,
+        {
+            "failNext": [
+                {
+                    "method": "POST",
+                    "pathPrefix": f"/v2/payments/{first.mollie_payment_id}/captures",
+                    "status": 422,
+                }
+            ]
+        },
+    )
+    await deliver(connector, sub.dunning_data("capture", 0))
+    await cycle_reaches(handle, lambda v: v.status == "open" and len(v.attempts) == 2)
+    await deliver(connector, sub.dunning_data("authorize", -1))
+    await cycle_reaches(handle, lambda v: v.status == "authorised")
+    return first.mollie_payment_id
+
+
+async def test_a_refused_capture_releases_its_hold_before_the_next_authorisation(
+    connector: Connector, clean_faults: None
+) -> None:
+    sub = await subscribed_customer(connector)
+    handle = cycle_handle(connector, sub)
+    first = await refused_capture_then_authorised_again(connector, sub, handle)
+    await deliver(connector, sub.dunning_data("capture", -2))
+    final = await handle.result()
+
+    assert final.status == "captured"
+    payments = {
+        p["id"]: p for p in await mollie_customer_payments(connector, sub.mollie_customer_id)
+    }
+    assert len(payments) == 2
+    assert payments[first]["status"] == "canceled", "the first hold is left open"
+    [paid] = [p for p in payments.values() if p["id"] != first]
+    assert paid["status"] == "paid"
+    statuses = sorted(
+        p["status"] for p in await cleeng_subscription_payments(connector, sub.subscription_id)
+    )
+    assert statuses == ["captured", "rejected"]
+
+
+async def test_two_releases_in_one_cycle_each_release_their_own_hold(
+    connector: Connector, clean_faults: None
+) -> None:
+    """A cycle can release two authorisations (a refused capture, then a termination): each
+    release is its own request at Mollie, under its own idempotency key. One key for both
+    would make Mollie replay the first answer and leave the second hold open."""
+    sub = await subscribed_customer(connector)
+    handle = cycle_handle(connector, sub)
+    first = await refused_capture_then_authorised_again(connector, sub, handle)
+    await deliver(connector, sub.dunning_data("terminate", -3))
+    final = await handle.result()
+
+    assert final.status == "terminated"
+    statuses = {
+        p["id"]: p["status"]
+        for p in await mollie_customer_payments(connector, sub.mollie_customer_id)
+    }
+    assert len(statuses) == 2
+    assert set(statuses.values()) == {"canceled"}, statuses
+    assert first in statuses

@@ -8,10 +8,11 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import WorkflowFailureError
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.money import Money
-from domain.refunds import refund_workflow_id
+from domain.refunds import RefundRequest, refund_request_key, refund_workflow_id
 from tests.conftest import Connector
 from tests.support.billing import send_cleeng_webhook
 from tests.support.shop import choose_on_checkout, cleeng_payments, seed_order
@@ -71,20 +72,35 @@ async def settle_refund(connector: Connector, data: dict[str, Any], outcome: str
     ]
     # Mollie's webhook for the settled refund goes to the payment's own (finished) purchase
     # workflow URL; the shim passes it on to the payment's running refunds.
+    await force_refund_status(connector, refund["id"], outcome)
+
+
+async def force_refund_status(connector: Connector, refund_id: str, status: str) -> None:
     async with httpx.AsyncClient() as http:
         forced = await http.post(
-            f"{connector.emulators.mollie_url}/_emulator/refunds/{refund['id']}/status",
-            json={"status": outcome},
+            f"{connector.emulators.mollie_url}/_emulator/refunds/{refund_id}/status",
+            json={"status": status},
         )
         forced.raise_for_status()
 
 
 def refund_handle(connector: Connector, data: dict[str, Any]) -> Any:
     return connector.client.get_workflow_handle_for(
-        RefundWorkflow.run,
-        refund_workflow_id(
-            str(data["paymentId"]), Money.from_decimal(data["amount"], "EUR"), data["reason"]
-        ),
+        RefundWorkflow.run, refund_workflow_id(str(data["paymentId"]), refund_request_key(data))
+    )
+
+
+async def wait_for_mollie_refunds(connector: Connector, payment_id: str, count: int) -> None:
+    async with asyncio.timeout(30):
+        while len(await mollie_refunds(connector, payment_id)) < count:
+            await asyncio.sleep(0.05)
+
+
+def refunded_minor(refunds: list[dict[str, Any]]) -> int:
+    return sum(
+        Money.from_decimal(r["amount"]["value"], "EUR").minor
+        for r in refunds
+        if r["status"] == "refunded"
     )
 
 
@@ -127,6 +143,85 @@ async def test_refund_webhook_delivered_twice_refunds_once(connector: Connector)
     assert len(await mollie_refunds(connector, payment["externalPaymentId"])) == 1
     [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
     assert recorded["refundedAmount"] == 20.00
+
+
+async def test_two_equal_refunds_asked_apart_each_land_once_at_mollie_and_in_cleeng(
+    connector: Connector,
+) -> None:
+    payment = await paid_purchase(connector, price=20.00)
+    # Same amount and reason; Cleeng's payload differs in something else (here a request id
+    # it may carry): two refunds, in flight together, settled one after the other.
+    first = {**refund_data(payment, 5.00, "goodwill"), "refundRequestId": "a"}
+    second = {**refund_data(payment, 5.00, "goodwill"), "refundRequestId": "b"}
+    answers = await asyncio.gather(
+        request_refund(connector, first), request_refund(connector, second)
+    )
+    assert [a.json()["status"] for a in answers] == ["accepted", "accepted"]
+    await wait_for_mollie_refunds(connector, payment["externalPaymentId"], 2)
+    first_refund, second_refund = await mollie_refunds(connector, payment["externalPaymentId"])
+    await force_refund_status(connector, first_refund["id"], "refunded")
+    async with asyncio.timeout(30):
+        while (await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"])))[
+            0
+        ].get("refundedAmount") != 5.00:
+            await asyncio.sleep(0.05)
+    await force_refund_status(connector, second_refund["id"], "refunded")
+    assert (await refund_handle(connector, first).result()).status == "refunded"
+    assert (await refund_handle(connector, second).result()).status == "refunded"
+    assert refunded_minor(await mollie_refunds(connector, payment["externalPaymentId"])) == 1000
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert recorded["refundedAmount"] == 10.00
+
+
+async def test_refund_without_order_in_the_webhook_is_recorded_with_every_required_field(
+    connector: Connector,
+) -> None:
+    payment = await paid_purchase(connector, price=8.00)
+    data = refund_data(payment, 8.00)
+    del data["orderId"], data["reason"]
+    await request_refund(connector, data)
+    await wait_for_mollie_refunds(connector, payment["externalPaymentId"], 1)
+    await settle_refund(connector, data, "refunded")
+    assert (await refund_handle(connector, data).result()).status == "refunded"
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert recorded["status"] == "refunded"
+    assert recorded["refundedAmount"] == 8.00
+    assert recorded["refundedReason"]
+
+
+async def test_refund_replayed_after_its_history_expired_changes_nothing(
+    connector: Connector,
+) -> None:
+    payment = await paid_purchase(connector, price=9.00)
+    data = refund_data(payment, 4.00, "replayed later")
+    await request_refund(connector, data)
+    await wait_for_mollie_refunds(connector, payment["externalPaymentId"], 1)
+    await settle_refund(connector, data, "refunded")
+    handle = refund_handle(connector, data)
+    await handle.result()
+    first_run = (await handle.describe()).run_id
+    within_retention = await request_refund(connector, data)
+    assert within_retention.json()["status"] == "duplicate"
+    # After retention the closed workflow is gone and the same webhook starts a new run of
+    # the same id, with no memory of the first: that run is started here directly.
+    replay = await connector.client.start_workflow(
+        RefundWorkflow.run,
+        RefundRequest(
+            cleeng_payment_id=str(data["paymentId"]),
+            order_id=str(data["orderId"]),
+            external_payment_id=data["externalPaymentId"],
+            amount=Money.from_decimal(data["amount"], "EUR"),
+            reason=data["reason"],
+        ),
+        id=handle.id,
+        task_queue=connector.settings.temporal_task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
+    assert replay.result_run_id != first_run
+    assert (await replay.result()).status == "refunded"
+    assert len(await mollie_refunds(connector, payment["externalPaymentId"])) == 1
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert recorded["refundedAmount"] == 4.00
 
 
 async def test_refund_failed_at_mollie_is_not_marked_refunded(connector: Connector) -> None:

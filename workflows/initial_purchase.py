@@ -13,7 +13,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.cleeng_activities import CleengActivities
-    from activities.errors import CLEENG_REFUSED
+    from activities.errors import CLEENG_REFUSED, ORDER_EXPIRED
     from activities.mollie_activities import MollieActivities
     from clients import cleeng_contract as contract
     from domain import search_attributes
@@ -23,9 +23,9 @@ with workflow.unsafe.imports_passed_through():
         CheckoutPaymentInput,
         EnsureCustomerInput,
         GatewayPaymentView,
+        InlineDetails,
         OrderSnapshot,
         PaymentNotice,
-        RecordDetailsInput,
         RecordPaymentInput,
         RefundInput,
     )
@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
         PurchaseInput,
         PurchaseView,
     )
-    from domain.tokens import MollieToken
+    from domain.tokens import MollieToken, no_mandate_token
     from workflows.payment_watch import PaymentWatch
     from workflows.policies import CALL_TIMEOUT, RECORD_RETRY, SETUP_RETRY
 
@@ -132,17 +132,13 @@ class InitialPurchaseWorkflow:
     async def _record_captured(self, payment: GatewayPaymentView, workflow_id: str) -> None:
         order = self._order
         assert order is not None
+        operation = (
+            contract.PAYMENT_OPERATION_INITIAL
+            if order.amount.minor > 0
+            else contract.PAYMENT_OPERATION_FREE
+        )
+        details = await self._details_for(order, payment)
         try:
-            details_id: str | None = None
-            if payment.mandate_id and payment.customer_id:
-                details_id = await self._record_details(
-                    order, payment.customer_id, payment.mandate_id
-                )
-            operation = (
-                contract.PAYMENT_OPERATION_INITIAL
-                if order.amount.minor > 0
-                else contract.PAYMENT_OPERATION_FREE
-            )
             self._cleeng_payment_id = await workflow.execute_activity_method(
                 CleengActivities.record_payment,
                 RecordPaymentInput(
@@ -150,40 +146,56 @@ class InitialPurchaseWorkflow:
                     status=contract.PAYMENT_STATUS_CAPTURED,
                     payment_operation=operation,
                     external_payment_id=payment.payment_id,
-                    payment_details_id=details_id,
+                    inline_details=details,
                 ),
                 start_to_close_timeout=CALL_TIMEOUT,
                 retry_policy=RECORD_RETRY,
             )
         except ActivityError as error:
+            # Only Cleeng's documented refusal gives the money back; anything else is retried
+            # inside the activity until it lands, so it never reaches here.
+            if _cause_type(error) != ORDER_EXPIRED:
+                raise
             await self._refund_unrecorded(payment, workflow_id, error)
             return
+        workflow.upsert_search_attributes(
+            [search_attributes.CLEENG_PAYMENT_ID.value_set(self._cleeng_payment_id)]
+        )
         self._status = STATUS_CAPTURED
 
-    async def _record_details(self, order: OrderSnapshot, customer_id: str, mandate_id: str) -> str:
-        """Cleeng payment details whose token lets renewals charge this mandate."""
-        mandate = await workflow.execute_activity_method(
-            MollieActivities.describe_mandate,
-            [customer_id, mandate_id],
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RECORD_RETRY,
-        )
-        return await workflow.execute_activity_method(
-            CleengActivities.record_payment_details,
-            RecordDetailsInput(
-                cleeng_customer_id=order.customer_id,
-                token=MollieToken(customer_id=customer_id, mandate_id=mandate_id).encode(),
-                payment_method_id=order.payment_method_id,
+    async def _details_for(
+        self, order: OrderSnapshot, payment: GatewayPaymentView
+    ) -> InlineDetails:
+        """Payment details Cleeng creates with the payment: active ones whose token lets
+        renewals charge the mandate, or inactive ones where Mollie made no mandate."""
+        if payment.mandate_id and payment.customer_id:
+            mandate = await workflow.execute_activity_method(
+                MollieActivities.describe_mandate,
+                [payment.customer_id, payment.mandate_id],
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+            )
+            return InlineDetails(
+                customer_id=order.customer_id,
+                token=MollieToken(
+                    customer_id=payment.customer_id, mandate_id=payment.mandate_id
+                ).encode(),
+                payment_method_id=order.payment_method_id or "",
+                active=True,
                 card_params=mandate.card_params,
-            ),
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RECORD_RETRY,
+            )
+        return InlineDetails(
+            customer_id=order.customer_id,
+            token=no_mandate_token(payment.payment_id),
+            payment_method_id=order.payment_method_id or "",
+            active=False,
         )
 
     async def _refund_unrecorded(
         self, payment: GatewayPaymentView, workflow_id: str, error: ActivityError
     ) -> None:
-        """Compensation: Cleeng will never know of this money, so give it back, then fail."""
+        """Compensation: the order expired, so Cleeng will never know of this money; give it
+        back, then fail so an operator sees it."""
         self._error = _describe(error)
         workflow.logger.error(
             "Cleeng refused payment %s for order %s: %s; refunding",
@@ -214,6 +226,8 @@ class InitialPurchaseWorkflow:
         )
 
     async def _record_rejected(self, payment: GatewayPaymentView) -> None:
+        order = self._order
+        assert order is not None
         self._failure_reason = payment.failure_reason or payment.status
         try:
             self._cleeng_payment_id = await workflow.execute_activity_method(
@@ -224,6 +238,7 @@ class InitialPurchaseWorkflow:
                     payment_operation=contract.PAYMENT_OPERATION_INITIAL,
                     external_payment_id=payment.payment_id,
                     rejected_reason=self._failure_reason,
+                    inline_details=await self._details_for(order, payment),
                 ),
                 start_to_close_timeout=CALL_TIMEOUT,
                 retry_policy=RECORD_RETRY,

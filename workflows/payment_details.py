@@ -57,6 +57,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.policies import CALL_TIMEOUT, RECORD_RETRY, RETRY, SETUP_RETRY
 
 
+# Versioning: the verification amount is refunded before the details are stored in Cleeng.
+PATCH_REFUND_VERIFICATION_FIRST = "refund-verification-first"
+
+
 def _final(status: str) -> bool:
     return status == MOLLIE_PAID or status in MOLLIE_FINAL_FAILURES
 
@@ -140,36 +144,59 @@ class NewPaymentDetailsWorkflow:
             start_to_close_timeout=CALL_TIMEOUT,
             retry_policy=RETRY,
         )
+        if payment.amount.minor > 0 and workflow.patched(PATCH_REFUND_VERIFICATION_FIRST):
+            # The verification amount only proved the account: give it back before anything
+            # else can fail, so no outcome keeps it.
+            await self._refund_verification(payment, key)
         if mandate.status != "valid":
             self._status, self._failure = STATUS_FAILED, f"mandate is {mandate.status}"
             return
-        self._details_id = await workflow.execute_activity_method(
-            CleengActivities.record_payment_details,
-            RecordDetailsInput(
-                cleeng_customer_id=request.customer_id,
-                token=MollieToken(
-                    customer_id=payment.customer_id, mandate_id=payment.mandate_id
-                ).encode(),
-                payment_method_id=None,
-                card_params=mandate.card_params,
-            ),
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RECORD_RETRY,
-        )
-        if payment.amount.minor > 0:
-            # The verification amount only proved the account; give it back.
-            await workflow.execute_activity_method(
-                MollieActivities.refund_payment,
-                RefundInput(
-                    payment_id=payment.payment_id,
-                    amount=payment.amount,
-                    description="Verification of new payment details",
-                    idempotency_key=f"{key}:verification-refund",
+        try:
+            self._details_id = await workflow.execute_activity_method(
+                CleengActivities.record_payment_details,
+                RecordDetailsInput(
+                    cleeng_customer_id=request.customer_id,
+                    token=MollieToken(
+                        customer_id=payment.customer_id, mandate_id=payment.mandate_id
+                    ).encode(),
+                    payment_method_id=None,
+                    card_params=mandate.card_params,
                 ),
                 start_to_close_timeout=CALL_TIMEOUT,
                 retry_policy=RECORD_RETRY,
             )
+        except ActivityError as error:
+            # Cleeng refused the details (e.g. it does not know the customer): the mandate
+            # would never be charged, so revoke it and fail where an operator sees it.
+            self._status, self._failure = STATUS_FAILED, _message(error)
+            await workflow.execute_activity_method(
+                MollieActivities.revoke_mandate,
+                [payment.customer_id, payment.mandate_id],
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+            )
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise ApplicationError(
+                f"customer {request.customer_id}: Cleeng did not store the new payment "
+                f"details; mandate {payment.mandate_id} revoked: {self._failure}",
+                type="PaymentDetailsRefused",
+            ) from error
+        if payment.amount.minor > 0 and not workflow.patched(PATCH_REFUND_VERIFICATION_FIRST):
+            await self._refund_verification(payment, key)
         self._status = STATUS_ACTIVE
+
+    async def _refund_verification(self, payment: GatewayPaymentView, key: str) -> None:
+        await workflow.execute_activity_method(
+            MollieActivities.refund_payment,
+            RefundInput(
+                payment_id=payment.payment_id,
+                amount=payment.amount,
+                description="Verification of new payment details",
+                idempotency_key=f"{key}:verification-refund",
+            ),
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
 
     @workflow.update
     async def checkout(self) -> NewDetailsView:
@@ -208,7 +235,7 @@ class DetailsDeactivationWorkflow:
     @workflow.run
     async def run(self, request: DeactivationInput) -> DeactivationView:
         token = MollieToken.parse(request.token or "")
-        if token is None:
+        if token is None and request.token:
             # Another gateway's details: its own connector cleans them up.
             self._status = DEACTIVATION_NOT_OURS
             return self.view()
@@ -220,7 +247,17 @@ class DetailsDeactivationWorkflow:
         )
         for authorisation in authorised:
             await self._cancel(authorisation)
-        if await self._step(
+        if token is None:
+            # The webhook named no token and Core API 3.1 has no call that reads details by
+            # id: the authorisations are released above, the mandate cannot be found.
+            self._failures.append(
+                DeactivationFailure(
+                    step="revoke mandate",
+                    target=request.payment_details_id,
+                    error="the webhook carried no token: the Mollie mandate is unknown",
+                )
+            )
+        elif await self._step(
             "revoke mandate",
             token.mandate_id,
             MollieActivities.revoke_mandate,
@@ -241,6 +278,13 @@ class DetailsDeactivationWorkflow:
                 request.payment_details_id,
                 len(self._failures),
                 "; ".join(f"{f.step} {f.target}: {f.error}" for f in self._failures),
+            )
+        if token is None:
+            raise ApplicationError(
+                f"payment details {request.payment_details_id} deactivated without a token: "
+                f"{len(self._cancelled)} authorisation(s) released, the Mollie mandate is not "
+                "revoked; find it by the customer at Mollie and revoke it by hand",
+                type="DeactivationIncomplete",
             )
         return self.view()
 

@@ -18,13 +18,14 @@ so a duplicate that outlives this workflow's history still charges nothing.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.cleeng_activities import CleengActivities
-    from activities.errors import CLEENG_REFUSED
+    from activities.errors import CLEENG_REFUSED, ORDER_EXPIRED
     from activities.mollie_activities import MollieActivities
     from clients import cleeng_contract as contract
     from domain import search_attributes
@@ -58,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         CaptureInput,
         CycleCheckInput,
         GatewayPaymentView,
+        InlineDetails,
         OrderSnapshot,
         PaymentNotice,
         RecordPaymentInput,
@@ -67,9 +69,12 @@ with workflow.unsafe.imports_passed_through():
         RenewalOrderInput,
         UpdatePaymentInput,
     )
-    from domain.tokens import MollieToken
+    from domain.tokens import MollieToken, no_mandate_token
     from workflows.payment_watch import PaymentWatch
     from workflows.policies import CALL_TIMEOUT, RECORD_RETRY, RETRY
+
+# Versioning: holds are released when a capture is refused and before authorising again.
+PATCH_RELEASE_HOLDS = "release-holds-per-payment"
 
 # A cycle with no webhook for this long is over (Cleeng's schedule spans days, not weeks).
 IDLE_LIMIT = timedelta(days=40)
@@ -86,6 +91,24 @@ def _authorisation_settled(status: str) -> bool:
 def _is_permanent(error: ActivityError) -> bool:
     cause = error.cause
     return isinstance(cause, ApplicationError) and cause.non_retryable
+
+
+def _cause_type(error: ActivityError) -> str | None:
+    cause = error.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def _details_if_unnamed(event: BillingEvent, payment_id: str) -> InlineDetails | None:
+    """Cleeng wants paymentDetailsId or paymentDetails on every payment: a webhook that names
+    no details gets inactive ones that charge nothing."""
+    if event.payment_details_id:
+        return None
+    return InlineDetails(
+        customer_id=event.customer_id,
+        token=no_mandate_token(payment_id),
+        payment_method_id=event.payment_method_id or "",
+        active=False,
+    )
 
 
 def _reason(error: ActivityError) -> str:
@@ -157,6 +180,10 @@ class RecurringBillingWorkflow:
             return
         if await self._cycle_paid():
             return
+        if workflow.patched(PATCH_RELEASE_HOLDS):
+            # Never hold two authorisations for one cycle: an earlier one still open goes back
+            # before a new one is made.
+            await self._release_hold("authorising again")
         order = await self._renewal_order(event)
         try:
             payment = await self._charge(event, order, token, manual_capture=True)
@@ -195,7 +222,7 @@ class RecurringBillingWorkflow:
                     description=(
                         f"Renewal {self._cycle.subscription_id} {self._cycle.expiration_date}"
                     ),
-                    operation_key=f"{workflow_id}:capture",
+                    operation_key=f"{workflow_id}:capture:{self._payment.payment_id}",
                 ),
                 start_to_close_timeout=CALL_TIMEOUT,
                 retry_policy=RETRY,
@@ -246,6 +273,10 @@ class RecurringBillingWorkflow:
         self._note(event, OUTCOME_REJECTED, mollie_payment_id=payment.payment_id, reason=reason)
         self._payment, self._cleeng_payment_id = payment, None
         self._status = CYCLE_OPEN
+        if workflow.patched(PATCH_RELEASE_HOLDS):
+            # Cleeng now shows this payment rejected, so it will never be captured: if Mollie
+            # still holds the funds (a refused capture), give them back now.
+            await self._release_hold("capture refused")
 
     async def _charge_directly(self, event: BillingEvent) -> None:
         """Capture-only mode: charge the mandate and wait (SEPA stays pending for days)."""
@@ -384,13 +415,17 @@ class RecurringBillingWorkflow:
                     external_payment_id=payment.payment_id,
                     payment_details_id=event.payment_details_id,
                     subscription_id=self._cycle.subscription_id,
+                    inline_details=_details_if_unnamed(event, payment.payment_id),
                 ),
                 start_to_close_timeout=CALL_TIMEOUT,
                 retry_policy=RECORD_RETRY,
             )
         except ActivityError as error:
+            # Only Cleeng's documented refusal (the order expired) gives money back; any other
+            # failure to record is retried inside the activity and never reaches here.
+            if _cause_type(error) != ORDER_EXPIRED:
+                raise
             await self._compensate_unrecorded(payment, error)
-            raise  # unreachable: compensation raises
         workflow.upsert_search_attributes(
             [search_attributes.CLEENG_PAYMENT_ID.value_set(cleeng_id)]
         )
@@ -398,7 +433,7 @@ class RecurringBillingWorkflow:
 
     async def _compensate_unrecorded(
         self, payment: GatewayPaymentView, error: ActivityError
-    ) -> None:
+    ) -> NoReturn:
         workflow_id = workflow.info().workflow_id
         self._error = str(error.cause or error)
         if payment.status == MOLLIE_AUTHORIZED:
@@ -444,6 +479,7 @@ class RecurringBillingWorkflow:
                     payment_details_id=event.payment_details_id,
                     rejected_reason=reason,
                     subscription_id=self._cycle.subscription_id,
+                    inline_details=_details_if_unnamed(event, external_id),
                 ),
                 start_to_close_timeout=CALL_TIMEOUT,
                 retry_policy=RECORD_RETRY,
@@ -480,16 +516,7 @@ class RecurringBillingWorkflow:
         ):
             return False
         assert self._payment is not None
-        workflow.logger.info("releasing %s: %s", self._payment.payment_id, why)
-        await workflow.execute_activity_method(
-            MollieActivities.release_authorization,
-            ReleaseInput(
-                payment_id=self._payment.payment_id,
-                operation_key=f"{workflow.info().workflow_id}:release",
-            ),
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RECORD_RETRY,
-        )
+        await self._release(self._payment.payment_id, why)
         if self._cleeng_payment_id is not None:
             await workflow.execute_activity_method(
                 CleengActivities.cancel_payment,
@@ -499,6 +526,25 @@ class RecurringBillingWorkflow:
             )
         self._payment, self._cleeng_payment_id = None, None
         return True
+
+    async def _release_hold(self, why: str) -> None:
+        """Release the cycle's Mollie authorisation that Cleeng no longer counts on."""
+        if self._payment is not None and self._payment.status == MOLLIE_AUTHORIZED:
+            await self._release(self._payment.payment_id, why)
+            self._payment = None
+
+    async def _release(self, payment_id: str, why: str) -> None:
+        workflow.logger.info("releasing %s: %s", payment_id, why)
+        await workflow.execute_activity_method(
+            MollieActivities.release_authorization,
+            ReleaseInput(
+                payment_id=payment_id,
+                # One key per payment: each release is its own request at Mollie.
+                operation_key=f"{workflow.info().workflow_id}:release:{payment_id}",
+            ),
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
 
     def _note(
         self,

@@ -1,10 +1,15 @@
-"""Refund (`refund:{paymentId}:{refundKey}`) and chargeback reporting (`chargeback:{id}`).
+"""Refund (`refund:{paymentId}:{requestKey}`) and chargeback reporting (`chargeback:{id}`).
 
 A refund asked for by Cleeng is made once at Mollie (partial amounts allowed; Mollie refuses
 anything beyond what remains), awaited until Mollie says `refunded` or `failed` (refunds take
 hours: polling, or a nudge through the `payment_changed` signal), and only then PATCHed
-`refunded` in Cleeng. A refund Mollie refuses or fails is never reported as refunded: the
-workflow fails with `RefundRefused` / `RefundFailed` for an operator.
+`refunded` in Cleeng, once, with that refund's amount. A refund Mollie refuses or fails is
+never reported as refunded: the workflow fails with `RefundRefused` / `RefundFailed`.
+
+The ledger of a payment's refunds is Mollie's list of them, each carrying the request key (the
+workflow id) and the run that made it in its metadata: concurrent and equal partial refunds
+are separate Mollie refunds recorded separately, and a request replayed after its workflow's
+history expired adopts the refund it already made instead of refunding or recording again.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlrea
 
 with workflow.unsafe.imports_passed_through():
     from activities.cleeng_activities import CleengActivities
-    from activities.errors import REFUND_FAILED, REFUND_REFUSED
-    from activities.mollie_activities import MollieActivities
+    from activities.directory import WorkflowDirectory
+    from activities.errors import REFUND_FAILED, REFUND_REFUSED, REFUND_UNRECORDABLE
+    from activities.mollie_activities import RUN_METADATA_KEY, MollieActivities
+    from clients import cleeng_contract as contract
     from domain.operations import PaymentNotice, RefundInput, RefundView
     from domain.refunds import (
         MOLLIE_REFUND_DONE,
@@ -30,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         ChargebackInput,
         CleengRefundInput,
         RefundLookup,
+        RefundRecordContext,
         RefundRequest,
         RefundStatusView,
         chargeback_workflow_id,
@@ -55,27 +63,26 @@ class RefundWorkflow:
 
     @workflow.run
     async def run(self, request: RefundRequest) -> RefundStatusView:
-        workflow_id = workflow.info().workflow_id
-        baseline = 0
-        operation: str | None = None
-        if request.order_id:
-            state = await workflow.execute_activity_method(
-                CleengActivities.find_payment,
-                [request.order_id, request.cleeng_payment_id],
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=RETRY,
-            )
-            if state is not None:
-                baseline, operation = state.refunded_minor, state.payment_operation
+        info = workflow.info()
+        # Before any money moves: what Cleeng will need to record the refund.
+        context = await self._record_context(request)
         try:
             refund = await workflow.execute_activity_method(
                 MollieActivities.refund_payment,
                 RefundInput(
                     payment_id=request.external_payment_id,
                     amount=request.amount,
-                    description=f"Refund of Cleeng payment {request.cleeng_payment_id}",
-                    idempotency_key=workflow_id,
-                    metadata={"cleengPaymentId": request.cleeng_payment_id},
+                    # Mollie takes two refunds with the same amount and description moments
+                    # apart for a duplicate: the request key tells genuine ones apart.
+                    description=(
+                        f"Refund of Cleeng payment {request.cleeng_payment_id} "
+                        f"({info.workflow_id.rsplit(':', 1)[-1][:8]})"
+                    ),
+                    idempotency_key=info.workflow_id,
+                    metadata={
+                        "cleengPaymentId": request.cleeng_payment_id,
+                        RUN_METADATA_KEY: info.run_id,
+                    },
                 ),
                 start_to_close_timeout=CALL_TIMEOUT,
                 retry_policy=RETRY,
@@ -87,6 +94,15 @@ class RefundWorkflow:
                 raise ApplicationError(cause.message, type=REFUND_REFUSED) from error
             raise
         self._refund = refund
+        inherited = refund.made_by_run not in (None, info.run_id)
+        if inherited and refund.status == MOLLIE_REFUND_DONE:
+            # An earlier run of this request (its history since expired) made this refund and
+            # recorded it in Cleeng before it ended: a replay changes nothing.
+            workflow.logger.info(
+                "refund %s was made and recorded by run %s", refund.refund_id, refund.made_by_run
+            )
+            self._status = REFUND_REFUNDED
+            return self.view()
         self._status = REFUND_PENDING
         refund = await self._await_settled(refund, request.poll_schedule_seconds)
         if refund.status != MOLLIE_REFUND_DONE:
@@ -100,12 +116,11 @@ class RefundWorkflow:
             CleengActivities.record_refund,
             CleengRefundInput(
                 cleeng_payment_id=request.cleeng_payment_id,
-                order_id=request.order_id,
+                order_id=context.order_id,
                 amount=request.amount,
                 refund_type=request.refund_type,
                 reason=request.reason,
-                already_refunded_minor=baseline,
-                payment_operation=operation,
+                payment_operation=context.payment_operation,
             ),
             start_to_close_timeout=CALL_TIMEOUT,
             retry_policy=RECORD_RETRY,
@@ -113,6 +128,32 @@ class RefundWorkflow:
         self._status = REFUND_REFUNDED
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view()
+
+    async def _record_context(self, request: RefundRequest) -> RefundRecordContext:
+        """orderId and paymentOperation, which "update-a-payment" requires with `refunded`:
+        from the webhook, else from the metadata the connector gave the Mollie payment."""
+        if request.order_id and request.payment_operation:
+            return RefundRecordContext(
+                order_id=request.order_id, payment_operation=request.payment_operation
+            )
+        known = await workflow.execute_activity_method(
+            MollieActivities.refund_context,
+            request.external_payment_id,
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        order_id = request.order_id or (known.order_id if known else None)
+        if order_id is None:
+            self._status = STATUS_REFUSED
+            self._error = (
+                f"payment {request.external_payment_id} carries no Cleeng order and the webhook "
+                "named none: Cleeng could not record the refund, so none was made"
+            )
+            raise ApplicationError(self._error, type=REFUND_UNRECORDABLE)
+        operation = request.payment_operation or (
+            known.payment_operation if known else contract.PAYMENT_OPERATION_INITIAL
+        )
+        return RefundRecordContext(order_id=order_id, payment_operation=operation)
 
     async def _await_settled(self, refund: RefundView, schedule: tuple[int, ...]) -> RefundView:
         attempt = 0
@@ -189,43 +230,48 @@ class ChargebackWorkflow:
 
     @workflow.run
     async def run(self, chargeback: ChargebackInput) -> str:
+        context = await workflow.execute_activity_method(
+            MollieActivities.refund_context,
+            chargeback.mollie_payment_id,
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=RETRY,
+        )
         metadata = await workflow.execute_activity_method(
             MollieActivities.payment_metadata,
             chargeback.mollie_payment_id,
             start_to_close_timeout=CALL_TIMEOUT,
             retry_policy=RETRY,
         )
-        order_id = metadata.get("orderId")
-        if not order_id:
-            raise ApplicationError(
-                f"chargeback {chargeback.chargeback_id}: payment "
-                f"{chargeback.mollie_payment_id} carries no Cleeng order",
-                type="ChargebackUnmatched",
+        owner = metadata.get("workflowId")
+        cleeng_payment_id = (
+            await workflow.execute_activity_method(
+                WorkflowDirectory.cleeng_payment_recorded_by,
+                owner,
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RETRY,
             )
-        state = await workflow.execute_activity_method(
-            CleengActivities.find_payment,
-            [order_id, chargeback.mollie_payment_id],
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RETRY,
+            if owner
+            else None
         )
-        if state is None:
+        if context is None or cleeng_payment_id is None:
+            # Core API 3.1 lists no payments by order: the Cleeng payment is known only from
+            # the workflow that recorded it, while its history is kept.
             raise ApplicationError(
-                f"chargeback {chargeback.chargeback_id}: Cleeng has no payment "
-                f"{chargeback.mollie_payment_id} on order {order_id}",
+                f"chargeback {chargeback.chargeback_id}: no Cleeng payment is known for "
+                f"Mollie payment {chargeback.mollie_payment_id} (workflow {owner})",
                 type="ChargebackUnmatched",
             )
         await workflow.execute_activity_method(
             CleengActivities.record_refund,
             CleengRefundInput(
-                cleeng_payment_id=state.cleeng_payment_id,
-                order_id=order_id,
+                cleeng_payment_id=cleeng_payment_id,
+                order_id=context.order_id,
                 amount=chargeback.amount,
                 refund_type=REFUND_TYPE_CHARGEBACK,
                 reason=chargeback.reason or "chargeback",
-                already_refunded_minor=state.refunded_minor,
-                payment_operation=state.payment_operation,
+                payment_operation=context.payment_operation,
             ),
             start_to_close_timeout=CALL_TIMEOUT,
             retry_policy=RECORD_RETRY,
         )
-        return state.cleeng_payment_id
+        return cleeng_payment_id

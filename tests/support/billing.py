@@ -87,15 +87,14 @@ async def subscribed_customer(
             s for s in subscriptions if str(s["customerId"]) == str(seeded["customerId"])
         ]
         details = await http.get(
-            f"{cleeng}/3.1/payment_details/{subscription['paymentDetailsId']}",
-            headers={"X-Publisher-Token": connector.settings.effective_publisher_token},
+            f"{cleeng}/_emulator/payment-details/{subscription['paymentDetailsId']}"
         )
     return Subscriber(
         subscription_id=str(subscription["subscriptionId"]),
         customer_id=str(subscription["customerId"]),
         offer_id=str(subscription["offerId"]),
         payment_details_id=str(subscription["paymentDetailsId"]),
-        token=details.json()["data"]["token"],
+        token=details.json()["token"],
         expiration_date=datetime.fromtimestamp(subscription["dateTo"], tz=UTC),
         currency=str(subscription["currency"]),
         payment_method_id=str(subscription["paymentMethodId"]),
