@@ -375,6 +375,9 @@ async def refused_capture_then_authorised_again(
     )
     await deliver(connector, sub.dunning_data("capture", 0))
     await cycle_reaches(handle, lambda v: v.status == "open" and len(v.attempts) == 2)
+    # Cleeng now shows the payment rejected: nothing will ever capture that hold.
+    [released] = await mollie_customer_payments(connector, sub.mollie_customer_id)
+    assert released["status"] == "canceled", "the refused capture's hold is left open"
     await deliver(connector, sub.dunning_data("authorize", -1))
     await cycle_reaches(handle, lambda v: v.status == "authorised")
     return first.mollie_payment_id
@@ -423,3 +426,26 @@ async def test_two_releases_in_one_cycle_each_release_their_own_hold(
     assert len(statuses) == 2
     assert set(statuses.values()) == {"canceled"}, statuses
     assert first in statuses
+
+
+async def test_a_redelivered_attempt_after_its_decline_is_not_tried_again(
+    connector: Connector,
+) -> None:
+    """Cleeng redelivers a webhook the cycle already handled (its first 200 was lost): the
+    cycle must not charge or record that attempt twice, while the next attempt goes on."""
+    sub = await subscribed_customer(connector)
+    handle = cycle_handle(connector, sub)
+    await fail_next_recurring(connector, sub, "insufficient_funds")
+    await deliver(connector, sub.dunning_data("authorize", 72))
+    await cycle_reaches(handle, lambda v: len(v.attempts) == 1)
+    await deliver(connector, sub.dunning_data("authorize", 72))
+    await deliver(connector, sub.dunning_data("authorize", 48))
+    view = await cycle_reaches(handle, lambda v: v.status == "authorised")
+    assert [(a.attempt_date, a.outcome) for a in view.attempts] == [
+        (sub.dunning_data("authorize", 72)["dunningAttemptDate"], "rejected"),
+        (sub.dunning_data("authorize", 48)["dunningAttemptDate"], "authorised"),
+    ]
+    statuses = sorted(
+        p["status"] for p in await cleeng_subscription_payments(connector, sub.subscription_id)
+    )
+    assert statuses == ["authorized", "rejected"]

@@ -73,7 +73,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.payment_watch import PaymentWatch
     from workflows.policies import CALL_TIMEOUT, RECORD_RETRY, RETRY
 
-# Versioning: holds are released when a capture is refused and before authorising again.
+# Versioning: a hold whose capture Mollie refused is released at once, and every release is
+# keyed by its payment.
 PATCH_RELEASE_HOLDS = "release-holds-per-payment"
 
 # A cycle with no webhook for this long is over (Cleeng's schedule spans days, not weeks).
@@ -180,10 +181,6 @@ class RecurringBillingWorkflow:
             return
         if await self._cycle_paid():
             return
-        if workflow.patched(PATCH_RELEASE_HOLDS):
-            # Never hold two authorisations for one cycle: an earlier one still open goes back
-            # before a new one is made.
-            await self._release_hold("authorising again")
         order = await self._renewal_order(event)
         try:
             payment = await self._charge(event, order, token, manual_capture=True)
@@ -270,13 +267,20 @@ class RecurringBillingWorkflow:
                 rejected_reason=reason,
             )
         )
-        self._note(event, OUTCOME_REJECTED, mollie_payment_id=payment.payment_id, reason=reason)
+        rejected_record = self._cleeng_payment_id
         self._payment, self._cleeng_payment_id = payment, None
-        self._status = CYCLE_OPEN
         if workflow.patched(PATCH_RELEASE_HOLDS):
             # Cleeng now shows this payment rejected, so it will never be captured: if Mollie
-            # still holds the funds (a refused capture), give them back now.
+            # still holds the funds (a refused capture), give them back before anything else.
             await self._release_hold("capture refused")
+        self._note(
+            event,
+            OUTCOME_REJECTED,
+            mollie_payment_id=payment.payment_id,
+            cleeng_payment_id=rejected_record,
+            reason=reason,
+        )
+        self._status = CYCLE_OPEN
 
     async def _charge_directly(self, event: BillingEvent) -> None:
         """Capture-only mode: charge the mandate and wait (SEPA stays pending for days)."""
