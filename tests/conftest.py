@@ -25,6 +25,7 @@ from emulators.mollie.app import create_app as create_mollie_app
 from emulators.mollie.config import MollieEmulatorConfig
 from launcher import find_executable, find_temporal
 from settings import EMULATOR_MOLLIE_API_KEY, EMULATOR_PUBLISHER_TOKEN, Settings
+from tests.support.histories import save_histories
 from tests.support.servers import free_port, serve_in_thread
 from tests.support.temporal import register_search_attributes
 from worker import build_worker
@@ -106,6 +107,7 @@ async def connector(
             yield Connector(
                 settings=settings, client=temporal_env.client, api_url=api_url, emulators=emulators
             )
+            await save_histories(temporal_env.client, settings.temporal_task_queue)
 
 
 @pytest.fixture
@@ -162,6 +164,7 @@ async def connector_on_own_emulators(temporal_env: WorkflowEnvironment) -> Async
                     api_url=api_url,
                     emulators=emulators,
                 )
+                await save_histories(temporal_env.client, settings.temporal_task_queue)
 
 
 __all__ = ["Connector", "Emulators", "TemporalAccess"]

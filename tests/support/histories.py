@@ -1,0 +1,40 @@
+"""Saved workflow histories: what the replay tests hold every change of workflow code to.
+
+`scripts/refresh_histories` runs the suite with `SAVE_HISTORIES_TO=<dir>`; each connector the
+tests start then saves, before it stops, one history per distinct path of each workflow type
+(the same sequence of events is one path), so the set covers the main paths without hundreds of
+near-copies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from temporalio.client import Client
+
+# At most this many paths per workflow type: enough to cover success, decline, refusal and
+# compensation, few enough to read.
+PATHS_PER_TYPE = 8
+
+
+async def save_histories(client: Client, task_queue: str) -> None:
+    target = os.environ.get("SAVE_HISTORIES_TO")
+    if not target:
+        return
+    folder = Path(target)
+    folder.mkdir(parents=True, exist_ok=True)
+    query = f'TaskQueue="{task_queue}" AND ExecutionStatus!="Running"'
+    async for execution in client.list_workflows(query):
+        history = await client.get_workflow_handle(
+            execution.id, run_id=execution.run_id
+        ).fetch_history()
+        shape = [str(event.event_type) for event in history.events]
+        digest = hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:12]
+        kind = execution.workflow_type
+        path = folder / f"{kind}-{digest}.json"
+        if path.exists() or len(list(folder.glob(f"{kind}-*.json"))) >= PATHS_PER_TYPE:
+            continue
+        path.write_text(history.to_json())
