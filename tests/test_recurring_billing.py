@@ -449,3 +449,40 @@ async def test_a_redelivered_attempt_after_its_decline_is_not_tried_again(
         p["status"] for p in await cleeng_subscription_payments(connector, sub.subscription_id)
     )
     assert statuses == ["authorized", "rejected"]
+
+
+async def test_a_lost_reply_to_the_renewal_order_leaves_one_unpaid_order_and_one_charge(
+    connector: Connector, clean_faults: None
+) -> None:
+    """The measured residual risk of an API without idempotency keys: Cleeng creates the
+    renewal order, the reply is lost, the retry creates another. One order is paid, the
+    orphan is never paid (it expires by itself), and the customer is charged once."""
+    sub = await subscribed_customer(connector)
+    await set_faults(
+        connector.emulators.cleeng_url,
+        {
+            "failNext": [
+                {
+                    "method": "POST",
+                    "pathPrefix": "/3.1/orders",
+                    "status": "timeout",
+                    "afterCommit": True,
+                    "count": 1,
+                }
+            ]
+        },
+    )
+    await deliver(connector, sub.dunning_data("capture", 0))
+    final = await cycle_handle(connector, sub).result()
+    assert final.status == "captured"
+    async with httpx.AsyncClient() as http:
+        orders = (await http.get(f"{connector.emulators.cleeng_url}/_emulator/orders")).json()
+    renewal_orders = [
+        o["id"] for o in orders["items"] if str(o.get("subscriptionId")) == sub.subscription_id
+    ]
+    assert len(renewal_orders) == 2
+    [payment] = await cleeng_subscription_payments(connector, sub.subscription_id)
+    assert payment["status"] == "captured"
+    assert payment["orderId"] in renewal_orders
+    [charge] = await mollie_customer_payments(connector, sub.mollie_customer_id)
+    assert charge["status"] == "paid"
