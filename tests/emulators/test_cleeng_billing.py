@@ -11,15 +11,21 @@ from typing import Any
 import httpx
 import pytest
 
-from emulators.cleeng.app import create_app
 from emulators.cleeng.clock import utc_iso
 from emulators.cleeng.config import DEFAULT_OFFER_ID, CleengEmulatorConfig
 from emulators.cleeng.receiver import ReceivedWebhook, WebhookReceiver
+from tests.emulators.cleeng_support import (
+    MOLLIE,
+    CleengServer,
+    initial_payment_body,
+    publisher_client,
+    reset,
+    running_cleeng,
+)
 from tests.support.servers import serve_in_thread
 
 TOKEN = "billing-test-token"
 SECRET = "a-shared-secret-of-32-bytes-long"
-MOLLIE = 555000001
 AUTH = "subscriptionReadyForPaymentAuthorisation"
 CAPTURE = "subscriptionReadyForPaymentCapture"
 TERMINATE = "subscriptionReadyForTermination"
@@ -41,9 +47,9 @@ def receiver() -> Iterator[tuple[WebhookReceiver, str]]:
 
 
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serve_in_thread(create_app(CONFIG), date_header=False) as url:
-        yield url
+def cleeng() -> Iterator[CleengServer]:
+    with running_cleeng(CONFIG) as server:
+        yield server
 
 
 @dataclass
@@ -147,18 +153,7 @@ class Env:
         """A seeded order paid the way a connector records an initial payment."""
         seeded = self.ops.post("/_emulator/seed/purchase", json={}).json()
         response = self.api.post(
-            "/3.1/payments",
-            json={
-                "orderId": str(seeded["orderId"]),
-                "status": status,
-                "paymentOperation": "initial-payment",
-                "paymentDetails": {
-                    "customerId": seeded["customerId"],
-                    "token": "cst_1:mdt_1",
-                    "paymentMethodId": MOLLIE,
-                },
-                **extra,
-            },
+            "/3.1/payments", json=initial_payment_body(seeded, status, **extra)
         )
         assert response.status_code == 200, response.text
         payment: dict[str, Any] = response.json()["payment"]
@@ -166,16 +161,16 @@ class Env:
 
 
 @pytest.fixture
-def env(base_url: str, receiver: tuple[WebhookReceiver, str]) -> Iterator[Env]:
+def env(cleeng: CleengServer, receiver: tuple[WebhookReceiver, str]) -> Iterator[Env]:
     hooks, hook_url = receiver
     with (
-        httpx.Client(base_url=base_url, timeout=15) as ops,
-        httpx.Client(base_url=base_url, headers={"X-Publisher-Token": TOKEN}, timeout=15) as api,
+        httpx.Client(base_url=cleeng.url, timeout=15) as ops,
+        publisher_client(cleeng, timeout=15) as api,
     ):
-        ops.post("/_emulator/reset", json={"keepWebhookSubscriptions": False})
+        reset(ops)
         hooks.reset()
         yield Env(ops, api, hooks, hook_url)
-        ops.post("/_emulator/reset", json={"keepWebhookSubscriptions": False})
+        reset(ops)
 
 
 def topics(hooks: list[ReceivedWebhook]) -> list[str]:
@@ -319,10 +314,7 @@ def test_redelivery_also_follows_the_emulator_clock(
         webhook_real_backoff_seconds=(3600.0,),  # never due in real time during the test
         webhook_clock_backoff_seconds=(600.0,),
     )
-    with (
-        serve_in_thread(create_app(config), date_header=False) as url,
-        httpx.Client(base_url=url, headers={"X-Publisher-Token": TOKEN}) as client,
-    ):
+    with running_cleeng(config) as server, publisher_client(server) as client:
         env = Env(client, client, hooks, hook_url)
         env.subscribe(AUTH)
         hooks.statuses.append(500)

@@ -13,35 +13,16 @@ from typing import Any
 import httpx
 import pytest
 
-from emulators.cleeng.app import create_app
 from emulators.cleeng.config import DEFAULT_OFFER_ID, CleengEmulatorConfig
-from tests.support.servers import serve_in_thread
+from tests.emulators.cleeng_support import MOLLIE, CleengServer, running_cleeng, subscription_error
 
 TOKEN = "test-publisher-token"
-MOLLIE = 555000001
 
 
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    app = create_app(CleengEmulatorConfig(publisher_token=TOKEN, id_seed=11))
-    with serve_in_thread(app, date_header=False) as url:
-        yield url
-
-
-@pytest.fixture
-def ops(base_url: str) -> Iterator[httpx.Client]:
-    """Operator client; every test starts from a fresh emulator."""
-    with httpx.Client(base_url=base_url, timeout=10) as client:
-        client.post("/_emulator/reset", json={"keepWebhookSubscriptions": False})
-        yield client
-
-
-@pytest.fixture
-def api(base_url: str, ops: httpx.Client) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=base_url, headers={"X-Publisher-Token": TOKEN}, timeout=10
-    ) as client:
-        yield client
+def cleeng() -> Iterator[CleengServer]:
+    with running_cleeng(CleengEmulatorConfig(publisher_token=TOKEN, id_seed=11)) as server:
+        yield server
 
 
 def purchase(ops: httpx.Client, **body: Any) -> dict[str, Any]:
@@ -102,6 +83,19 @@ def refund_body(payment: dict[str, Any], **extra: Any) -> dict[str, Any]:
     }
 
 
+def renewal_order_body(customer_id: int, subscription_id: int, **extra: Any) -> dict[str, Any]:
+    """A create-an-order body for a renewal of the subscription, as a connector sends it."""
+    return {
+        "customerId": customer_id,
+        "offerId": DEFAULT_OFFER_ID,
+        "currency": "EUR",
+        "country": "NL",
+        "paymentOperation": "recurring-payment",
+        "subscriptionId": str(subscription_id),
+        **extra,
+    }
+
+
 def subscription_of(api: httpx.Client, payment: dict[str, Any]) -> dict[str, Any]:
     response = api.get(f"/3.1/subscriptions/{payment['subscriptionId']}")
     assert response.status_code == 200, response.text
@@ -129,8 +123,10 @@ def emulator_now(ops: httpx.Client) -> int:
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-Publisher-Token": "wrong"}])
-def test_core_api_requires_the_publisher_token(base_url: str, headers: dict[str, str]) -> None:
-    with httpx.Client(base_url=base_url, headers=headers) as client:
+def test_core_api_requires_the_publisher_token(
+    cleeng: CleengServer, headers: dict[str, str]
+) -> None:
+    with httpx.Client(base_url=cleeng.url, headers=headers) as client:
         for method, path in [("GET", "/3.1/orders/1"), ("POST", "/3.1/payments")]:
             response = client.request(method, path, json={})
             assert response.status_code == 401
@@ -701,11 +697,7 @@ def test_new_details_replace_the_old_ones_on_subscriptions(
 def test_subscription_errors_use_the_subscription_shape(api: httpx.Client) -> None:
     response = api.get("/3.1/subscriptions/999")
     assert response.status_code == 404
-    assert response.json() == {
-        "success": False,
-        "subscription": None,
-        "message": "Subscription 999 not found",
-    }
+    assert response.json() == subscription_error("Subscription 999 not found")
 
 
 def test_subscription_patch_one_parameter_at_a_time(ops: httpx.Client, api: httpx.Client) -> None:
@@ -818,14 +810,10 @@ def test_terminate_refusals(ops: httpx.Client, api: httpx.Client) -> None:
     for body, message in cases:
         response = api.post(url, json=body) if body is not None else api.post(url)
         assert response.status_code == 422, body
-        assert response.json() == {"success": False, "subscription": None, "message": message}
+        assert response.json() == subscription_error(message)
     unknown = api.post("/3.1/subscriptions/999/terminate", json={"reason": "userCancel"})
     assert unknown.status_code == 404
-    assert unknown.json() == {
-        "success": False,
-        "subscription": None,
-        "message": "Subscription 999 not found",
-    }
+    assert unknown.json() == subscription_error("Subscription 999 not found")
     assert ops.get("/_emulator/subscriptions").json()["items"][0]["status"] == "active"
 
 
@@ -872,15 +860,7 @@ def test_renewal_is_priced_from_the_subscription_and_extends_it(
 
     created = api.post(
         "/3.1/orders",
-        json={
-            "customerId": seeded["customerId"],
-            "offerId": DEFAULT_OFFER_ID,
-            "currency": "EUR",
-            "country": "NL",
-            "paymentMethodId": MOLLIE,
-            "paymentOperation": "recurring-payment",
-            "subscriptionId": str(subscription_id),
-        },
+        json=renewal_order_body(seeded["customerId"], subscription_id, paymentMethodId=MOLLIE),
     )
     assert created.status_code == 200, created.text
     order = created.json()["order"]
@@ -888,15 +868,14 @@ def test_renewal_is_priced_from_the_subscription_and_extends_it(
     assert order["subscriptionId"] == subscription_id
     assert order["paymentOperation"] == "recurring-payment"
 
-    renewal = paid(
-        api,
-        {"orderId": order["id"], "customerId": seeded["customerId"]},
-        "captured",
-        paymentOperation="recurring-payment",
-        subscriptionId=str(subscription_id),
-        paymentDetailsId=str(details_id),
-        externalPaymentId="tr_renew",
-    )
+    renewal_order = {"orderId": order["id"], "customerId": seeded["customerId"]}
+    renewal_payment = {
+        "paymentOperation": "recurring-payment",
+        "subscriptionId": str(subscription_id),
+        "paymentDetailsId": str(details_id),
+        "externalPaymentId": "tr_renew",
+    }
+    renewal = paid(api, renewal_order, "captured", **renewal_payment)
     assert renewal["paymentDetailsId"] == details_id
     after = subscription_of(api, renewal)
     old_to = datetime.fromtimestamp(before["dateTo"], UTC)
@@ -905,15 +884,7 @@ def test_renewal_is_priced_from_the_subscription_and_extends_it(
     assert after["dateFrom"] == before["dateFrom"]
 
     # The same renewal recorded again is a duplicate and extends nothing.
-    paid(
-        api,
-        {"orderId": order["id"], "customerId": seeded["customerId"]},
-        "captured",
-        paymentOperation="recurring-payment",
-        subscriptionId=str(subscription_id),
-        paymentDetailsId=str(details_id),
-        externalPaymentId="tr_renew",
-    )
+    paid(api, renewal_order, "captured", **renewal_payment)
     assert subscription_of(api, renewal)["dateTo"] == after["dateTo"]
     assert ledger(ops)["duplicateRecords"] == 1
 
@@ -922,14 +893,7 @@ def test_renewal_order_refusals(ops: httpx.Client, api: httpx.Client) -> None:
     seeded = purchase(ops)
     subscription_id = paid(api, seeded, "captured")["subscriptionId"]
     ops.post("/_emulator/offers", json={"offerId": "S000000002_NL", "price": 1})
-    base = {
-        "customerId": seeded["customerId"],
-        "offerId": DEFAULT_OFFER_ID,
-        "currency": "EUR",
-        "country": "NL",
-        "paymentOperation": "recurring-payment",
-        "subscriptionId": str(subscription_id),
-    }
+    base = renewal_order_body(seeded["customerId"], subscription_id)
     other_offer = api.post("/3.1/orders", json={**base, "offerId": "S000000002_NL"})
     assert other_offer.status_code == 422
     assert other_offer.json()["message"] == (
@@ -947,17 +911,8 @@ def test_a_renewal_payment_must_name_the_orders_subscription(
 ) -> None:
     ann = purchase(ops, email="ann@example.com")
     ann_sub = paid(api, ann, "captured")["subscriptionId"]
-    order = api.post(
-        "/3.1/orders",
-        json={
-            "customerId": ann["customerId"],
-            "offerId": DEFAULT_OFFER_ID,
-            "currency": "EUR",
-            "country": "NL",
-            "paymentOperation": "recurring-payment",
-            "subscriptionId": str(ann_sub),
-        },
-    ).json()["order"]
+    created = api.post("/3.1/orders", json=renewal_order_body(ann["customerId"], ann_sub))
+    order = created.json()["order"]
     bob = purchase(ops, email="bob@example.com")
     bob_sub = paid(api, bob, "captured")["subscriptionId"]
     response = pay(

@@ -12,34 +12,22 @@ from typing import Any
 import httpx
 import pytest
 
-from emulators.cleeng.app import create_app
 from emulators.cleeng.config import DEFAULT_OFFER_ID, CleengEmulatorConfig
-from tests.support.servers import serve_in_thread
+from tests.emulators.cleeng_support import (
+    MOLLIE,
+    CleengServer,
+    initial_payment_body,
+    running_cleeng,
+)
 
 TOKEN = "operator-test-token"
-MOLLIE = 555000001
 
 
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
+def cleeng() -> Iterator[CleengServer]:
     config = CleengEmulatorConfig(publisher_token=TOKEN, id_seed=5, timeout_fault_hang_seconds=5)
-    with serve_in_thread(create_app(config), date_header=False) as url:
-        yield url
-
-
-@pytest.fixture
-def ops(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url, timeout=10) as client:
-        client.post("/_emulator/reset", json={"keepWebhookSubscriptions": False})
-        yield client
-
-
-@pytest.fixture
-def api(base_url: str, ops: httpx.Client) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=base_url, headers={"X-Publisher-Token": TOKEN}, timeout=10
-    ) as client:
-        yield client
+    with running_cleeng(config) as server:
+        yield server
 
 
 def emulator_now(ops: httpx.Client) -> datetime:
@@ -54,17 +42,7 @@ def order_id(ops: httpx.Client, **body: Any) -> int:
 def payment_body(ops: httpx.Client, status: str = "captured", **extra: Any) -> dict[str, Any]:
     """A create-a-payment body for a freshly seeded order, with inline payment details."""
     seeded = ops.post("/_emulator/seed/purchase", json={}).json()
-    return {
-        "orderId": str(seeded["orderId"]),
-        "status": status,
-        "paymentOperation": "initial-payment",
-        "paymentDetails": {
-            "customerId": seeded["customerId"],
-            "token": "cst_1:mdt_1",
-            "paymentMethodId": MOLLIE,
-        },
-        **extra,
-    }
+    return initial_payment_body(seeded, status, **extra)
 
 
 # ---------------------------------------------------------------------------- seeding

@@ -35,7 +35,6 @@ from tests.emulators.test_mollie_support import (
     WebhookReceiver,
     eur,
     running_emulator,
-    running_receiver,
     wait_until,
 )
 
@@ -46,24 +45,6 @@ REDIRECT = "https://shop.example/return"
 def server() -> Iterator[RunningEmulator]:
     with running_emulator() as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def receiver_server() -> Iterator[WebhookReceiver]:
-    with running_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def emulator(server: RunningEmulator) -> RunningEmulator:
-    server.control("POST", "/reset")
-    return server
-
-
-@pytest.fixture
-def receiver(receiver_server: WebhookReceiver) -> WebhookReceiver:
-    receiver_server.reset()
-    return receiver_server
 
 
 @pytest.fixture

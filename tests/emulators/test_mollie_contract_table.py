@@ -76,12 +76,6 @@ def server() -> Iterator[RunningEmulator]:
         yield running
 
 
-@pytest.fixture
-def emulator(server: RunningEmulator) -> RunningEmulator:
-    server.control("POST", "/reset")
-    return server
-
-
 async def drive_every_gateway_method(emulator: RunningEmulator) -> set[str]:
     """Call each public gateway method once, the way the activities do; answers their names."""
     gateway = MollieGateway(emulator.base_url, API_KEY, timeout_seconds=5)

@@ -25,7 +25,6 @@ from tests.emulators.test_mollie_support import (
     WebhookReceiver,
     eur,
     running_emulator,
-    running_receiver,
 )
 from tests.support.servers import free_port
 
@@ -38,24 +37,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def server() -> Iterator[RunningEmulator]:
     with running_emulator() as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def receiver_server() -> Iterator[WebhookReceiver]:
-    with running_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def emulator(server: RunningEmulator) -> RunningEmulator:
-    server.control("POST", "/reset")
-    return server
-
-
-@pytest.fixture
-def receiver(receiver_server: WebhookReceiver) -> WebhookReceiver:
-    receiver_server.reset()
-    return receiver_server
 
 
 def api(emulator: RunningEmulator, method: str, path: str, body: Any = None) -> httpx.Response:

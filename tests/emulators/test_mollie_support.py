@@ -1,7 +1,9 @@
 """Helpers shared by the Mollie emulator tests: a running emulator, a webhook receiver.
 
-Plain context managers and classes rather than fixtures, so each test module declares its
-own fixtures with the scope it needs. This module holds no tests.
+Plain context managers and classes rather than fixtures, so each test module serves the
+emulator with its own configuration and scope (and `tests/test_mollie_gateway.py`, outside
+this folder, can too); the per-test fixtures built on them (`emulator`, `receiver`) are in
+this folder's conftest. This module holds no tests.
 """
 
 from __future__ import annotations
