@@ -1,26 +1,48 @@
-"""Lenient parsing of Cleeng's webhook payloads.
+"""Lenient parsing of Cleeng's webhook payloads, strict about ids.
 
 Cleeng's own examples mix strings and integers for the same id and send timestamps with `Z` or
-with an offset; everything is normalised here: ids to strings, times to UTC `...Z`.
+with an offset; everything is normalised here: ids to decimal strings, times to UTC `...Z`.
+Every id is checked against its documented type before anything starts, because ids end up in
+Cleeng URLs and workflow ids: the Core API 3.1 reference types customer, order, payment,
+payment details, payment method and subscription ids as int32, so anything but a positive
+int32 (e.g. `"9/../../customers/1/payment_details#"`) is refused naming the field.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+INT32_MAX = 2**31 - 1
+_DIGITS = re.compile(r"[0-9]{1,10}")
+_OFFER_ID = r"^[A-Za-z0-9_-]{1,64}$"
+_LOOSE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
-def _as_id(value: Any) -> Any:
+
+def _as_int32_id(value: Any) -> Any:
+    """A positive int32 given as a JSON integer or a string of digits → its decimal string."""
+    if isinstance(value, bool):
+        raise ValueError("must be a positive 32-bit integer id, not a boolean")
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        value = int(value)
+    if isinstance(value, int) and 0 < value <= INT32_MAX:
+        return str(value)
+    raise ValueError("must be a positive 32-bit integer id (a JSON integer or a string of digits)")
+
+
+def _as_loose_id(value: Any) -> Any:
+    """An id whose type Cleeng does not document (broadcasterId): a short token, no more."""
     if isinstance(value, bool):
         raise ValueError("must be an id (string or integer), not a boolean")
     if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    raise ValueError("must be a non-empty id (string or integer)")
+        value = str(value)
+    if isinstance(value, str) and _LOOSE_ID.fullmatch(value):
+        return value
+    raise ValueError("must be an id of letters, digits, '_' or '-' (at most 64)")
 
 
 def _as_utc(value: Any) -> Any:
@@ -29,7 +51,8 @@ def _as_utc(value: Any) -> Any:
     return value
 
 
-CleengId = Annotated[str, BeforeValidator(_as_id)]
+CleengId = Annotated[str, BeforeValidator(_as_int32_id)]
+LooseId = Annotated[str, BeforeValidator(_as_loose_id)]
 CleengTime = Annotated[datetime, BeforeValidator(_as_utc)]
 
 
@@ -43,7 +66,7 @@ def iso_utc(moment: datetime) -> str:
 class CleengEnvelope(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    broadcaster_id: CleengId | None = Field(default=None, alias="broadcasterId")
+    broadcaster_id: LooseId | None = Field(default=None, alias="broadcasterId")
     topic: str = Field(min_length=1, max_length=100)
     data: dict[str, Any]
 
@@ -54,16 +77,16 @@ class DunningData(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     subscription_id: CleengId = Field(alias="subscriptionId")
-    offer_id: str = Field(alias="offerId", min_length=1)
+    offer_id: str = Field(alias="offerId", pattern=_OFFER_ID)
     customer_id: CleengId = Field(alias="customerId")
     expiration_date: CleengTime = Field(alias="expirationDate")
     dunning_attempt_date: CleengTime | None = Field(default=None, alias="dunningAttemptDate")
     payment_details_id: CleengId | None = Field(default=None, alias="paymentDetailsId")
     payment_method_id: CleengId | None = Field(default=None, alias="paymentMethodId")
-    token: str | None = None
-    currency: str | None = Field(default=None, min_length=3, max_length=3)
-    payment_country: str | None = Field(default=None, alias="paymentCountry")
-    customer_email: str | None = Field(default=None, alias="customerEmail")
+    token: str | None = Field(default=None, max_length=256)
+    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    payment_country: str | None = Field(default=None, alias="paymentCountry", max_length=8)
+    customer_email: str | None = Field(default=None, alias="customerEmail", max_length=320)
 
 
 def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
@@ -82,9 +105,9 @@ class RefundData(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     payment_id: CleengId = Field(alias="paymentId")
-    external_payment_id: str = Field(alias="externalPaymentId", pattern=r"^tr_[A-Za-z0-9]+$")
+    external_payment_id: str = Field(alias="externalPaymentId", pattern=r"^tr_[A-Za-z0-9]{1,64}$")
     amount: Decimal = Field(gt=0, max_digits=14)
-    currency: str = Field(min_length=3, max_length=3)
+    currency: str = Field(pattern=r"^[A-Za-z]{3}$")
     order_id: CleengId | None = Field(default=None, alias="orderId")
     customer_id: CleengId | None = Field(default=None, alias="customerId")
     payment_method_id: CleengId | None = Field(default=None, alias="paymentMethodId")
@@ -103,4 +126,4 @@ class DeactivationData(BaseModel):
     payment_details_id: CleengId = Field(alias="paymentDetailsId")
     customer_id: CleengId = Field(alias="customerId")
     payment_method_id: CleengId | None = Field(default=None, alias="paymentMethodId")
-    token: str | None = None
+    token: str | None = Field(default=None, max_length=256)

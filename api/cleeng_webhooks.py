@@ -2,7 +2,9 @@
 
 Answers: 200 once Temporal accepted the signal (also for duplicates and for topics we ignore,
 since Cleeng would redeliver those forever), 401 for a bad or missing signature, 400/422 for a
-malformed body (naming the field), 503 when Temporal is unreachable so Cleeng redelivers.
+malformed body (naming the field; every id must be of its documented type), 429 over the
+per-source rate limit, 503 (with `Retry-After`) when Temporal is unreachable or busy so Cleeng
+redelivers. Every refusal logs one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from api.cleeng_payloads import (
     iso_utc,
 )
 from api.cleeng_signature import signature_is_valid
-from api.services import ShimServices, services
+from api.services import ShimServices, services, webhook_rate_limit
 from api.temporal_access import temporal_unavailable_as_503
 from clients import cleeng_contract as contract
 from domain import search_attributes
@@ -96,10 +98,31 @@ def _parse_envelope(body: bytes) -> CleengEnvelope:
         ) from error
 
 
-@router.post("/webhooks/cleeng", summary="Cleeng webhook (HMAC-SHA256 signed)")
+@router.post(
+    "/webhooks/cleeng",
+    summary="Cleeng webhook (HMAC-SHA256 signed)",
+    dependencies=[Depends(webhook_rate_limit("cleeng"))],
+    responses={
+        400: {"description": "The body is not JSON"},
+        401: {"description": "Missing or invalid signature"},
+        422: {"description": "A field is missing or malformed; the detail names it"},
+        429: {"description": "Too many webhook requests from this source; see Retry-After"},
+        503: {"description": "Temporal is unreachable or busy; see Retry-After"},
+    },
+)
 async def cleeng_webhook(
     request: Request, shim: Annotated[ShimServices, Depends(services)]
 ) -> dict[str, str]:
+    try:
+        return await _handle(request, shim)
+    except HTTPException as error:
+        # Logged once by the app's refusal handler (one line, no traceback); counted here.
+        if error.status_code in (400, 422):
+            request.app.state.metrics.webhooks.labels("cleeng", "rejected").inc()
+        raise
+
+
+async def _handle(request: Request, shim: ShimServices) -> dict[str, str]:
     metrics = request.app.state.metrics
     body = await request.body()
     try:

@@ -20,3 +20,12 @@ class ShimMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        # How Mollie webhooks were resolved: `found` (ours), `not_ours`, `not_found`,
+        # `cached` (a negative answer from memory), `shared` (joined a look-up in flight),
+        # `unavailable` (Mollie could not answer: the webhook got 503).
+        self.mollie_lookups = Counter(
+            "connector_mollie_webhook_lookups_total",
+            "Mollie payment look-ups made to route Mollie webhooks, by result",
+            ["result"],
+            registry=self.registry,
+        )

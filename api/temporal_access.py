@@ -12,14 +12,30 @@ from contextlib import contextmanager
 
 from fastapi import HTTPException, status
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode
+
+# The shim answers someone who is waiting and will retry by itself (Mollie, Cleeng, a front
+# end): give up on a busy or unreachable Temporal within about three seconds and answer 503,
+# rather than the SDK's default (a throttled call was held ~14 s), which keeps connections open
+# just when the server is overloaded and comes close to the senders' own timeouts.
+SHIM_RETRY_CONFIG = RetryConfig(
+    initial_interval_millis=100,
+    max_interval_millis=1000,
+    max_elapsed_time_millis=3000,
+    max_retries=4,
+)
+
+# What a 503 tells the sender to wait. Mollie and Cleeng keep their own retry schedules; the
+# header is for anyone else (and for humans reading the answer).
+RETRY_AFTER_SECONDS = 5
 
 
 class TemporalUnavailable(Exception):
     """Temporal cannot be reached now; the caller should answer 503 so the sender retries."""
 
 
-# RPC codes that mean "the server is not there / not answering", not "your request is wrong".
+# RPC codes that mean "the server is not there / not answering / too busy now", not "your
+# request is wrong". RESOURCE_EXHAUSTED (a rate limit, a busy workflow) passes with time.
 UNAVAILABLE_CODES = frozenset(
     {
         RPCStatusCode.UNAVAILABLE,
@@ -50,7 +66,10 @@ class TemporalAccess:
             if self._client is None:
                 try:
                     self._client = await asyncio.wait_for(
-                        Client.connect(self.address, namespace=self.namespace), timeout=5
+                        Client.connect(
+                            self.address, namespace=self.namespace, retry_config=SHIM_RETRY_CONFIG
+                        ),
+                        timeout=5,
                     )
                 except (RuntimeError, OSError, TimeoutError, RPCError) as exc:
                     raise TemporalUnavailable(f"Temporal at {self.address} is unreachable") from exc
@@ -68,23 +87,35 @@ def is_unavailable(error: RPCError) -> bool:
     return error.status in UNAVAILABLE_CODES
 
 
+def service_unavailable(detail: str) -> HTTPException:
+    """503 with `Retry-After`: the request was fine, the answer has to wait."""
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        detail=detail,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 @contextmanager
 def temporal_unavailable_as_503(
     on_unavailable: Callable[[], None] | None = None,
 ) -> Iterator[None]:
-    """Answer 503 while Temporal cannot be reached, so the caller (Cleeng, Mollie, a front
-    end) tries again later and nothing is lost; any other error passes through."""
+    """Answer 503 (with `Retry-After`) while Temporal cannot be reached or is too busy, so
+    the caller (Cleeng, Mollie, a front end) tries again later and nothing is lost; any other
+    error passes through. The app's refusal handler logs the 503 as one line, no traceback."""
     try:
         yield
     except TemporalUnavailable as error:
         if on_unavailable:
             on_unavailable()
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error)) from error
+        raise service_unavailable(str(error)) from error
     except RPCError as error:
         if not is_unavailable(error):
             raise
         if on_unavailable:
             on_unavailable()
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"Temporal is unavailable: {error.message}"
-        ) from error
+        if error.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+            detail = f"Temporal is busy (resource exhausted: {error.message}); retry later"
+        else:
+            detail = f"Temporal is unavailable: {error.message}"
+        raise service_unavailable(detail) from error
