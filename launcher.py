@@ -23,7 +23,7 @@ from types import FrameType
 import httpx
 
 from domain.search_attributes import dev_server_flags
-from settings import Settings
+from settings import EMULATOR_FRONTEND_API_KEY, Settings, load_settings
 
 RETENTION = "720h"  # 30 days: longer than Cleeng's and Mollie's redelivery windows
 
@@ -233,15 +233,24 @@ def banner(settings: Settings, ports: Ports, data_dir: Path) -> str:
     if settings.cleeng_emulated:
         lines.append(f"  Cleeng emulator     {cleeng}/   (operator API at {cleeng}/docs)")
     if settings.sandbox_mode:
+        # The publisher's backend authenticates; sandbox mode accepts a documented key.
+        key = (
+            "<a key from FRONTEND_API_KEYS>"
+            if settings.frontend_api_keys
+            else EMULATOR_FRONTEND_API_KEY
+        )
         lines += [
             "",
             "Try a purchase:",
             f"  1. curl -s -X POST {cleeng}/_emulator/seed/purchase "
             "-H 'content-type: application/json' -d '{}'",
             f"  2. curl -s -X POST {api}/purchases -H 'content-type: application/json' \\",
+            f"       -H 'Authorization: Bearer {key}' \\",
+            "       -H 'X-Cleeng-Customer-Id: <customerId from 1>' \\",
             '       -d \'{"orderId": "<orderId from 1>", "redirectUrl": "' + api + "/docs\"}'",
             "  3. open the checkoutUrl in a browser and press 'paid'",
-            f"  4. curl -s {api}/purchases/<orderId>      -> status captured",
+            f"  4. curl -s {api}/purchases/<orderId> -H 'Authorization: Bearer {key}' \\",
+            "       -H 'X-Cleeng-Customer-Id: <customerId from 1>'      -> status captured",
             f"     curl -s '{cleeng}/_emulator/payments?orderId=<orderId>'",
             "  Or run all of it: .venv/bin/python scripts/demo_purchase.py",
         ]
@@ -262,7 +271,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     ports = Ports(**{name: getattr(args, name) for name in Ports.__dataclass_fields__})
-    settings = Settings()
+    settings = load_settings()
     stopping = False
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

@@ -7,11 +7,14 @@ URLs) to talk to Cleeng's sandbox and Mollie's test mode instead.
 
 from __future__ import annotations
 
-from typing import Literal
-from urllib.parse import quote
+import json
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from jwt import PyJWK, PyJWKSet
+from jwt.exceptions import PyJWKError, PyJWKSetError
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from clients.cleeng_contract import DEFAULT_SIGNATURE_HEADER
 
@@ -19,13 +22,28 @@ EMULATOR_PUBLISHER_TOKEN = "emulator-publisher-token"
 EMULATOR_MOLLIE_API_KEY = "test_emulator0000000000000000000000"
 EMULATOR_WEBHOOK_SECRET = "emulator-webhook-secret-0123456789"
 EMULATOR_PAYMENT_METHOD_ID = 555000001
+# The front-end API key sandbox mode accepts when FRONTEND_API_KEYS is unset (the demo scripts
+# and `scripts/run`'s printed demo send it). Public, like the other EMULATOR_* values: it is
+# refused outside sandbox mode.
+EMULATOR_FRONTEND_API_KEY = "sandbox-frontend-key-0123456789abcdef"
+
+# Cleeng's `sharedSecret` for HMAC webhook verification is documented as 16 to 64 bytes.
+WEBHOOK_SECRET_MIN_BYTES = 16
+WEBHOOK_SECRET_MAX_BYTES = 64
+# A front-end API key must be long enough not to be guessed (e.g. `openssl rand -hex 32`).
+FRONTEND_API_KEY_MIN_CHARS = 32
 
 
 class Settings(BaseSettings):
     """Everything the worker, the API and the launcher need to know."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_ignore_empty=True, extra="ignore", frozen=True
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+        # A startup error names the setting and the rule, never the value: it may be a secret.
+        hide_input_in_errors=True,
     )
 
     # Cleeng
@@ -89,6 +107,188 @@ class Settings(BaseSettings):
     api_port: int = 8000
     max_body_bytes: int = 64 * 1024
 
+    # Webhook defences (issue 8): a token bucket per source address on each webhook endpoint,
+    # and the shim's bounded in-memory tables for routing Mollie webhooks by what Mollie says.
+    webhook_rate_limit_per_second: float = Field(
+        default=100.0,
+        gt=0,
+        description="Webhook requests per second one source address may sustain, per endpoint",
+    )
+    webhook_rate_limit_burst: int = Field(
+        default=1000,
+        ge=1,
+        description="Webhook requests one source address may send at once, per endpoint",
+    )
+    mollie_webhook_negative_cache_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long a Mollie id that is not ours (or unknown) is answered from memory",
+    )
+    mollie_webhook_coalesce_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Window in which one payment status is signalled into its workflow once",
+    )
+    webhook_cache_max_entries: int = Field(
+        default=10_000,
+        ge=1,
+        description="Bound on each of the shim's webhook tables (answers, signals, sources)",
+    )
+
+    # --- Front door (issue 8: front-end API authentication, bounded input) -------------------
+    # Who may call the front-end API (api/frontend_auth.py), for which customer, and where
+    # Mollie may send shoppers back to. Lists are comma-separated in the environment.
+    frontend_api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "Keys the publisher's backend sends as `Authorization: Bearer <key>`, comma-"
+            "separated (several at once for rotation); required outside sandbox mode"
+        ),
+    )
+    frontend_redirect_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "Origins (scheme://host[:port]) a redirectUrl may point to, comma-separated; "
+            "required outside sandbox mode, where the connector's own origin is the default"
+        ),
+    )
+    cleeng_customer_jwt_keys: str | None = Field(
+        default=None,
+        description=(
+            "JWKS (JSON) of the public keys that sign Cleeng customer JWTs, e.g. the document "
+            "at Cleeng's /.well-known/jwks.json; set => every front-end call must carry the "
+            "customer's JWT in X-Cleeng-Customer-Token"
+        ),
+    )
+    cleeng_publisher_id: int | None = Field(
+        default=None,
+        gt=0,
+        description="Cleeng publisherId; a customer JWT must carry it (required with JWT keys)",
+    )
+    max_header_count: int = Field(default=64, ge=8, description="More request headers: 431")
+    max_header_bytes: int = Field(
+        default=8192, ge=1024, description="Larger request headers (names + values): 431"
+    )
+    max_query_bytes: int = Field(default=2048, ge=64, description="Longer query strings: 414")
+    max_json_depth: int = Field(default=32, ge=2, description="Deeper JSON bodies: 400")
+
+    @field_validator("frontend_api_keys", "frontend_redirect_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("frontend_api_keys")
+    @classmethod
+    def _keys_long_enough(cls, keys: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for position, key in enumerate(keys, start=1):
+            if len(key.get_secret_value()) < FRONTEND_API_KEY_MIN_CHARS:
+                raise ValueError(
+                    f"FRONTEND_API_KEYS: key {position} is shorter than "
+                    f"{FRONTEND_API_KEY_MIN_CHARS} characters (use e.g. `openssl rand -hex 32`)"
+                )
+        return keys
+
+    @field_validator("frontend_redirect_origins")
+    @classmethod
+    def _origins_well_formed(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(
+            _origin_of(origin, "FRONTEND_REDIRECT_ORIGINS", bare=True) for origin in origins
+        )
+
+    @field_validator("cleeng_webhook_secret")
+    @classmethod
+    def _secret_length_as_cleeng_documents(cls, secret: SecretStr | None) -> SecretStr | None:
+        # Cleeng's HMAC verification takes a sharedSecret of 16-64 bytes; a shorter one is
+        # guessable, a longer one Cleeng would not accept when the webhook is registered.
+        if secret is None:
+            return None
+        size = len(secret.get_secret_value().encode())
+        if not WEBHOOK_SECRET_MIN_BYTES <= size <= WEBHOOK_SECRET_MAX_BYTES:
+            raise ValueError(
+                f"CLEENG_WEBHOOK_SECRET must be {WEBHOOK_SECRET_MIN_BYTES} to "
+                f"{WEBHOOK_SECRET_MAX_BYTES} bytes (Cleeng's sharedSecret), got {size}"
+            )
+        return secret
+
+    @field_validator("cleeng_customer_jwt_keys")
+    @classmethod
+    def _jwt_keys_readable(cls, text: str | None) -> str | None:
+        if text is not None:
+            _public_jwks(text)
+        return text
+
+    @model_validator(mode="after")
+    def _front_door_fails_closed(self) -> Settings:
+        # Outside sandbox mode nothing falls back to a public default: every problem is named
+        # at startup instead of surfacing as an open door later.
+        if not self.sandbox_mode:
+            if not self.cleeng_webhook_verification:
+                raise ValueError(
+                    "CLEENG_WEBHOOK_VERIFICATION=false is only allowed in sandbox mode (no "
+                    "CLEENG_PUBLISHER_TOKEN and no MOLLIE_API_KEY): with real credentials "
+                    "unsigned webhooks would be accepted"
+                )
+            if not self.frontend_api_keys:
+                raise ValueError(
+                    "FRONTEND_API_KEYS is required when real credentials are configured "
+                    "(the sandbox key is refused there)"
+                )
+            if any(
+                k.get_secret_value() == EMULATOR_FRONTEND_API_KEY for k in self.frontend_api_keys
+            ):
+                raise ValueError(
+                    "FRONTEND_API_KEYS: the public sandbox key is refused with real credentials"
+                )
+            if not self.frontend_redirect_origins:
+                raise ValueError(
+                    "FRONTEND_REDIRECT_ORIGINS is required when real credentials are configured"
+                )
+            plain = [o for o in self.frontend_redirect_origins if not o.startswith("https://")]
+            if plain:
+                raise ValueError(
+                    f"FRONTEND_REDIRECT_ORIGINS: only https origins with real credentials, got "
+                    f"{', '.join(plain)}"
+                )
+            if self.cleeng_webhook_secret is not None and (
+                self.cleeng_webhook_secret.get_secret_value() == EMULATOR_WEBHOOK_SECRET
+            ):
+                raise ValueError(
+                    "CLEENG_WEBHOOK_SECRET: the emulator's public secret is refused with real "
+                    "credentials"
+                )
+        if self.cleeng_customer_jwt_keys is not None and self.cleeng_publisher_id is None:
+            raise ValueError(
+                "CLEENG_PUBLISHER_ID is required with CLEENG_CUSTOMER_JWT_KEYS: a customer "
+                "JWT is only accepted for this publisher"
+            )
+        return self
+
+    @property
+    def effective_frontend_api_keys(self) -> tuple[str, ...]:
+        """The keys the front-end API accepts; the public sandbox key only in sandbox mode."""
+        if self.frontend_api_keys:
+            return tuple(key.get_secret_value() for key in self.frontend_api_keys)
+        return (EMULATOR_FRONTEND_API_KEY,) if self.sandbox_mode else ()
+
+    @property
+    def effective_redirect_origins(self) -> tuple[str, ...]:
+        """Where a redirectUrl may point; in sandbox mode by default the connector itself,
+        at its public URL and on loopback (the demo sends shoppers back to the API's pages)."""
+        if self.frontend_redirect_origins:
+            return self.frontend_redirect_origins
+        if self.sandbox_mode:
+            public = _origin_of(self.connector_public_url, "CONNECTOR_PUBLIC_URL")
+            return tuple(dict.fromkeys((public, f"http://127.0.0.1:{self.api_port}")))
+        return ()
+
+    def customer_jwt_keys(self) -> tuple[PyJWK, ...]:
+        """The public keys Cleeng customer JWTs are verified with (none: JWTs not used)."""
+        if self.cleeng_customer_jwt_keys is None:
+            return ()
+        return _public_jwks(self.cleeng_customer_jwt_keys)
+
     @model_validator(mode="after")
     def _secrets_only_default_in_sandbox(self) -> Settings:
         # Real credentials must come with a real webhook secret: falling back to the
@@ -138,6 +338,62 @@ class Settings(BaseSettings):
         return EMULATOR_WEBHOOK_SECRET if self.sandbox_mode else ""
 
     def mollie_webhook_url(self, workflow_id: str) -> str:
-        """The per-payment webhookUrl: it carries the workflow id back to the shim."""
-        base = self.connector_public_url.rstrip("/")
-        return f"{base}/webhooks/mollie?workflow={quote(workflow_id, safe='')}"
+        """The per-payment webhookUrl. It names no workflow: the shim routes each webhook by
+        the payment's own metadata at Mollie, never by anything the caller sends
+        (`workflow_id` stays in the signature so callers need not change)."""
+        del workflow_id
+        return f"{self.connector_public_url.rstrip('/')}/webhooks/mollie"
+
+
+def load_settings() -> Settings:
+    """`Settings()` for a process's entry point: a configuration problem ends the process
+    with one line per problem naming the setting (never its value), not a traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            setting = "_".join(str(part) for part in problem["loc"]).upper()
+            message = problem["msg"].removeprefix("Value error, ")
+            named = not setting or message.startswith(setting)
+            lines.append(f"  {message}" if named else f"  {setting}: {message}")
+        raise SystemExit("configuration error:\n" + "\n".join(lines)) from None
+
+
+def _origin_of(url: str, setting: str, *, bare: bool = False) -> str:
+    """`scheme://host[:port]` of a URL, lower-cased, default port dropped. `bare`: the value
+    must be an origin itself (no path, query, fragment or user info)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{setting}: {url!r} is not a URL ({exc})") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{setting}: {url!r} must be an http(s) URL with a host")
+    if bare and (parts.path not in ("", "/") or parts.query or parts.fragment or parts.username):
+        raise ValueError(f"{setting}: {url!r} must be an origin: scheme://host[:port], no path")
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    suffix = f":{port}" if port is not None and port != default_port else ""
+    return f"{parts.scheme}://{host}{suffix}"
+
+
+def _public_jwks(text: str) -> tuple[PyJWK, ...]:
+    """Parse CLEENG_CUSTOMER_JWT_KEYS: a JWKS of public, asymmetric keys only. A symmetric
+    ("oct") key or a private key would make the verifier able to mint customer tokens."""
+    setting = "CLEENG_CUSTOMER_JWT_KEYS"
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{setting} must be a JWKS JSON document ({exc})") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError(f'{setting} must be a JWKS JSON document: {{"keys": [...]}}')
+    for key in document["keys"]:
+        if not isinstance(key, dict) or key.get("kty") not in ("RSA", "EC", "OKP"):
+            raise ValueError(f"{setting}: only RSA, EC or OKP public keys are accepted")
+        if "d" in key:
+            raise ValueError(f"{setting}: key {key.get('kid')!r} is a private key")
+    try:
+        return tuple(PyJWKSet.from_dict(document))
+    except (PyJWKError, PyJWKSetError) as exc:
+        raise ValueError(f"{setting}: {exc}") from exc

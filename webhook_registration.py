@@ -16,7 +16,7 @@ from typing import Any
 
 from api.cleeng_webhooks import HANDLED_TOPICS
 from clients.cleeng import CleengClient
-from settings import Settings
+from settings import Settings, load_settings
 
 logger = logging.getLogger("webhook_registration")
 
@@ -71,7 +71,7 @@ async def run(settings: Settings, url: str) -> list[str]:
 
 
 def main() -> None:
-    settings = Settings()
+    settings = load_settings()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--url",

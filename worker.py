@@ -20,7 +20,7 @@ from activities.directory import WorkflowDirectory
 from activities.mollie_activities import MollieActivities
 from clients.cleeng import CleengClient
 from clients.mollie import MollieGateway
-from settings import Settings
+from settings import Settings, load_settings
 from workflows.initial_purchase import InitialPurchaseWorkflow
 from workflows.payment_details import DetailsDeactivationWorkflow, NewPaymentDetailsWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
@@ -107,7 +107,7 @@ async def run_worker(settings: Settings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(run_worker(Settings()))
+    asyncio.run(run_worker(load_settings()))
 
 
 if __name__ == "__main__":

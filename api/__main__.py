@@ -8,16 +8,24 @@ import logging
 import uvicorn
 
 from api.app import create_app
-from settings import Settings
+from settings import load_settings
+
+logger = logging.getLogger("api")
 
 
 def main() -> None:
-    settings = Settings()
+    settings = load_settings()
     parser = argparse.ArgumentParser(description="Cleeng ⇄ Mollie connector API")
     parser.add_argument("--host", default=settings.api_host)
     parser.add_argument("--port", type=int, default=settings.api_port)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if settings.sandbox_mode and not settings.frontend_api_keys:
+        # Never silent: the public sandbox key opens the front-end API of this process.
+        logger.warning(
+            "sandbox mode: the front-end API accepts the public sandbox key; set "
+            "FRONTEND_API_KEYS before exposing this API"
+        )
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
 
 

@@ -1,13 +1,19 @@
-"""The front end's payment-details API: collect a new card or account for a customer."""
+"""The front end's payment-details API: collect a new card or account for a customer.
+
+Both routes act for the caller's customer only (api/frontend_auth.py): a card change, or its
+progress, for any other customer id is 403. That decision depends on the ids in the request
+alone, so it reveals nothing about which customers exist. Cleeng itself confirms the customer
+when the new details are stored (and the customer's JWT, where configured, before that).
+"""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowQueryFailedError,
@@ -17,7 +23,16 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.schemas import Problem, id_as_text
+from api.frontend_auth import Caller, frontend_caller, require_allowed_redirect
+from api.schemas import (
+    CLEENG_ID_SCHEMA,
+    INT32_ID_PATTERN,
+    CleengId,
+    MandateMethod,
+    field_error,
+    front_end_responses,
+    int32_id,
+)
 from api.services import ShimServices, services
 from api.temporal_access import temporal_unavailable_as_503
 from domain.payment_details import NewDetailsInput, NewDetailsView, new_details_workflow_id
@@ -41,11 +56,19 @@ class NewDetailsRequest(BaseModel):
         },
     )
 
-    customer_id: str = Field(alias="customerId", pattern=r"^[0-9]{1,18}$")
-    redirect_url: str = Field(alias="redirectUrl", pattern=r"^https?://[^\s]+$", max_length=2000)
-    method: str | None = Field(default=None, pattern=r"^[a-z0-9]{2,32}$")
-
-    _normalise = field_validator("customer_id", mode="before")(id_as_text)
+    customer_id: CleengId = Field(alias="customerId")
+    redirect_url: str = Field(
+        alias="redirectUrl",
+        pattern=r"^https?://[^\s]+$",
+        max_length=2000,
+        description="Where Mollie sends the customer afterwards: an address under one of the "
+        "publisher origins the connector is configured with",
+    )
+    method: MandateMethod | None = Field(
+        default=None,
+        description="Mollie payment method; omit to let the customer choose. Only methods "
+        "that leave a mandate for renewals behind",
+    )
 
 
 class NewDetailsResponse(BaseModel):
@@ -70,12 +93,12 @@ class NewDetailsResponse(BaseModel):
         )
 
 
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem},
-    422: {"model": Problem},
-    502: {"model": Problem},
-    503: {"model": Problem},
-}
+def _check_own_customer(caller: Caller, customer_id: str) -> None:
+    if customer_id != caller.customer_id:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail="customerId is not the customer this call acts for",
+        )
 
 
 @router.post(
@@ -83,14 +106,19 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     status_code=status.HTTP_201_CREATED,
     response_model=NewDetailsResponse,
     response_model_by_alias=True,
-    responses=RESPONSES,
+    responses=front_end_responses(401, 403, 422, 502, 503),
     summary="Collect new payment details for a customer (Mollie checkout)",
 )
 async def start_new_details(
-    body: NewDetailsRequest, shim: Annotated[ShimServices, Depends(services)]
+    body: NewDetailsRequest,
+    caller: Annotated[Caller, Depends(frontend_caller)],
+    shim: Annotated[ShimServices, Depends(services)],
 ) -> NewDetailsResponse:
     """0.00 for cards and PayPal; other methods pay the smallest amount, refunded afterwards.
-    Once paid, the mandate is stored in Cleeng as the customer's active payment details."""
+    Once paid, the mandate is stored in Cleeng as the customer's active payment details.
+    Only for the caller's own customer; redirectUrl under a configured publisher origin."""
+    _check_own_customer(caller, body.customer_id)
+    require_allowed_redirect(body.redirect_url, shim.settings)
     workflow_id = new_details_workflow_id(body.customer_id)
     with temporal_unavailable_as_503():
         try:
@@ -126,13 +154,22 @@ async def start_new_details(
     "/payment-details/{customer_id}",
     response_model=NewDetailsResponse,
     response_model_by_alias=True,
-    responses=RESPONSES,
+    responses=front_end_responses(401, 403, 404, 422, 503),
     summary="Progress of the customer's latest payment-details change",
 )
 async def get_new_details(
-    customer_id: Annotated[str, Path(pattern=r"^[0-9]{1,18}$")],
+    customer_id: Annotated[
+        str, Path(pattern=INT32_ID_PATTERN, description=CLEENG_ID_SCHEMA["description"])
+    ],
+    caller: Annotated[Caller, Depends(frontend_caller)],
     shim: Annotated[ShimServices, Depends(services)],
 ) -> NewDetailsResponse:
+    """Only the customer's own change is shown."""
+    if int32_id(customer_id) is None:
+        raise field_error(
+            ("path", "customer_id"), "must be a positive int32 Cleeng id", customer_id
+        )
+    _check_own_customer(caller, customer_id)
     with temporal_unavailable_as_503():
         try:
             client = await shim.temporal.client()

@@ -1,4 +1,9 @@
-"""The front end's purchase API: start a checkout, read its state."""
+"""The front end's purchase API: start a checkout, read its state.
+
+Both routes act for one Cleeng customer (api/frontend_auth.py): a purchase starts only for an
+order Cleeng says is that customer's, and its state is shown only to that customer. Someone
+else's order is answered exactly like a missing one, so an order id's existence never leaks.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +27,19 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import ORDER_NOT_FOUND
-from api.schemas import Problem, PurchaseRequest, PurchaseResponse
+from api.frontend_auth import Caller, OrderOwners, frontend_caller, require_allowed_redirect
+from api.schemas import (
+    CLEENG_ID_SCHEMA,
+    INT32_ID_PATTERN,
+    PurchaseRequest,
+    PurchaseResponse,
+    field_error,
+    front_end_responses,
+    int32_id,
+)
 from api.services import ShimServices, services
 from api.temporal_access import temporal_unavailable_as_503
-from clients.errors import ServiceError
+from clients.errors import FailureKind, ServiceError
 from domain import search_attributes
 from domain.purchase import PurchaseInput, PurchaseView, purchase_workflow_id
 from workflows.initial_purchase import InitialPurchaseWorkflow
@@ -36,33 +50,38 @@ router = APIRouter(tags=["purchases"])
 # The checkout update waits for three short calls (Cleeng order, Mollie customer, payment).
 UPDATE_RPC_TIMEOUT = timedelta(seconds=30)
 
-ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    404: {"model": Problem, "description": "No purchase for this order"},
-    422: {"model": Problem, "description": "Malformed body or unknown order"},
-    503: {"model": Problem, "description": "Temporal or Cleeng unreachable; try again"},
-}
+NO_SUCH_ORDER = "no such order for this customer"
+NO_PURCHASE = "no purchase started for this order"
 
 
 def _unavailable(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=detail)
 
 
-async def _check_order_exists(shim: ShimServices, order_id: str) -> None:
-    """Refuse unknown orders before starting anything (the workflow re-reads the order)."""
-    try:
-        await shim.cleeng.get_order(order_id)
-    except ServiceError as error:
-        if error.status == 404:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                detail=f"orderId {order_id}: Cleeng has no such order",
-            ) from error
-        if error.status is not None and 400 <= error.status < 500:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                detail=f"orderId {order_id}: Cleeng refused the order: {error.message}",
-            ) from error
-        raise _unavailable(f"Cleeng is unavailable: {error}") from error
+async def _is_customers_order(
+    shim: ShimServices, owners: OrderOwners, order_id: str, caller: Caller
+) -> bool:
+    """Is this an order Cleeng has, of the caller's customer? (A missing order and someone
+    else's look the same from outside.)"""
+    owner = owners.get(order_id)
+    if owner is None:
+        try:
+            order = await shim.cleeng.get_order(order_id)
+        except ServiceError as error:
+            if error.kind is FailureKind.PERMANENT:
+                # 404, another 4xx, or an id the client would not send: no order to use.
+                logger.info("order %s refused: %s", order_id, error)
+                return False
+            raise _unavailable("Cleeng is unavailable; try again") from error
+        owner = int32_id(order.customer_id)
+        if owner is None:
+            logger.warning("order %s: Cleeng names no valid customerId", order_id)
+            return False
+        owners.put(order_id, owner)
+    if owner != caller.customer_id:
+        logger.info("order %s is not customer %s's", order_id, caller.customer_id)
+        return False
+    return True
 
 
 @router.post(
@@ -70,19 +89,27 @@ async def _check_order_exists(shim: ShimServices, order_id: str) -> None:
     status_code=status.HTTP_201_CREATED,
     response_model=PurchaseResponse,
     response_model_by_alias=True,
-    responses=ERROR_RESPONSES,
+    responses={
+        200: {"model": PurchaseResponse, "description": "The purchase had finished: its outcome"},
+        **front_end_responses(401, 422, 502, 503),
+    },
     summary="Start (or resume) the checkout of a Cleeng order",
 )
 async def start_purchase(
     body: PurchaseRequest,
     response: Response,
+    caller: Annotated[Caller, Depends(frontend_caller)],
     shim: Annotated[ShimServices, Depends(services)],
     request: Request,
 ) -> PurchaseResponse:
     """Charges exactly the Cleeng order's amount. Repeating the call for the same order returns
-    the same checkout; a finished purchase answers 200 with its outcome."""
+    the same checkout; a finished purchase answers 200 with its outcome. The order must be
+    the customer's (X-Cleeng-Customer-Id or the customer's Cleeng JWT); redirectUrl must
+    point to one of the publisher's configured origins."""
     metrics = request.app.state.metrics
-    await _check_order_exists(shim, body.order_id)
+    require_allowed_redirect(body.redirect_url, shim.settings)
+    if not await _is_customers_order(shim, request.app.state.order_owners, body.order_id, caller):
+        raise field_error(("body", "orderId"), f"{body.order_id}: {NO_SUCH_ORDER}", body.order_id)
     workflow_id = purchase_workflow_id(body.order_id)
     with temporal_unavailable_as_503(metrics.purchases.labels("unavailable").inc):
         try:
@@ -119,13 +146,10 @@ async def start_purchase(
     return PurchaseResponse.from_view(view)
 
 
-def _update_failure(order_id: str, error: WorkflowUpdateFailedError) -> HTTPException:
+def _update_failure(order_id: str, error: WorkflowUpdateFailedError) -> Exception:
     cause = error.cause
     if isinstance(cause, ApplicationError) and cause.type == ORDER_NOT_FOUND:
-        return HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=f"orderId {order_id}: Cleeng has no such order",
-        )
+        return field_error(("body", "orderId"), f"{order_id}: {NO_SUCH_ORDER}", order_id)
     message = cause.message if isinstance(cause, ApplicationError) else str(cause)
     return HTTPException(
         status.HTTP_502_BAD_GATEWAY, detail=f"order {order_id}: checkout failed: {message}"
@@ -146,22 +170,29 @@ async def _query_view(shim: ShimServices, workflow_id: str) -> PurchaseView:
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, detail="no purchase started for this order"
-            ) from error
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=NO_PURCHASE) from error
 
 
 @router.get(
     "/purchases/{order_id}",
     response_model=PurchaseResponse,
     response_model_by_alias=True,
-    responses=ERROR_RESPONSES,
+    responses=front_end_responses(401, 404, 422, 503),
     summary="Current state of a purchase",
 )
 async def get_purchase(
-    order_id: Annotated[str, Path(pattern=r"^[0-9]{1,18}$", description="Cleeng order id")],
+    order_id: Annotated[
+        str, Path(pattern=INT32_ID_PATTERN, description=CLEENG_ID_SCHEMA["description"])
+    ],
+    caller: Annotated[Caller, Depends(frontend_caller)],
     shim: Annotated[ShimServices, Depends(services)],
+    request: Request,
 ) -> PurchaseResponse:
     """`awaiting_payment`, `recording`, `captured`, `rejected`, `failed`, or
-    `refunded_cleeng_refused`, with the Cleeng payment id once recorded."""
+    `refunded_cleeng_refused`, with the Cleeng payment id once recorded. Only the order's own
+    customer sees it; anyone else gets the same 404 as for an order never purchased."""
+    if int32_id(order_id) is None:
+        raise field_error(("path", "order_id"), "must be a positive int32 Cleeng id", order_id)
+    if not await _is_customers_order(shim, request.app.state.order_owners, order_id, caller):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=NO_PURCHASE)
     return PurchaseResponse.from_view(await _query_view(shim, purchase_workflow_id(order_id)))

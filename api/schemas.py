@@ -1,21 +1,65 @@
-"""HTTP bodies of the shim's front-end API (pydantic at the edge)."""
+"""HTTP bodies of the shim's front-end API (pydantic at the edge), and its error bodies.
+
+Every error answer is documented: `Problem` (`{"detail": "..."}`) for everything but 422, and
+`ValidationProblem` for 422, whose entries name the field (`loc`) and what is wrong (`msg`).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from clients.cleeng_contract import INT32_MAX
 from domain.purchase import PurchaseView
 
+_INT32_TEXT = re.compile(r"^[1-9][0-9]{0,9}$")
+INT32_ID_PATTERN = _INT32_TEXT.pattern
+# How Cleeng ids are documented here: Cleeng's own examples send them as strings or numbers;
+# the reference types them int32 ("Create an order", "Create payment details").
+CLEENG_ID_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": INT32_ID_PATTERN},
+        {"type": "integer", "minimum": 1, "maximum": INT32_MAX},
+    ],
+    "description": "Cleeng id: a positive int32, as a string or a number",
+}
 
-def id_as_text(value: Any) -> Any:
-    # Cleeng ids arrive as numbers or strings; normalise at the edge.
+# Methods whose Mollie `first` payment leaves a mandate for renewals behind (Mollie's
+# "Recurring payments" guide): cards and PayPal, and the bank methods that create a SEPA
+# Direct Debit mandate. Any other method could not pay for a subscription's renewals.
+MandateMethod = Literal["bancontact", "belfius", "creditcard", "eps", "ideal", "kbc", "paypal"]
+
+
+def int32_id(value: Any) -> str | None:
+    """A Cleeng id as canonical text if it is a positive int32 (string or integer), else None."""
     if isinstance(value, bool):
-        raise ValueError("must be an id (string or integer), not a boolean")
+        return None
     if isinstance(value, int):
-        return str(value)
-    return value
+        return str(value) if 0 < value <= INT32_MAX else None
+    if isinstance(value, str) and _INT32_TEXT.match(value) and int(value) <= INT32_MAX:
+        return value
+    return None
+
+
+def _cleeng_id(value: Any) -> str:
+    text = int32_id(value)
+    if text is None:
+        raise ValueError("must be a Cleeng id: a positive int32, as a string or a number")
+    return text
+
+
+# A string or an int in, canonical text out; documented as `CLEENG_ID_SCHEMA`.
+CleengId = Annotated[str, BeforeValidator(_cleeng_id), WithJsonSchema(CLEENG_ID_SCHEMA)]
+
+
+def field_error(location: tuple[str, ...], message: str, value: Any) -> RequestValidationError:
+    """A 422 naming one field, in the same shape as FastAPI's own validation errors."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": location, "msg": message, "input": value}]
+    )
 
 
 class PurchaseRequest(BaseModel):
@@ -32,21 +76,19 @@ class PurchaseRequest(BaseModel):
         },
     )
 
-    order_id: str = Field(alias="orderId", pattern=r"^[0-9]{1,18}$", description="Cleeng order id")
+    order_id: CleengId = Field(alias="orderId")
     redirect_url: str = Field(
         alias="redirectUrl",
         pattern=r"^https?://[^\s]+$",
         max_length=2000,
-        description="Where Mollie sends the shopper after the checkout",
+        description="Where Mollie sends the shopper after the checkout: an address under one "
+        "of the publisher origins the connector is configured with",
     )
-    method: str | None = Field(
+    method: MandateMethod | None = Field(
         default=None,
-        pattern=r"^[a-z0-9]{2,32}$",
-        description="Mollie payment method (creditcard, ideal, paypal...); omit to let the "
-        "shopper choose",
+        description="Mollie payment method; omit to let the shopper choose. Only methods "
+        "that leave a mandate for renewals behind",
     )
-
-    _normalise = field_validator("order_id", mode="before")(id_as_text)
 
 
 class PurchaseResponse(BaseModel):
@@ -98,3 +140,44 @@ class Problem(BaseModel):
     """Error body: `detail` names the problem."""
 
     detail: str
+
+
+class FieldProblem(BaseModel):
+    loc: list[str | int] = Field(description="Where: e.g. ['body', 'orderId']")
+    msg: str
+    type: str
+
+
+class ValidationProblem(BaseModel):
+    """422 body: one entry per field that is wrong."""
+
+    detail: list[FieldProblem]
+
+
+_WWW_AUTHENTICATE = {
+    "WWW-Authenticate": {
+        "description": "Bearer: send Authorization: Bearer <key>",
+        "schema": {"type": "string"},
+    }
+}
+_RESPONSES: dict[int, dict[str, Any]] = {
+    401: {
+        "model": Problem,
+        "description": "Missing or invalid API key, or no customer established",
+        "headers": _WWW_AUTHENTICATE,
+    },
+    403: {"model": Problem, "description": "The customer named is not the caller's customer"},
+    404: {"model": Problem, "description": "Nothing of this customer's under this id"},
+    422: {
+        "model": ValidationProblem,
+        "description": "A field is wrong: malformed, unknown order, redirectUrl outside the "
+        "allowed origins",
+    },
+    502: {"model": Problem, "description": "Mollie refused the checkout"},
+    503: {"model": Problem, "description": "Temporal or Cleeng unreachable; try again"},
+}
+
+
+def front_end_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers of a front-end route."""
+    return {code: _RESPONSES[code] for code in codes}

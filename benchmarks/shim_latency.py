@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from settings import EMULATOR_WEBHOOK_SECRET
+from settings import EMULATOR_FRONTEND_API_KEY, EMULATOR_WEBHOOK_SECRET
 
 
 def timed(http: httpx.Client, url: str, **request: Any) -> float:
@@ -54,11 +54,20 @@ def main() -> None:
             seeded = http.post(
                 f"{args.cleeng}/_emulator/seed/purchase", json={"email": email}
             ).json()
-            body = {"orderId": str(seeded["orderId"]), "redirectUrl": "https://shop.example/"}
+            # As the publisher's backend (sandbox key), back to the connector's own pages.
+            body = {"orderId": str(seeded["orderId"]), "redirectUrl": f"{args.api}/docs"}
+            acting = {
+                "Authorization": f"Bearer {EMULATOR_FRONTEND_API_KEY}",
+                "X-Cleeng-Customer-Id": str(seeded["customerId"]),
+            }
             purchase = f"{args.api}/purchases"
-            samples["POST /purchases (new)"].append(timed(http, purchase, json=body))
-            started = http.post(purchase, json=body).json()
-            samples["POST /purchases (repeat)"].append(timed(http, purchase, json=body))
+            samples["POST /purchases (new)"].append(
+                timed(http, purchase, json=body, headers=acting)
+            )
+            started = http.post(purchase, json=body, headers=acting).json()
+            samples["POST /purchases (repeat)"].append(
+                timed(http, purchase, json=body, headers=acting)
+            )
             samples["Mollie webhook"].append(
                 timed(
                     http,

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from settings import EMULATOR_FRONTEND_API_KEY
+
 FINAL = {"captured", "rejected", "failed", "refunded_cleeng_refused"}
 
 
@@ -25,6 +27,11 @@ def show(title: str, body: Any) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--api", default="http://127.0.0.1:8000")
+    parser.add_argument(
+        "--api-key",
+        default=EMULATOR_FRONTEND_API_KEY,
+        help="front-end API key (default: the sandbox key scripts/run accepts)",
+    )
     parser.add_argument("--cleeng", default="http://127.0.0.1:8102")
     parser.add_argument(
         "--outcome", default="paid", choices=["paid", "failed", "canceled", "expired"]
@@ -42,10 +49,16 @@ def main() -> int:
         order_id = str(seeded["orderId"])
         show("1. Cleeng order seeded", seeded["order"])
 
+        # As the publisher's backend: its API key, and the customer it acts for.
+        acting = {
+            "Authorization": f"Bearer {args.api_key}",
+            "X-Cleeng-Customer-Id": str(seeded["customerId"]),
+        }
         started = (
             http.post(
                 f"{args.api}/purchases",
                 json={"orderId": order_id, "redirectUrl": f"{args.api}/purchases/{order_id}"},
+                headers=acting,
             )
             .raise_for_status()
             .json()
@@ -63,7 +76,11 @@ def main() -> int:
         state: dict[str, Any] = started
         while state["status"] not in FINAL and time.monotonic() < deadline:
             time.sleep(0.5)
-            state = http.get(f"{args.api}/purchases/{order_id}").raise_for_status().json()
+            state = (
+                http.get(f"{args.api}/purchases/{order_id}", headers=acting)
+                .raise_for_status()
+                .json()
+            )
         show(f"4. GET /purchases/{order_id}", state)
 
         recorded = (

@@ -25,6 +25,8 @@ from urllib.parse import quote
 
 import httpx
 
+from settings import EMULATOR_FRONTEND_API_KEY
+
 FINAL = {"captured", "rejected", "failed", "refunded_cleeng_refused"}
 RECURRING = "recurring-payment"
 # Past the due date and the default 2-hour grace period, short of the next cycle's first
@@ -63,10 +65,16 @@ def buy(http: httpx.Client, args: argparse.Namespace) -> tuple[dict[str, Any], i
     )
     order_id = str(seeded["orderId"])
     show("1. Cleeng order seeded (a monthly subscription offer)", seeded["order"])
+    # As the publisher's backend: its API key, and the customer it acts for.
+    acting = {
+        "Authorization": f"Bearer {args.api_key}",
+        "X-Cleeng-Customer-Id": str(seeded["customerId"]),
+    }
     started = (
         http.post(
             f"{args.api}/purchases",
             json={"orderId": order_id, "redirectUrl": f"{args.api}/purchases/{order_id}"},
+            headers=acting,
         )
         .raise_for_status()
         .json()
@@ -76,7 +84,9 @@ def buy(http: httpx.Client, args: argparse.Namespace) -> tuple[dict[str, Any], i
     state: dict[str, Any] = started
     while state["status"] not in FINAL and time.monotonic() < deadline:
         time.sleep(0.5)
-        state = http.get(f"{args.api}/purchases/{order_id}").raise_for_status().json()
+        state = (
+            http.get(f"{args.api}/purchases/{order_id}", headers=acting).raise_for_status().json()
+        )
     show(f"2. Paid on the checkout page; GET /purchases/{order_id}", state)
     return state, int(seeded["customerId"])
 
@@ -147,6 +157,11 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--api", default="http://127.0.0.1:8000")
+    parser.add_argument(
+        "--api-key",
+        default=EMULATOR_FRONTEND_API_KEY,
+        help="front-end API key (default: the sandbox key scripts/run accepts)",
+    )
     parser.add_argument("--cleeng", default="http://127.0.0.1:8102")
     parser.add_argument("--mollie", default="http://127.0.0.1:8101")
     parser.add_argument("--temporal-ui", default="http://127.0.0.1:8233")

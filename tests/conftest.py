@@ -27,6 +27,7 @@ from launcher import find_executable, find_temporal
 from settings import EMULATOR_MOLLIE_API_KEY, EMULATOR_PUBLISHER_TOKEN, Settings
 from tests.support.histories import save_histories
 from tests.support.servers import free_port, serve_in_thread
+from tests.support.shop import TEST_SHOP_ORIGIN
 from tests.support.temporal import register_search_attributes
 from worker import build_worker
 
@@ -89,6 +90,8 @@ def connector_settings(
         temporal_task_queue=task_queue,
         cleeng_timeout_seconds=3,
         mollie_timeout_seconds=3,
+        # The shop every test sends shoppers back to (tests/support/shop.py).
+        frontend_redirect_origins=(TEST_SHOP_ORIGIN,),
     )
 
 

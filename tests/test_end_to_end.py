@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from settings import EMULATOR_FRONTEND_API_KEY
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +48,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("CLEENG_", "MOLLIE_", "TEMPORAL_", "CONNECTOR_", "API_"))
+        if not key.startswith(
+            ("CLEENG_", "MOLLIE_", "TEMPORAL_", "CONNECTOR_", "API_", "FRONTEND_", "MAX_")
+        )
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "launcher", "--data-dir", str(workdir / ".data"), *args],
@@ -94,9 +97,17 @@ def test_a_purchase_goes_through_the_real_processes(stack: RunningStack) -> None
 
         seeded = http.post(f"{stack.cleeng}/_emulator/seed/purchase", json={}).json()
         order_id = str(seeded["orderId"])
+        # Sandbox mode: the documented sandbox key, and shoppers sent back to the connector's
+        # own origin (the default allow-list there).
+        acting = {
+            "Authorization": f"Bearer {EMULATOR_FRONTEND_API_KEY}",
+            "X-Cleeng-Customer-Id": str(seeded["customerId"]),
+        }
+        assert http.post(f"{stack.api}/purchases", json={}).status_code == 401
         started = http.post(
             f"{stack.api}/purchases",
-            json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks"},
+            json={"orderId": order_id, "redirectUrl": f"{stack.api}/purchases/{order_id}"},
+            headers=acting,
         )
         assert started.status_code == 201, started.text
         checkout_url = started.json()["checkoutUrl"]
@@ -113,7 +124,7 @@ def test_a_purchase_goes_through_the_real_processes(stack: RunningStack) -> None
         state = started.json()
         while state["status"] not in FINAL and time.monotonic() < deadline:
             time.sleep(0.2)
-            state = http.get(f"{stack.api}/purchases/{order_id}").json()
+            state = http.get(f"{stack.api}/purchases/{order_id}", headers=acting).json()
         assert state["status"] == "captured"
         recorded = http.get(
             f"{stack.cleeng}/_emulator/payments", params={"orderId": order_id}

@@ -17,6 +17,7 @@ from tests.support.shop import (
     advance_clock,
     choose_on_checkout,
     cleeng_payments,
+    frontend_headers,
     mollie_payments_for_order,
     seed_order,
     set_faults,
@@ -26,11 +27,19 @@ from workflows.initial_purchase import InitialPurchaseWorkflow
 pytestmark = pytest.mark.asyncio
 
 
-async def start_purchase(connector: Connector, order_id: str, **extra: Any) -> dict[str, Any]:
+async def start_purchase(
+    connector: Connector, seeded: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """POST /purchases for a seeded order, as the publisher's backend acting for its customer."""
     async with httpx.AsyncClient() as http:
         response = await http.post(
             f"{connector.api_url}/purchases",
-            json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks", **extra},
+            json={
+                "orderId": str(seeded["orderId"]),
+                "redirectUrl": "https://shop.example/thanks",
+                **extra,
+            },
+            headers=frontend_headers(connector.settings, seeded["customerId"]),
             timeout=60,
         )
     assert response.status_code == 201, response.text
@@ -50,7 +59,7 @@ async def test_paid_checkout_is_captured_in_cleeng_with_reusable_details(
     seeded = await seed_order(connector.emulators.cleeng_url, price=12.34, currency="EUR")
     order_id = str(seeded["orderId"])
 
-    started = await start_purchase(connector, order_id)
+    started = await start_purchase(connector, seeded)
     assert started["status"] == "awaiting_payment"
     assert started["molliePaymentId"].startswith("tr_")
     assert started["amount"] == {"minor": 1234, "currency": "EUR"}
@@ -91,9 +100,10 @@ async def test_amount_comes_from_the_cleeng_order_not_the_caller(connector: Conn
                 "redirectUrl": "https://shop.example/thanks",
                 "amount": {"value": "0.01", "currency": "EUR"},
             },
+            headers=frontend_headers(connector.settings, seeded["customerId"]),
         )
     assert response.status_code == 422, "extra fields such as an amount are refused"
-    started = await start_purchase(connector, order_id)
+    started = await start_purchase(connector, seeded)
     [mollie_payment] = await mollie_payments_for_order(connector.emulators.mollie_url, order_id)
     assert mollie_payment["amount"] == {"currency": "EUR", "value": "49.50"}
     assert started["amount"] == {"minor": 4950, "currency": "EUR"}
@@ -112,7 +122,7 @@ async def test_unsuccessful_checkout_is_rejected_with_the_reason(
 ) -> None:
     seeded = await seed_order(connector.emulators.cleeng_url, price=price, currency="EUR")
     order_id = str(seeded["orderId"])
-    started = await start_purchase(connector, order_id)
+    started = await start_purchase(connector, seeded)
     # A magic amount turns "paid" into a card failure with Mollie's failureReason.
     await choose_on_checkout(started["checkoutUrl"], "paid" if outcome == "failed" else outcome)
 
@@ -131,7 +141,7 @@ async def test_concurrent_purchase_requests_create_one_mollie_payment(
     seeded = await seed_order(connector.emulators.cleeng_url)
     order_id = str(seeded["orderId"])
 
-    answers = await asyncio.gather(*(start_purchase(connector, order_id) for _ in range(20)))
+    answers = await asyncio.gather(*(start_purchase(connector, seeded) for _ in range(20)))
 
     assert len({answer["checkoutUrl"] for answer in answers}) == 1
     assert len({answer["molliePaymentId"] for answer in answers}) == 1
@@ -143,7 +153,7 @@ async def test_purchase_of_a_finished_order_reports_the_outcome_and_charges_noth
 ) -> None:
     seeded = await seed_order(connector.emulators.cleeng_url)
     order_id = str(seeded["orderId"])
-    started = await start_purchase(connector, order_id)
+    started = await start_purchase(connector, seeded)
     await choose_on_checkout(started["checkoutUrl"], "paid")
     await purchase_handle(connector, order_id).result()
 
@@ -151,6 +161,7 @@ async def test_purchase_of_a_finished_order_reports_the_outcome_and_charges_noth
         again = await http.post(
             f"{connector.api_url}/purchases",
             json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks"},
+            headers=frontend_headers(connector.settings, seeded["customerId"]),
         )
     assert again.status_code == 200
     assert again.json()["status"] == "captured"
@@ -161,7 +172,7 @@ async def test_purchase_of_a_finished_order_reports_the_outcome_and_charges_noth
 async def test_duplicate_and_forged_webhooks_change_nothing(connector: Connector) -> None:
     seeded = await seed_order(connector.emulators.cleeng_url)
     order_id = str(seeded["orderId"])
-    started = await start_purchase(connector, order_id)
+    started = await start_purchase(connector, seeded)
     webhook = f"{connector.api_url}/webhooks/mollie"
     workflow = {"workflow": purchase_workflow_id(order_id)}
     async with httpx.AsyncClient() as http:
@@ -221,7 +232,7 @@ async def test_cleeng_outage_while_recording_is_retried_and_recorded_once(
     Cleeng record, and never a second charge (docs/cleeng-contract.md)."""
     seeded = await seed_order(connector.emulators.cleeng_url)
     order_id = str(seeded["orderId"])
-    started = await start_purchase(connector, order_id)
+    started = await start_purchase(connector, seeded)
     await set_faults(
         connector.emulators.cleeng_url,
         {
@@ -257,7 +268,7 @@ async def test_an_undocumented_refusal_never_refunds_a_good_payment(
     expired): the payment is retried until Cleeng records it, and nothing is refunded."""
     seeded = await seed_order(connector.emulators.cleeng_url, price=15.00, currency="EUR")
     order_id = str(seeded["orderId"])
-    started = await start_purchase(connector, order_id)
+    started = await start_purchase(connector, seeded)
     await set_faults(
         connector.emulators.cleeng_url,
         {
@@ -282,7 +293,7 @@ async def test_money_cleeng_refuses_for_good_is_refunded_and_the_workflow_fails(
 ) -> None:
     seeded = await seed_order(connector.emulators.cleeng_url, price=20.00, currency="EUR")
     order_id = str(seeded["orderId"])
-    started = await start_purchase(connector, order_id)
+    started = await start_purchase(connector, seeded)
     # Orders expire after 24 h: the shopper pays an order Cleeng no longer accepts.
     await advance_clock(connector.emulators.cleeng_url, 25 * 3600)
     await choose_on_checkout(started["checkoutUrl"], "paid")

@@ -28,7 +28,7 @@ from tests.support.billing import (
     send_cleeng_webhook,
     subscribed_customer,
 )
-from tests.support.shop import choose_on_checkout, set_faults
+from tests.support.shop import choose_on_checkout, frontend_headers, set_faults
 from webhook_registration import run as register_webhooks
 from workflows.payment_details import DetailsDeactivationWorkflow, NewPaymentDetailsWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
@@ -243,6 +243,7 @@ async def test_verification_charge_is_refunded_when_cleeng_refuses_the_new_detai
                 "redirectUrl": "https://shop.example/account",
                 "method": "ideal",
             },
+            headers=frontend_headers(connector.settings, unknown_customer),
         )
         assert started.status_code == 201, started.text
         await choose_on_checkout(started.json()["checkoutUrl"], "paid")

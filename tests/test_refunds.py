@@ -15,7 +15,7 @@ from domain.money import Money
 from domain.refunds import RefundRequest, refund_request_key, refund_workflow_id
 from tests.conftest import Connector
 from tests.support.billing import send_cleeng_webhook
-from tests.support.shop import choose_on_checkout, cleeng_payments, seed_order
+from tests.support.shop import choose_on_checkout, cleeng_payments, frontend_headers, seed_order
 from workflows.refund import RefundWorkflow
 
 
@@ -27,6 +27,7 @@ async def paid_purchase(connector: Connector, price: float = 20.00) -> dict[str,
         started = await http.post(
             f"{connector.api_url}/purchases",
             json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks"},
+            headers=frontend_headers(connector.settings, seeded["customerId"]),
         )
         await choose_on_checkout(started.json()["checkoutUrl"], "paid")
     await connector.client.get_workflow_handle(f"purchase:{order_id}").result()

@@ -19,7 +19,7 @@ from domain.billing import billing_workflow_id
 from domain.purchase import purchase_workflow_id
 from domain.tokens import MollieToken
 from tests.conftest import Connector
-from tests.support.shop import choose_on_checkout, seed_order
+from tests.support.shop import choose_on_checkout, frontend_headers, seed_order
 from workflows.payment_details import NewPaymentDetailsWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
 
@@ -77,7 +77,11 @@ async def subscribed_customer(
     if method:
         body["method"] = method
     async with httpx.AsyncClient(timeout=60) as http:
-        started = await http.post(f"{connector.api_url}/purchases", json=body)
+        started = await http.post(
+            f"{connector.api_url}/purchases",
+            json=body,
+            headers=frontend_headers(connector.settings, seeded["customerId"]),
+        )
         assert started.status_code == 201, started.text
         await choose_on_checkout(started.json()["checkoutUrl"], "paid")
         handle = connector.client.get_workflow_handle(purchase_workflow_id(order_id))
@@ -204,6 +208,7 @@ async def change_card(connector: Connector, sub: Subscriber) -> Any:
         started = await http.post(
             f"{connector.api_url}/payment-details",
             json={"customerId": sub.customer_id, "redirectUrl": "https://shop.example/account"},
+            headers=frontend_headers(connector.settings, sub.customer_id),
         )
         assert started.status_code == 201, started.text
         await choose_on_checkout(started.json()["checkoutUrl"], "paid")

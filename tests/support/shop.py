@@ -8,6 +8,21 @@ from typing import Any
 
 import httpx
 
+from settings import Settings
+
+# The publisher site tests send shoppers back to: the connector under test allows this origin
+# (FRONTEND_REDIRECT_ORIGINS, see tests/conftest.py).
+TEST_SHOP_ORIGIN = "https://shop.example"
+
+
+def frontend_headers(settings: Settings, customer_id: str | int) -> dict[str, str]:
+    """What the publisher's backend sends the front-end API: its key, and the customer it
+    acts for."""
+    return {
+        "Authorization": f"Bearer {settings.effective_frontend_api_keys[0]}",
+        "X-Cleeng-Customer-Id": str(customer_id),
+    }
+
 
 async def seed_order(cleeng_url: str, **overrides: Any) -> dict[str, Any]:
     """A fresh Cleeng order for a fresh customer (overrides: price, currency, email...)."""
