@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     api_port: int = 8000
     max_body_bytes: int = 64 * 1024
 
-    # Webhook defences (issue 8): a token bucket per source address on each webhook endpoint,
+    # Webhook defences: a token bucket per source address on each webhook endpoint,
     # and the shim's bounded in-memory tables for routing Mollie webhooks by what Mollie says.
     webhook_rate_limit_per_second: float = Field(
         default=100.0,
@@ -135,7 +135,7 @@ class Settings(BaseSettings):
         description="Bound on each of the shim's webhook tables (answers, signals, sources)",
     )
 
-    # --- Front door (issue 8: front-end API authentication, bounded input) -------------------
+    # --- Front door: front-end API authentication, bounded input --------------------------
     # Who may call the front-end API (api/frontend_auth.py), for which customer, and where
     # Mollie may send shoppers back to. Lists are comma-separated in the environment.
     frontend_api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(

@@ -1,4 +1,4 @@
-"""The front door (issue 8): the front-end API only for the publisher's backend and only for
+"""The front door: the front-end API only for the publisher's backend and only for
 the customer it acts for; redirects only to the publisher's sites; bounded input; settings
 that refuse to start open.
 

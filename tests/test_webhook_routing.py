@@ -1,4 +1,4 @@
-"""The webhook front door (issue 8): Mollie webhooks are routed by what Mollie says about the
+"""The webhook front door: Mollie webhooks are routed by what Mollie says about the
 payment, never by the caller; forged ids cost no workflow and at most one Mollie look-up;
 repeats are coalesced; every source is rate limited; Temporal being busy is a 503, never a
 500; Cleeng ids are checked against their documented type before anything starts.
