@@ -73,8 +73,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.payment_watch import PaymentWatch
     from workflows.policies import CALL_TIMEOUT, RECORD_RETRY, RETRY
 
-# Versioning: a hold whose capture Mollie refused is released at once, and every release is
-# keyed by its payment.
+# Versioning: a hold whose capture Mollie refused is released at once (histories from before
+# replay without that release). Keys naming the payment need no patch: activity inputs are not
+# part of what a replay compares.
 PATCH_RELEASE_HOLDS = "release-holds-per-payment"
 
 # A cycle with no webhook for this long is over (Cleeng's schedule spans days, not weeks).
