@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -146,11 +147,14 @@ def own_emulators() -> Iterator[Emulators]:
 
 
 @asynccontextmanager
-async def connector_on_own_emulators(temporal_env: WorkflowEnvironment) -> AsyncIterator[Connector]:
-    """A whole connector (shim, worker on its own task queue) on emulators nobody else uses.
+async def connector_on_own_emulators(
+    temporal_env: WorkflowEnvironment, **overrides: Any
+) -> AsyncIterator[Connector]:
+    """A whole connector (shim, worker on its own task queue) on emulators nobody else uses,
+    with any settings given as `overrides` changed.
 
-    For tests that jump the emulators' clocks far ahead: on the shared emulators that would
-    fire the renewals of every other test's subscriptions.
+    For tests that jump the emulators' clocks far ahead (on the shared emulators that would
+    fire the renewals of every other test's subscriptions), or that need other settings.
     """
     api_port = free_port()
     api_url = f"http://127.0.0.1:{api_port}"
@@ -158,7 +162,7 @@ async def connector_on_own_emulators(temporal_env: WorkflowEnvironment) -> Async
     with own_emulators() as emulators:
         settings = connector_settings(
             emulators, address, api_url, f"tests-own-{uuid.uuid4().hex[:8]}"
-        )
+        ).model_copy(update=overrides)
         with serve_in_thread(create_app(settings), api_port):
             async with build_worker(temporal_env.client, settings) as worker, worker:
                 yield Connector(

@@ -42,9 +42,9 @@ from domain.refunds import refund_request_key, refund_workflow_id
 from domain.search_attributes import dev_server_flags
 from launcher import find_temporal
 from settings import EMULATOR_MOLLIE_API_KEY, Settings
-from tests.conftest import Connector, Emulators, connector_settings, own_emulators
+from tests.conftest import Connector, Emulators, connector_on_own_emulators, connector_settings
 from tests.support.billing import authorised_renewal, send_cleeng_webhook
-from tests.support.servers import free_port, serve_in_thread
+from tests.support.servers import free_port
 from tests.support.shop import seed_order, set_faults
 from tests.test_refunds import (
     paid_purchase,
@@ -54,7 +54,6 @@ from tests.test_refunds import (
     settle_refund,
     wait_for_mollie_refunds,
 )
-from worker import build_worker
 from workflows.initial_purchase import InitialPurchaseWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
 
@@ -201,28 +200,6 @@ async def assert_not_started(connector: Connector, workflow_id: str) -> None:
     with pytest.raises(RPCError) as raised:
         await connector.client.get_workflow_handle(workflow_id).describe()
     assert raised.value.status == RPCStatusCode.NOT_FOUND
-
-
-@asynccontextmanager
-async def connector_with(
-    temporal_env: WorkflowEnvironment, **overrides: Any
-) -> AsyncIterator[Connector]:
-    """A whole connector (emulators, worker, shim) of its own, with some settings changed."""
-    api_port = free_port()
-    api_url = f"http://127.0.0.1:{api_port}"
-    address = temporal_env.client.service_client.config.target_host
-    with own_emulators() as emulators:
-        settings = connector_settings(
-            emulators, address, api_url, f"tests-routing-{uuid.uuid4().hex[:8]}"
-        ).model_copy(update=overrides)
-        with serve_in_thread(create_app(settings), api_port):
-            async with build_worker(temporal_env.client, settings) as worker, worker:
-                yield Connector(
-                    settings=settings,
-                    client=temporal_env.client,
-                    api_url=api_url,
-                    emulators=emulators,
-                )
 
 
 @asynccontextmanager
@@ -395,7 +372,7 @@ async def test_the_flood(
     was reached and the real capture got a 500. The rate limit is lifted here so the whole flood
     reaches the routing; `test_rate_limit_*` shows the limiter on its own.
     """
-    async with connector_with(
+    async with connector_on_own_emulators(
         temporal_env, webhook_rate_limit_per_second=1e6, webhook_rate_limit_burst=1_000_000
     ) as connector:
         sub, authorised_payment = await authorised_renewal(connector)
