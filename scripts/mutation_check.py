@@ -1,0 +1,210 @@
+"""Delete each guard that protects money, once, and show which test catches it.
+
+Runs in a scratch git worktree of HEAD (your working tree is never touched): for each guard,
+the guarding line is replaced, the tests named for it run, and the line comes back. A guard
+whose removal leaves its tests green is reported SURVIVED: the tests do not protect it.
+
+    .venv/bin/python scripts/mutation_check.py            # every guard (about 1-2 minutes)
+    .venv/bin/python scripts/mutation_check.py --only refund
+
+Exit status 1 when any mutation survives or no longer applies (the guarded line moved: update
+the table below with the code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYTEST = REPO / ".venv" / "bin" / "pytest"
+
+# (guard, file, the guarding text, what replaces it, tests that must go red)
+MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
+    (
+        "in-workflow duplicate webhook guard",
+        "workflows/recurring_billing.py",
+        "            if event.attempt_key in self._handled:",
+        "            if False:",
+        [
+            "tests/test_recurring_billing.py::test_a_redelivered_attempt_after_its_decline_is_not_tried_again"
+        ],
+    ),
+    (
+        "cycle-already-paid guard",
+        "workflows/recurring_billing.py",
+        "        if paid:\n            workflow.logger.info",
+        "        paid = False\n        if paid:\n            workflow.logger.info",
+        ["tests/test_recurring_billing.py::test_webhooks_for_a_finished_cycle_charge_nothing"],
+    ),
+    (
+        "adopt an existing Mollie payment",
+        "activities/mollie_activities.py",
+        '        if earlier is not None:\n            activity.logger.info("adopting',
+        '        if False:\n            activity.logger.info("adopting',
+        [
+            "tests/test_recurring_billing.py::test_charge_retried_after_mollie_forgot_the_key_is_not_repeated"
+        ],
+    ),
+    (
+        "refund only on Cleeng's documented refusal",
+        "activities/cleeng_activities.py",
+        "            if await self._order_expired(request.order_id):",
+        "            if True:",
+        [
+            "tests/test_initial_purchase.py::test_an_undocumented_refusal_never_refunds_a_good_payment",
+            "tests/test_recurring_billing.py::test_an_undocumented_refusal_of_the_record_is_retried_and_never_releases_the_money",
+        ],
+    ),
+    (
+        "release a refused capture's hold",
+        "workflows/recurring_billing.py",
+        '            await self._release_hold("capture refused")',
+        "            pass",
+        [
+            "tests/test_recurring_billing.py::test_a_refused_capture_releases_its_hold_before_the_next_authorisation"
+        ],
+    ),
+    (
+        "one release key per payment",
+        "workflows/recurring_billing.py",
+        'operation_key=f"{workflow.info().workflow_id}:release:{payment_id}"',
+        'operation_key=f"{workflow.info().workflow_id}:release"',
+        [
+            "tests/test_recurring_billing.py::test_two_releases_in_one_cycle_each_release_their_own_hold"
+        ],
+    ),
+    (
+        "replayed refund records nothing again",
+        "workflows/refund.py",
+        "        if inherited and refund.status == MOLLIE_REFUND_DONE:",
+        "        if False:",
+        ["tests/test_refunds.py::test_refund_replayed_after_its_history_expired_changes_nothing"],
+    ),
+    (
+        "refund key from the whole webhook data",
+        "api/cleeng_webhooks.py",
+        "            data.request_key = refund_request_key(envelope.data)",
+        "            data.request_key = data.payment_id",
+        [
+            "tests/test_refunds.py::test_two_equal_refunds_asked_apart_each_land_once_at_mollie_and_in_cleeng"
+        ],
+    ),
+    (
+        "refund the verification amount first",
+        "workflows/payment_details.py",
+        "        if payment.amount.minor > 0 and "
+        "workflow.patched(PATCH_REFUND_VERIFICATION_FIRST):",
+        "        if False:",
+        [
+            "tests/test_payment_details.py::test_verification_charge_is_refunded_when_cleeng_refuses_the_new_details"
+        ],
+    ),
+    (
+        "deactivation without token fails visibly",
+        "workflows/payment_details.py",
+        "        if token is None:\n            raise ApplicationError(",
+        "        if False:\n            raise ApplicationError(",
+        [
+            "tests/test_payment_details.py::test_deactivation_without_a_token_releases_the_holds_and_fails_for_an_operator"
+        ],
+    ),
+    (
+        "ids checked before they reach a URL",
+        "clients/cleeng.py",
+        '    return quote(str(int32(value, field)), safe="")',
+        "    return str(value)",
+        ["tests/test_clients.py::test_cleeng_ids_that_are_not_int32_never_reach_a_url"],
+    ),
+    (
+        "front-end API key",
+        "api/frontend_auth.py",
+        "        return any(matches)",
+        "        return True",
+        ["tests/test_front_door.py::test_a_call_without_the_api_key_is_401_and_starts_nothing"],
+    ),
+    (
+        "purchase only for the caller's own order",
+        "api/purchases.py",
+        "    if owner != caller.customer_id:",
+        "    if False:",
+        [
+            "tests/test_front_door.py::"
+            "test_a_purchase_of_someone_elses_order_is_refused_like_a_missing_order"
+        ],
+    ),
+    (
+        "redirect only to the publisher's origins",
+        "api/frontend_auth.py",
+        '    return f"{parts.scheme}://{host}{suffix}" in origins',
+        "    return True",
+        [
+            "tests/test_front_door.py::"
+            "test_a_redirect_outside_the_publisher_origins_is_422_and_starts_nothing"
+        ],
+    ),
+    (
+        "Mollie webhooks routed only to the payment's own workflow",
+        "api/mollie_webhooks.py",
+        '    owner = payment.metadata.get("workflowId")',
+        '    owner = payment.metadata.get("workflowId") or "purchase:1"',
+        [
+            "tests/test_webhook_routing.py::"
+            "test_payment_the_connector_did_not_make_is_ignored_and_remembered"
+        ],
+    ),
+]
+
+
+def run_one(root: Path, path: str, old: str, new: str, tests: list[str]) -> tuple[str, str]:
+    file = root / path
+    text = file.read_text()
+    if text.count(old) != 1:
+        return "NOT APPLIED", f"{text.count(old)} matches for the guarded text"
+    file.write_text(text.replace(old, new))
+    try:
+        started = time.monotonic()
+        run = subprocess.run(
+            [str(PYTEST), "-q", "-p", "no:cacheprovider", "-x", *tests],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    finally:
+        file.write_text(text)
+    summary = [line for line in run.stdout.splitlines() if " passed" in line or " failed" in line]
+    detail = f"{summary[-1] if summary else 'no summary'} ({time.monotonic() - started:.0f} s)"
+    return ("caught" if run.returncode != 0 else "SURVIVED"), detail
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="", help="run the guards whose name contains this")
+    args = parser.parse_args()
+    chosen = [m for m in MUTATIONS if args.only in m[0]]
+    with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
+        root = Path(scratch) / "tree"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "-q", str(root), "HEAD"], cwd=REPO, check=True
+        )
+        try:
+            print("| guard | verdict | tests |")
+            print("|---|---|---|")
+            failed = False
+            for name, path, old, new, tests in chosen:
+                verdict, detail = run_one(root, path, old, new, tests)
+                failed |= verdict != "caught"
+                print(f"| {name} | {verdict} | {detail} |", flush=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(root)], cwd=REPO)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
