@@ -14,6 +14,7 @@ the table below with the code).
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
@@ -178,7 +179,11 @@ def run_one(root: Path, path: str, old: str, new: str, tests: list[str]) -> tupl
         )
     finally:
         file.write_text(text)
-    summary = [line for line in run.stdout.splitlines() if " passed" in line or " failed" in line]
+    summary = [
+        line
+        for line in (run.stdout + run.stderr).splitlines()
+        if re.search(r"\d+ (passed|failed|errors?)\b", line)
+    ]
     detail = f"{summary[-1] if summary else 'no summary'} ({time.monotonic() - started:.0f} s)"
     return ("caught" if run.returncode != 0 else "SURVIVED"), detail
 
