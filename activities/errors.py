@@ -34,7 +34,7 @@ def to_application_error(error: ServiceError) -> ApplicationError:
         str(error),
         {"service": error.service, "kind": str(error.kind), "status": error.status},
         type=error.error_type,
-        non_retryable=error.kind in (FailureKind.PERMANENT, FailureKind.DECLINE),
+        non_retryable=error.kind is FailureKind.PERMANENT,
         next_retry_delay=delay,
     )
 

@@ -55,10 +55,6 @@ class TemporalAccess:
         self._client: Client | None = None
         self._lock = asyncio.Lock()
 
-    def use_client(self, client: Client) -> None:
-        """Inject an already connected client (tests, embedded runs)."""
-        self._client = client
-
     async def client(self) -> Client:
         if self._client is not None:
             return self._client

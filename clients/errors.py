@@ -14,8 +14,6 @@ class FailureKind(StrEnum):
     """Transient: 409 in flight, 429, 5xx, a failed GET. Temporal retries."""
     PERMANENT = "permanent"
     """The request is wrong or refused for good (400/401/403/404/422): retrying cannot help."""
-    DECLINE = "decline"
-    """A business decline (card refused...): an outcome to record, never to retry."""
     UNKNOWN_OUTCOME = "unknown_outcome"
     """A write whose reply was lost: resolve by lookup, then retry with the same key."""
 

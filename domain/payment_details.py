@@ -14,7 +14,7 @@ from domain.money import Money
 from domain.operations import DEFAULT_POLL_SCHEDULE_SECONDS
 
 STATUS_STARTING: Final = "starting"
-STATUS_AWAITING_CONSENT: Final = "awaiting_payment"
+STATUS_AWAITING_PAYMENT: Final = "awaiting_payment"
 STATUS_ACTIVE: Final = "active"
 STATUS_FAILED: Final = "failed"
 

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         DEACTIVATION_NEEDS_OPERATOR,
         DEACTIVATION_NOT_OURS,
         STATUS_ACTIVE,
-        STATUS_AWAITING_CONSENT,
+        STATUS_AWAITING_PAYMENT,
         STATUS_FAILED,
         STATUS_STARTING,
         VERIFICATION_AMOUNT,
@@ -130,7 +130,7 @@ class NewPaymentDetailsWorkflow:
             retry_policy=SETUP_RETRY,
         )
         self._payment = payment
-        self._status = STATUS_AWAITING_CONSENT
+        self._status = STATUS_AWAITING_PAYMENT
         return payment
 
     async def _store_details(

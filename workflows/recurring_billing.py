@@ -577,6 +577,16 @@ class RecurringBillingWorkflow:
     @workflow.signal
     def event(self, event: BillingEvent) -> None:
         """A Cleeng dunning webhook for this cycle (duplicates are dropped when processed)."""
+        if self._status in FINISHED_STATES:
+            # The cycle is over and nothing will process this: say so, with what was dropped.
+            workflow.logger.info(
+                "cycle %s is %s: %s webhook of %s dropped",
+                self._cycle.expiration_date,
+                self._status,
+                event.kind,
+                event.attempt_date,
+            )
+            return
         self._queue.append(event)
 
     @workflow.signal
