@@ -17,20 +17,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-INT32_MAX = 2**31 - 1
-_DIGITS = re.compile(r"[0-9]{1,10}")
+from clients.cleeng_contract import parse_int32_id
+
 _OFFER_ID = r"^[A-Za-z0-9_-]{1,64}$"
 _LOOSE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _as_int32_id(value: Any) -> Any:
     """A positive int32 given as a JSON integer or a string of digits → its decimal string."""
-    if isinstance(value, bool):
-        raise ValueError("must be a positive 32-bit integer id, not a boolean")
-    if isinstance(value, str) and _DIGITS.fullmatch(value):
-        value = int(value)
-    if isinstance(value, int) and 0 < value <= INT32_MAX:
-        return str(value)
+    parsed = parse_int32_id(value)
+    if parsed is not None:
+        return str(parsed)
     raise ValueError("must be a positive 32-bit integer id (a JSON integer or a string of digits)")
 
 

@@ -6,17 +6,15 @@ Every error answer is documented: `Problem` (`{"detail": "..."}`) for everything
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from clients.cleeng_contract import INT32_MAX
+from clients.cleeng_contract import INT32_MAX, parse_int32_id
 from domain.purchase import PurchaseView
 
-_INT32_TEXT = re.compile(r"^[1-9][0-9]{0,9}$")
-INT32_ID_PATTERN = _INT32_TEXT.pattern
+INT32_ID_PATTERN = r"^[1-9][0-9]{0,9}$"
 # How Cleeng ids are documented here: Cleeng's own examples send them as strings or numbers;
 # the reference types them int32 ("Create an order", "Create payment details").
 CLEENG_ID_SCHEMA: dict[str, Any] = {
@@ -32,16 +30,32 @@ CLEENG_ID_SCHEMA: dict[str, Any] = {
 # Direct Debit mandate. Any other method could not pay for a subscription's renewals.
 MandateMethod = Literal["bancontact", "belfius", "creditcard", "eps", "ideal", "kbc", "paypal"]
 
+# The two fields every checkout the front end starts (a purchase, a card change) carries.
+RedirectUrl = Annotated[
+    str,
+    Field(
+        pattern=r"^https?://[^\s]+$",
+        max_length=2000,
+        description="Where Mollie sends the customer after the checkout: an address under one "
+        "of the publisher origins the connector is configured with",
+    ),
+]
+CheckoutMethod = Annotated[
+    MandateMethod | None,
+    Field(
+        description="Mollie payment method; omit to let the customer choose. Only methods "
+        "that leave a mandate for renewals behind",
+    ),
+]
+
 
 def int32_id(value: Any) -> str | None:
     """A Cleeng id as canonical text if it is a positive int32 (string or integer), else None."""
-    if isinstance(value, bool):
+    # As documented by INT32_ID_PATTERN, text ids carry no leading zero here.
+    if isinstance(value, str) and value.startswith("0"):
         return None
-    if isinstance(value, int):
-        return str(value) if 0 < value <= INT32_MAX else None
-    if isinstance(value, str) and _INT32_TEXT.match(value) and int(value) <= INT32_MAX:
-        return value
-    return None
+    parsed = parse_int32_id(value)
+    return None if parsed is None else str(parsed)
 
 
 def _cleeng_id(value: Any) -> str:
@@ -77,18 +91,8 @@ class PurchaseRequest(BaseModel):
     )
 
     order_id: CleengId = Field(alias="orderId")
-    redirect_url: str = Field(
-        alias="redirectUrl",
-        pattern=r"^https?://[^\s]+$",
-        max_length=2000,
-        description="Where Mollie sends the shopper after the checkout: an address under one "
-        "of the publisher origins the connector is configured with",
-    )
-    method: MandateMethod | None = Field(
-        default=None,
-        description="Mollie payment method; omit to let the shopper choose. Only methods "
-        "that leave a mandate for renewals behind",
-    )
+    redirect_url: RedirectUrl = Field(alias="redirectUrl")
+    method: CheckoutMethod = None
 
 
 class PurchaseResponse(BaseModel):

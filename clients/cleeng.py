@@ -164,12 +164,10 @@ def _invalid(message: str) -> ServiceError:
 
 def int32(value: str | int, field: str) -> int:
     """An id the reference types int32, checked before it goes on the wire."""
-    if isinstance(value, bool):
-        raise _invalid(f"{field} must be an int32 id, got {value!r}")
-    text = str(value).strip()
-    if not text.isdigit() or not 0 < int(text) <= contract.INT32_MAX:
+    parsed = contract.parse_int32_id(value.strip() if isinstance(value, str) else value)
+    if parsed is None:
         raise _invalid(f"{field} must be a positive int32 id, got {value!r}")
-    return int(text)
+    return parsed
 
 
 def id_text(value: str | int, field: str) -> str:
@@ -296,6 +294,19 @@ class CleengClient:
             retry_after_seconds=parse_retry_after(response.headers.get("Retry-After")),
         )
 
+    async def _resource(
+        self,
+        model: type[_Model],
+        wrapper: str,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+    ) -> _Model:
+        """One request whose answer is one resource, wrapped (`{wrapper: {...}}`) or bare."""
+        answer = await self._request(method, path, body=body)
+        return _parse(model, _unwrap(answer, wrapper), f"{method} {path}")
+
     # Orders
 
     async def get_order(self, order_id: str) -> CleengOrder:
@@ -339,8 +350,9 @@ class CleengClient:
             # "the identifier of Cleeng subscription, e.g. 123123123": typed string there.
             "subscriptionId": id_text(subscription_id, "subscriptionId"),
         }
-        body = await self._request("POST", "/orders", body=_encode(fields))
-        return _parse(CleengOrder, _unwrap(body, contract.ORDER_WRAPPER_KEY), "POST /orders")
+        return await self._resource(
+            CleengOrder, contract.ORDER_WRAPPER_KEY, "POST", "/orders", body=_encode(fields)
+        )
 
     # Payments
 
@@ -375,8 +387,9 @@ class CleengClient:
             fields["rejectedReason"] = rejected_reason
         if subscription_id is not None:
             fields["subscriptionId"] = id_text(subscription_id, "subscriptionId")
-        body = await self._request("POST", "/payments", body=_encode(fields))
-        return _parse(CleengPayment, _unwrap(body, contract.PAYMENT_WRAPPER_KEY), "POST /payments")
+        return await self._resource(
+            CleengPayment, contract.PAYMENT_WRAPPER_KEY, "POST", "/payments", body=_encode(fields)
+        )
 
     async def update_payment(
         self,
@@ -393,8 +406,9 @@ class CleengClient:
         if rejected_reason is not None:
             fields["rejectedReason"] = rejected_reason
         path = f"/payments/{_segment(payment_id, 'paymentId')}"
-        body = await self._request("PATCH", path, body=_encode(fields))
-        return _parse(CleengPayment, _unwrap(body, contract.PAYMENT_WRAPPER_KEY), f"PATCH {path}")
+        return await self._resource(
+            CleengPayment, contract.PAYMENT_WRAPPER_KEY, "PATCH", path, body=_encode(fields)
+        )
 
     async def record_refund(
         self,
@@ -418,27 +432,26 @@ class CleengClient:
         if amount.minor <= 0:
             raise _invalid(f"a refunded amount must be positive, got {amount}")
         path = f"/payments/{_segment(payment_id, 'paymentId')}"
-        body = await self._request(
+        return await self._resource(
+            CleengPayment,
+            contract.PAYMENT_WRAPPER_KEY,
             "PATCH",
             path,
             body=_encode(fields, {contract.REFUNDED_AMOUNT_KEY: amount.to_decimal()}),
         )
-        return _parse(CleengPayment, _unwrap(body, contract.PAYMENT_WRAPPER_KEY), f"PATCH {path}")
 
     async def cancel_payment(self, payment_id: str) -> CleengPayment:
         """PATCH /3.1/payments/{paymentId}/cancel ("cancel-a-payment"), no body."""
         path = f"/payments/{_segment(payment_id, 'paymentId')}/cancel"
-        body = await self._request("PATCH", path)
-        return _parse(CleengPayment, _unwrap(body, contract.PAYMENT_WRAPPER_KEY), f"PATCH {path}")
+        return await self._resource(CleengPayment, contract.PAYMENT_WRAPPER_KEY, "PATCH", path)
 
     # Subscriptions
 
     async def get_subscription(self, subscription_id: str) -> CleengSubscription:
         """GET /3.1/subscriptions/{subscriptionId} ("get-a-subscription")."""
         path = f"/subscriptions/{_segment(subscription_id, 'subscriptionId')}"
-        body = await self._request("GET", path)
-        return _parse(
-            CleengSubscription, _unwrap(body, contract.SUBSCRIPTION_WRAPPER_KEY), f"GET {path}"
+        return await self._resource(
+            CleengSubscription, contract.SUBSCRIPTION_WRAPPER_KEY, "GET", path
         )
 
     async def terminate_subscription(self, subscription_id: str, reason: str) -> None:
@@ -486,23 +499,19 @@ class CleengClient:
     ) -> CleengPaymentDetails:
         """POST /3.1/payment_details ("create-payment-details"): customerId and
         paymentMethodId are int32 there."""
-        body = await self._request(
+        fields = payment_details_fields(
+            customer_id=customer_id,
+            token=token,
+            payment_method_id=payment_method_id,
+            card_params=card_params,
+            active=active,
+        )
+        return await self._resource(
+            CleengPaymentDetails,
+            contract.PAYMENT_DETAILS_WRAPPER_KEY,
             "POST",
             "/payment_details",
-            body=_encode(
-                payment_details_fields(
-                    customer_id=customer_id,
-                    token=token,
-                    payment_method_id=payment_method_id,
-                    card_params=card_params,
-                    active=active,
-                )
-            ),
-        )
-        return _parse(
-            CleengPaymentDetails,
-            _unwrap(body, contract.PAYMENT_DETAILS_WRAPPER_KEY),
-            "POST /payment_details",
+            body=_encode(fields),
         )
 
     async def authorised_payments(self, payment_details_id: str) -> list[CleengPayment]:

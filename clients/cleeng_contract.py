@@ -9,6 +9,7 @@ wrong guess here fails a test instead of being shared by both sides.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 API_PREFIX: Final = "/3.1"
@@ -64,6 +65,20 @@ ORDER_LIFETIME_SECONDS: Final = 24 * 3600
 
 # int32 ids ("create-an-order", "create-payment-details", "update-a-payment" path).
 INT32_MAX: Final = 2**31 - 1
+_INT32_DIGITS: Final = re.compile(r"[0-9]{1,10}")
+
+
+def parse_int32_id(value: object) -> int | None:
+    """A Cleeng id the reference types int32: a positive JSON integer, or its ASCII decimal
+    digits (Cleeng's own examples send ids both ways). None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and _INT32_DIGITS.fullmatch(value):
+        value = int(value)
+    if isinstance(value, int) and 0 < value <= INT32_MAX:
+        return value
+    return None
+
 
 # Webhook topics a connector handles ("payments-pre-configuration").
 TOPIC_AUTHORISATION: Final = "subscriptionReadyForPaymentAuthorisation"
