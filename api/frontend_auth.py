@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -138,29 +137,6 @@ class FrontendAuth:
         if customer_id is None:
             raise unauthorized(f"{CUSTOMER_TOKEN_HEADER} carries no valid customerId")
         return customer_id
-
-
-class OrderOwners:
-    """Which customer each order belongs to, as Cleeng said. An order never changes hands, so
-    a known answer spares Cleeng a call on every poll of `GET /purchases/{orderId}`. Only
-    answers Cleeng gave are kept (a missing order may be created a moment later), at most
-    `max_entries` of them, least recently used first out."""
-
-    def __init__(self, max_entries: int = 10_000) -> None:
-        self.max_entries = max_entries
-        self._owners: OrderedDict[str, str] = OrderedDict()
-
-    def get(self, order_id: str) -> str | None:
-        owner = self._owners.get(order_id)
-        if owner is not None:
-            self._owners.move_to_end(order_id)
-        return owner
-
-    def put(self, order_id: str, customer_id: str) -> None:
-        self._owners[order_id] = customer_id
-        self._owners.move_to_end(order_id)
-        while len(self._owners) > self.max_entries:
-            self._owners.popitem(last=False)
 
 
 def frontend_auth(request: Request) -> FrontendAuth:

@@ -27,8 +27,9 @@ from api.frontend_auth import Caller, frontend_caller, require_allowed_redirect
 from api.schemas import (
     CLEENG_ID_SCHEMA,
     INT32_ID_PATTERN,
+    CheckoutMethod,
     CleengId,
-    MandateMethod,
+    RedirectUrl,
     field_error,
     front_end_responses,
     int32_id,
@@ -57,18 +58,8 @@ class NewDetailsRequest(BaseModel):
     )
 
     customer_id: CleengId = Field(alias="customerId")
-    redirect_url: str = Field(
-        alias="redirectUrl",
-        pattern=r"^https?://[^\s]+$",
-        max_length=2000,
-        description="Where Mollie sends the customer afterwards: an address under one of the "
-        "publisher origins the connector is configured with",
-    )
-    method: MandateMethod | None = Field(
-        default=None,
-        description="Mollie payment method; omit to let the customer choose. Only methods "
-        "that leave a mandate for renewals behind",
-    )
+    redirect_url: RedirectUrl = Field(alias="redirectUrl")
+    method: CheckoutMethod = None
 
 
 class NewDetailsResponse(BaseModel):

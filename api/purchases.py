@@ -27,7 +27,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import ORDER_NOT_FOUND
-from api.frontend_auth import Caller, OrderOwners, frontend_caller, require_allowed_redirect
+from api.frontend_auth import Caller, frontend_caller, require_allowed_redirect
 from api.schemas import (
     CLEENG_ID_SCHEMA,
     INT32_ID_PATTERN,
@@ -37,7 +37,7 @@ from api.schemas import (
     front_end_responses,
     int32_id,
 )
-from api.services import ShimServices, services
+from api.services import BoundedTtlCache, ShimServices, services
 from api.temporal_access import temporal_unavailable_as_503
 from clients.errors import FailureKind, ServiceError
 from domain import search_attributes
@@ -59,7 +59,7 @@ def _unavailable(detail: str) -> HTTPException:
 
 
 async def _is_customers_order(
-    shim: ShimServices, owners: OrderOwners, order_id: str, caller: Caller
+    shim: ShimServices, owners: BoundedTtlCache[str, str], order_id: str, caller: Caller
 ) -> bool:
     """Is this an order Cleeng has, of the caller's customer? (A missing order and someone
     else's look the same from outside.)"""
