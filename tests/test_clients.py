@@ -153,7 +153,17 @@ async def test_cleeng_ids_go_out_typed_as_the_reference_types_them() -> None:
 
 @pytest.mark.parametrize(
     "hostile_id",
-    ["9/../../customers/1/payment_details#", "12?x=1", "-5", "0", "2147483648", "1e3", " "],
+    [
+        "9/../../customers/1/payment_details#",
+        "12?x=1",
+        "-5",
+        "0",
+        "2147483648",
+        "1e3",
+        " ",
+        "١٢",
+        "²",
+    ],
 )
 async def test_cleeng_ids_that_are_not_int32_never_reach_a_url(hostile_id: str) -> None:
     recorder = _Recorder()
