@@ -14,7 +14,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.mollie_activities import MollieActivities
     from domain.operations import GatewayPaymentView
-    from workflows.policies import CALL_TIMEOUT, RETRY
+    from workflows.policies import CALL
 
 
 class PaymentWatch:
@@ -54,7 +54,6 @@ class PaymentWatch:
             payment = await workflow.execute_activity_method(
                 MollieActivities.fetch_payment,
                 payment.payment_id,
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=RETRY,
+                **CALL,
             )
         return payment
