@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 
 from activities.cleeng_activities import CleengActivities
 from activities.directory import WorkflowDirectory
+from activities.heartbeat import heartbeat_before_request
 from activities.mollie_activities import MollieActivities
 from clients.cleeng import CleengClient
 from clients.mollie import MollieGateway
@@ -82,11 +83,13 @@ async def build_worker(
         settings.cleeng_base_url,
         settings.effective_publisher_token,
         timeout_seconds=settings.cleeng_timeout_seconds,
+        before_request=heartbeat_before_request,
     )
     mollie = MollieGateway(
         settings.mollie_base_url,
         settings.effective_mollie_api_key,
         timeout_seconds=settings.mollie_timeout_seconds,
+        before_request=heartbeat_before_request,
     )
     cleeng_activities = CleengActivities(
         cleeng,

@@ -21,6 +21,9 @@ RECORD_NOT_ACCEPTED: Final = "CleengRecordNotAccepted"
 REFUND_UNRECORDABLE: Final = "RefundUnrecordable"
 REFUND_REFUSED: Final = "RefundRefused"
 REFUND_FAILED: Final = "RefundFailed"
+REFUND_NOT_SETTLED: Final = "RefundNotSettled"
+"""Mollie had not settled a refund by its deadline; Cleeng was not told it is refunded."""
+CHARGEBACK_UNMATCHED: Final = "ChargebackUnmatched"
 
 
 def to_application_error(error: ServiceError) -> ApplicationError:

@@ -28,11 +28,14 @@ from domain.operations import (
     CheckoutPaymentInput,
     EnsureCustomerInput,
     GatewayPaymentView,
+    LegacyMandateParts,
+    MandateRef,
     MandateView,
     RecurringChargeInput,
     RefundInput,
     RefundView,
     ReleaseInput,
+    mandate_ref,
 )
 from domain.refunds import ChargebackInput, RefundLookup, RefundRecordContext
 
@@ -153,14 +156,14 @@ class MollieActivities:
             return payment_view(await self._mollie.get_payment(payment_id))
 
     @activity.defn
-    async def describe_mandate(self, token_parts: list[str]) -> MandateView:
-        """[customer id, mandate id] → the mandate's status and card details."""
-        customer_id, mandate_id = token_parts
+    async def describe_mandate(self, named: MandateRef | LegacyMandateParts) -> MandateView:
+        """The mandate's status and card details."""
+        ref = mandate_ref(named)
         with service_errors_as_application_errors():
-            mandate = await self._mollie.get_mandate(customer_id, mandate_id)
+            mandate = await self._mollie.get_mandate(ref.customer_id, ref.mandate_id)
         return MandateView(
             mandate_id=mandate.id,
-            customer_id=customer_id,
+            customer_id=ref.customer_id,
             status=mandate.status,
             method=mandate.method,
             card_params=card_params(mandate.details),
@@ -254,11 +257,11 @@ class MollieActivities:
         )
 
     @activity.defn
-    async def revoke_mandate(self, token_parts: list[str]) -> None:
-        """[customer id, mandate id]: revoke; one already revoked counts as done."""
-        customer_id, mandate_id = token_parts
+    async def revoke_mandate(self, named: MandateRef | LegacyMandateParts) -> None:
+        """Revoke the mandate; one already revoked counts as done."""
+        ref = mandate_ref(named)
         with service_errors_as_application_errors():
-            await self._mollie.revoke_mandate(customer_id, mandate_id)
+            await self._mollie.revoke_mandate(ref.customer_id, ref.mandate_id)
 
     @activity.defn
     async def list_chargebacks(self, payment_id: str) -> list[ChargebackInput]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
@@ -220,7 +220,11 @@ class CleengClient:
         *,
         timeout_seconds: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        before_request: Callable[[], None] = lambda: None,
     ) -> None:
+        """`before_request` runs before every request (the worker heartbeats there, so an
+        activity of several requests shows it is alive between them)."""
+        self._before_request = before_request
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"X-Publisher-Token": publisher_token, "Accept": "application/json"},
@@ -252,6 +256,7 @@ class CleengClient:
         """One request: the decoded body and the response it came in."""
         is_write = method != "GET"
         headers = {"Content-Type": "application/json"} if body is not None else None
+        self._before_request()
         try:
             response = await self._http.request(
                 method, path, content=body, params=params, headers=headers

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -116,22 +116,6 @@ def _payment_from_json(data: Mapping[str, Any]) -> GatewayPayment:
     )
 
 
-def _every_item(first_page: Any, *, max_pages: int | None = None) -> Iterator[Any]:
-    """Every item of a paginated Mollie list, following `_links.next` page after page.
-
-    `first_page` is what the official client's `list()` returns (a `PaginationList`, whose
-    `get_next()` fetches the next page). `max_pages` caps the pages read; None reads them all.
-    """
-    page = first_page
-    pages_read = 0
-    while page is not None:
-        yield from page
-        pages_read += 1
-        if (max_pages is not None and pages_read >= max_pages) or not page.has_next():
-            return
-        page = page.get_next()
-
-
 def classify_mollie_error(exc: Exception, *, is_write: bool) -> ServiceError:
     """The single place that maps the official client's exceptions to failure kinds."""
     if isinstance(exc, ResponseError):
@@ -159,11 +143,21 @@ def classify_mollie_error(exc: Exception, *, is_write: bool) -> ServiceError:
 class MollieGateway:
     """Gateway operations the workflows need, as async methods."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout_seconds: float = 10.0,
+        before_request: Callable[[], None] = lambda: None,
+    ) -> None:
+        """`before_request` runs before every request, each page of a list included (the
+        worker heartbeats there, so a long walk shows it is alive)."""
         self._client = Client(
             api_endpoint=base_url, timeout=(3, int(max(1, timeout_seconds))), retry=0
         )
         self._client.set_api_key(api_key)
+        self._before_request = before_request
 
     def _customer_stub(self, customer_id: str) -> Customer:
         # Sub-resources (mandates, payments) need only a parent carrying its id.
@@ -173,10 +167,30 @@ class MollieGateway:
         return Payment({"id": payment_id}, self._client)  # type: ignore[no-untyped-call]
 
     async def _call(self, is_write: bool, func: Callable[[], _T]) -> _T:
+        """One request, in a worker thread (the official client blocks)."""
+        self._before_request()
         try:
             return await asyncio.to_thread(func)
         except (ResponseError, RequestError, ResponseHandlingError) as exc:
             raise classify_mollie_error(exc, is_write=is_write) from exc
+
+    async def _every_item(
+        self, first_page: Callable[[], Any], *, max_pages: int | None = None
+    ) -> AsyncIterator[Any]:
+        """Every item of a paginated Mollie list, following `_links.next` page after page.
+
+        `first_page` asks for the list (the official client's `list()`, a `PaginationList`
+        whose `get_next()` fetches the next page); each page is one `_call`. `max_pages` caps
+        the pages read; None reads them all."""
+        page = await self._call(False, first_page)
+        pages_read = 1
+        while True:
+            for item in page:
+                yield item
+            if (max_pages is not None and pages_read >= max_pages) or not page.has_next():
+                return
+            page = await self._call(False, page.get_next)
+            pages_read += 1
 
     # Customers
 
@@ -187,15 +201,12 @@ class MollieGateway:
         (newest first) until it finds one: a returning customer created long ago must be
         found, or they would get a second Mollie customer and lose their mandates.
         """
-
-        def scan() -> str | None:
-            for customer in _every_item(self._client.customers.list(limit=_PAGE_SIZE)):
-                metadata = customer.get("metadata") or {}
-                if str(metadata.get("cleengCustomerId")) == cleeng_customer_id:
-                    return str(customer["id"])
-            return None
-
-        return await self._call(False, scan)
+        customers = self._every_item(lambda: self._client.customers.list(limit=_PAGE_SIZE))
+        async for customer in customers:
+            metadata = customer.get("metadata") or {}
+            if str(metadata.get("cleengCustomerId")) == cleeng_customer_id:
+                return str(customer["id"])
+        return None
 
     async def create_customer(
         self, *, cleeng_customer_id: str, email: str | None, idempotency_key: str
@@ -239,19 +250,18 @@ class MollieGateway:
         payments is read (newest first), so an older payment is never missed; `max_pages`
         caps that only when a caller asks for it.
         """
-
-        def scan() -> GatewayPayment | None:
-            first_page = self._customer_stub(customer_id).payments.list(limit=_PAGE_SIZE)
-            for payment in _every_item(first_page, max_pages=max_pages):
-                metadata = payment.get("metadata") or {}
-                if (
-                    isinstance(metadata, Mapping)
-                    and metadata.get(OPERATION_METADATA_KEY) == operation_key
-                ):
-                    return _payment_from_json(payment)
-            return None
-
-        return await self._call(False, scan)
+        payments = self._every_item(
+            lambda: self._customer_stub(customer_id).payments.list(limit=_PAGE_SIZE),
+            max_pages=max_pages,
+        )
+        async for payment in payments:
+            metadata = payment.get("metadata") or {}
+            if (
+                isinstance(metadata, Mapping)
+                and metadata.get(OPERATION_METADATA_KEY) == operation_key
+            ):
+                return _payment_from_json(payment)
+        return None
 
     async def get_mandate(self, customer_id: str, mandate_id: str) -> GatewayMandate:
         def fetch() -> GatewayMandate:
@@ -329,12 +339,11 @@ class MollieGateway:
         return await self._call(True, create)
 
     async def list_refunds(self, payment_id: str) -> list[GatewayRefund]:
-        def fetch() -> list[GatewayRefund]:
-            # Every page: refund_payment adopts an earlier refund by its metadata.
-            first_page = self._payment_stub(payment_id).refunds.list(limit=_PAGE_SIZE)
-            return [_refund_from_json(refund) for refund in _every_item(first_page)]
-
-        return await self._call(False, fetch)
+        # Every page: refund_payment adopts an earlier refund by its metadata.
+        refunds = self._every_item(
+            lambda: self._payment_stub(payment_id).refunds.list(limit=_PAGE_SIZE)
+        )
+        return [_refund_from_json(refund) async for refund in refunds]
 
     async def get_refund(self, payment_id: str, refund_id: str) -> GatewayRefund:
         return await self._call(
@@ -343,25 +352,24 @@ class MollieGateway:
         )
 
     async def list_chargebacks(self, payment_id: str) -> list[GatewayChargeback]:
-        def fetch() -> list[GatewayChargeback]:
-            first_page = self._payment_stub(payment_id).chargebacks.list(limit=_PAGE_SIZE)
-            result = []
-            for chargeback in _every_item(first_page):
-                reason = chargeback.get("reason") or {}
-                result.append(
-                    GatewayChargeback(
-                        id=str(chargeback["id"]),
-                        amount=money_from_mollie(chargeback["amount"]),
-                        reason=(
-                            reason.get("description") or reason.get("code")
-                            if isinstance(reason, Mapping)
-                            else str(reason)
-                        ),
-                    )
+        chargebacks = self._every_item(
+            lambda: self._payment_stub(payment_id).chargebacks.list(limit=_PAGE_SIZE)
+        )
+        result = []
+        async for chargeback in chargebacks:
+            reason = chargeback.get("reason") or {}
+            result.append(
+                GatewayChargeback(
+                    id=str(chargeback["id"]),
+                    amount=money_from_mollie(chargeback["amount"]),
+                    reason=(
+                        reason.get("description") or reason.get("code")
+                        if isinstance(reason, Mapping)
+                        else str(reason)
+                    ),
                 )
-            return result
-
-        return await self._call(False, fetch)
+            )
+        return result
 
     # Mandates
 

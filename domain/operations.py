@@ -16,8 +16,25 @@ MOLLIE_PAID: Final = "paid"
 MOLLIE_AUTHORIZED: Final = "authorized"
 MOLLIE_FINAL_FAILURES: Final = frozenset({"failed", "canceled", "expired"})
 
-# Re-check schedule when no webhook arrives: 1, 5, 15, 60 minutes, then hourly.
+# Re-check schedule when no webhook arrives: 1, 5, 15, 60 minutes, then doubling (2, 4 hours)
+# up to MAX_POLL_INTERVAL_SECONDS, so a wait of days costs a few polls a day, not one an hour.
 DEFAULT_POLL_SCHEDULE_SECONDS: Final = (60, 300, 900, 3600)
+MAX_POLL_INTERVAL_SECONDS: Final = 6 * 3600
+
+
+def payment_is_final(status: str) -> bool:
+    """Mollie will not change this payment any more: paid, or failed for good."""
+    return status == MOLLIE_PAID or status in MOLLIE_FINAL_FAILURES
+
+
+def poll_delay_seconds(schedule: tuple[int, ...], polls_done: int) -> int:
+    """The wait before the next look: the schedule's steps, then doubling up to the maximum
+    (never below the schedule's last step, so a short test schedule stays short)."""
+    if polls_done < len(schedule):
+        return schedule[polls_done]
+    last = schedule[-1]
+    doublings = polls_done - len(schedule) + 1
+    return max(last, min(last << min(doublings, 32), MAX_POLL_INTERVAL_SECONDS))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +86,26 @@ class GatewayPaymentView:
     mandate_id: str | None = None
     failure_reason: str | None = None
     method: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MandateRef:
+    """A Mollie mandate: the customer it belongs to and its id."""
+
+    customer_id: str
+    mandate_id: str
+
+
+LegacyMandateParts = list[str]
+"""`[customer id, mandate id]`: how a mandate was named before MandateRef. An activity
+scheduled by an older worker still carries it when a new worker picks the task up."""
+
+
+def mandate_ref(named: MandateRef | LegacyMandateParts) -> MandateRef:
+    if isinstance(named, MandateRef):
+        return named
+    customer_id, mandate_id = named
+    return MandateRef(customer_id=customer_id, mandate_id=mandate_id)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,20 +6,34 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from domain.money import Money
-from domain.operations import DEFAULT_POLL_SCHEDULE_SECONDS
+from domain.operations import DEFAULT_POLL_SCHEDULE_SECONDS, RefundView
 
 REFUND_REQUESTED: Final = "requested"
 REFUND_PENDING: Final = "pending_at_mollie"
 REFUND_REFUNDED: Final = "refunded"
 REFUND_FAILED: Final = "failed"
 REFUND_REFUSED: Final = "refused"
+REFUND_NOT_SETTLED: Final = "not_settled"
+"""Mollie had not settled the refund by the deadline: nothing recorded in Cleeng."""
 
 MOLLIE_REFUND_DONE: Final = "refunded"
 MOLLIE_REFUND_FAILURES: Final = frozenset({"failed", "canceled"})
+
+# How long a refund may stay queued or pending at Mollie (a queued refund waits for the
+# merchant's balance) before an operator is asked to look.
+DEFAULT_SETTLE_WITHIN_SECONDS: Final = 30 * 24 * 3600
+# Polls per workflow run: the run then continues as new, so its history stays short.
+DEFAULT_POLLS_PER_RUN: Final = 100
+
+
+def refund_is_final(status: str) -> bool:
+    """Mollie will not change this refund any more: refunded, or failed for good."""
+    return status == MOLLIE_REFUND_DONE or status in MOLLIE_REFUND_FAILURES
+
 
 REFUND_TYPE_REFUND: Final = "refund"
 REFUND_TYPE_CHARGEBACK: Final = "chargeback"
@@ -56,6 +70,26 @@ def chargeback_workflow_id(chargeback_id: str) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RefundRecordContext:
+    """What "update-a-payment" needs beside the amount, known before any money moves."""
+
+    order_id: str
+    payment_operation: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundWaitState:
+    """A refund made at Mollie and awaited: what a run hands the run it continues as."""
+
+    refund: RefundView
+    context: RefundRecordContext
+    settle_by: str
+    """ISO 8601 UTC: when the wait gives up (RefundNotSettled)."""
+    polls_done: int
+    """Polls that timed out so far: where the polling schedule's backoff carries on."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class RefundRequest:
     cleeng_payment_id: str
     order_id: str | None
@@ -66,6 +100,10 @@ class RefundRequest:
     poll_schedule_seconds: tuple[int, ...] = DEFAULT_POLL_SCHEDULE_SECONDS
     payment_operation: str | None = None
     """Cleeng's paymentOperation of the payment, when the webhook says it."""
+    settle_within_seconds: int = DEFAULT_SETTLE_WITHIN_SECONDS
+    polls_per_run: int = DEFAULT_POLLS_PER_RUN
+    waiting: RefundWaitState | None = None
+    """Set only on a run continued from an earlier one: the refund is made, await it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,16 +135,25 @@ class CleengRefundInput:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RefundRecordContext:
-    """What "update-a-payment" needs beside the amount, known before any money moves."""
-
-    order_id: str
-    payment_operation: str
-
-
-@dataclass(frozen=True, kw_only=True)
 class ChargebackInput:
     mollie_payment_id: str
     chargeback_id: str
     amount: Money
     reason: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnreportedChargeback:
+    """A chargeback whose report to Cleeng failed (e.g. `ChargebackUnmatched`)."""
+
+    chargeback_id: str
+    error: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FollowUpView:
+    """What a payment's follow-up reported, and which chargebacks an operator must take up."""
+
+    mollie_payment_id: str
+    reported: list[str] = field(default_factory=list)
+    unreported: list[UnreportedChargeback] = field(default_factory=list)

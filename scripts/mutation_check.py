@@ -1,7 +1,8 @@
 """Delete each guard that protects money, once, and show which test catches it.
 
-Runs in a scratch git worktree of HEAD (your working tree is never touched): for each guard,
-the guarding line is replaced, the tests named for it run, and the line comes back. A guard
+Runs in a scratch git worktree holding a copy of your working tree's files, changes not yet
+committed included (your working tree is never touched): for each guard, the guarding line is
+replaced, the tests named for it run, and the line comes back. A guard
 whose removal leaves its tests green is reported SURVIVED: the tests do not protect it.
 
     .venv/bin/python scripts/mutation_check.py            # every guard (about 1-2 minutes)
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -85,6 +87,16 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
         "        if inherited and refund.status == MOLLIE_REFUND_DONE:",
         "        if False:",
         ["tests/test_refunds.py::test_refund_replayed_after_its_history_expired_changes_nothing"],
+    ),
+    (
+        "refund unsettled at its deadline is not recorded and fails for an operator",
+        "workflows/refund.py",
+        "        if waited.end is WaitEnd.DEADLINE_PASSED:",
+        "        if False:",
+        [
+            "tests/test_refund_time_skipping.py::"
+            "test_a_refund_mollie_never_settles_fails_at_its_deadline_naming_the_refund"
+        ],
     ),
     (
         "refund key from the whole webhook data",
@@ -188,6 +200,23 @@ def run_one(root: Path, path: str, old: str, new: str, tests: list[str]) -> tupl
     return ("caught" if run.returncode != 0 else "SURVIVED"), detail
 
 
+def copy_working_tree(root: Path) -> None:
+    """The files as they are on disk now (tracked and new, ignoring what git ignores)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    )
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        source, target = REPO / name, root / name
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        elif target.exists():
+            target.unlink()  # deleted in the working tree
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help="run the guards whose name contains this")
@@ -199,6 +228,7 @@ def main() -> int:
             ["git", "worktree", "add", "--detach", "-q", str(root), "HEAD"], cwd=REPO, check=True
         )
         try:
+            copy_working_tree(root)
             print("| guard | verdict | tests |")
             print("|---|---|---|")
             failed = False

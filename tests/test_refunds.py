@@ -9,14 +9,16 @@ import httpx
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.money import Money
 from domain.refunds import RefundRequest, refund_request_key, refund_workflow_id
+from settings import EMULATOR_MOLLIE_API_KEY
 from tests.conftest import Connector
 from tests.support.billing import send_cleeng_webhook
 from tests.support.shop import choose_on_checkout, cleeng_payments, frontend_headers, seed_order
-from workflows.refund import RefundWorkflow
+from workflows.refund import PaymentFollowUpWorkflow, RefundWorkflow
 
 
 async def paid_purchase(connector: Connector, price: float = 20.00) -> dict[str, Any]:
@@ -316,3 +318,52 @@ async def test_chargeback_is_reported_to_cleeng_once(connector: Connector) -> No
     assert recorded["status"] == "refunded"
     assert recorded["refundType"] == "chargeback"
     assert recorded["refundedAmount"] == 12.00
+
+
+async def test_an_unmatched_chargeback_is_reported_and_the_next_one_still_handled(
+    connector: Connector,
+) -> None:
+    # A paid payment the connector never recorded in Cleeng (no order, no workflow in its
+    # metadata), charged back twice: neither chargeback can be matched to a Cleeng payment.
+    mollie = connector.emulators.mollie_url
+    auth = {"Authorization": f"Bearer {EMULATOR_MOLLIE_API_KEY}"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        created = await http.post(
+            f"{mollie}/v2/payments",
+            json={
+                "amount": {"currency": "EUR", "value": "30.00"},
+                "description": "Not the connector's",
+                "redirectUrl": "https://shop.example/thanks",
+            },
+            headers=auth,
+        )
+        payment_id = str(created.json()["id"])
+        paid = await http.post(
+            f"{mollie}/_emulator/payments/{payment_id}/status", json={"status": "paid"}
+        )
+        paid.raise_for_status()
+        chargeback_ids = []
+        for value in ("10.00", "5.00"):
+            charged_back = await http.post(
+                f"{mollie}/_emulator/payments/{payment_id}/chargeback",
+                json={"amount": {"currency": "EUR", "value": value}},
+            )
+            charged_back.raise_for_status()
+            chargeback_ids.append(str(charged_back.json()["id"]))
+
+    follow_up = await connector.client.start_workflow(
+        PaymentFollowUpWorkflow.run,
+        payment_id,
+        id=f"payment-followup:{payment_id}",
+        task_queue=connector.settings.temporal_task_queue,
+    )
+    assert await follow_up.result() == []
+    view = await follow_up.query(PaymentFollowUpWorkflow.view)
+    assert sorted(u.chargeback_id for u in view.unreported) == sorted(chargeback_ids)
+    assert all("ChargebackUnmatched" in u.error for u in view.unreported)
+    for chargeback_id in chargeback_ids:
+        with pytest.raises(WorkflowFailureError) as failure:
+            await connector.client.get_workflow_handle(f"chargeback:{chargeback_id}").result()
+        assert isinstance(failure.value.cause, ApplicationError)
+        assert failure.value.cause.type == "ChargebackUnmatched"
+        assert payment_id in failure.value.cause.message

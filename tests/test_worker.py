@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import inspect
+from datetime import timedelta
+
+from temporalio.activity import _Definition
+from temporalio.converter import DataConverter
 
 from activities.cleeng_activities import CleengActivities
 from activities.directory import WorkflowDirectory
 from activities.mollie_activities import MollieActivities
+from domain.operations import MandateRef, mandate_ref
+from settings import Settings
 from worker import activity_list
+from workflows.policies import HEARTBEAT_TIMEOUT, HTTP_REQUEST_LIMIT
 
 
 def public_coroutines(cls: type) -> set[str]:
@@ -29,3 +36,31 @@ def test_every_public_activity_method_is_registered() -> None:
         | public_coroutines(WorkflowDirectory)
     )
     assert defined == registered, f"not registered: {sorted(defined - registered)}"
+
+
+def test_one_request_of_either_client_fits_the_activity_kinds() -> None:
+    # HTTP_REQUEST_LIMIT assumes the clients' default 10 s per phase (Cleeng: connect, write
+    # and read; Mollie: a 3 s connect and the read): a longer client timeout needs it raised.
+    defaults = Settings.model_fields
+    cleeng_worst = 3 * float(defaults["cleeng_timeout_seconds"].default)
+    mollie_worst = 3 + float(defaults["mollie_timeout_seconds"].default)
+    assert timedelta(seconds=max(cleeng_worst, mollie_worst)) <= HTTP_REQUEST_LIMIT
+    assert HTTP_REQUEST_LIMIT < HEARTBEAT_TIMEOUT
+
+
+async def test_a_mandate_named_by_an_older_worker_still_decodes() -> None:
+    # An activity scheduled before MandateRef carried `[customer id, mandate id]`; the worker
+    # decodes a task's input with the activity's own type hints, as here.
+    for activity in (MollieActivities.describe_mandate, MollieActivities.revoke_mandate):
+        hints = _Definition.must_from_callable(activity).arg_types
+        converter = DataConverter.default
+        legacy = await converter.encode([["cst_old1", "mdt_old1"]])
+        current = await converter.encode(
+            [MandateRef(customer_id="cst_new1", mandate_id="mdt_new1")]
+        )
+        [from_legacy] = await converter.decode(legacy, type_hints=hints)
+        [from_current] = await converter.decode(current, type_hints=hints)
+        assert mandate_ref(from_legacy) == MandateRef(customer_id="cst_old1", mandate_id="mdt_old1")
+        assert mandate_ref(from_current) == MandateRef(
+            customer_id="cst_new1", mandate_id="mdt_new1"
+        )

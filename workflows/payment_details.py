@@ -20,54 +20,48 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from domain.operations import (
+    MOLLIE_PAID,
+    CheckoutPaymentInput,
+    EnsureCustomerInput,
+    GatewayPaymentView,
+    MandateRef,
+    PaymentNotice,
+    RecordDetailsInput,
+    RefundInput,
+    ReleaseInput,
+    payment_is_final,
+)
+from domain.payment_details import (
+    DEACTIVATION_DONE,
+    DEACTIVATION_NEEDS_OPERATOR,
+    DEACTIVATION_NOT_OURS,
+    STATUS_ACTIVE,
+    STATUS_AWAITING_PAYMENT,
+    STATUS_FAILED,
+    STATUS_STARTING,
+    VERIFICATION_AMOUNT,
+    ZERO_AMOUNT,
+    ZERO_AMOUNT_METHODS,
+    CancelledAuthorisation,
+    DeactivationFailure,
+    DeactivationInput,
+    DeactivationView,
+    NewDetailsInput,
+    NewDetailsView,
+)
+from domain.tokens import MollieToken
+from workflows.failures import failure_message
+from workflows.payment_watch import PaymentWatch
+from workflows.policies import CALL, RECORD, SETUP
+
 with workflow.unsafe.imports_passed_through():
     from activities.cleeng_activities import CleengActivities
     from activities.mollie_activities import MollieActivities
-    from domain.operations import (
-        MOLLIE_FINAL_FAILURES,
-        MOLLIE_PAID,
-        CheckoutPaymentInput,
-        EnsureCustomerInput,
-        GatewayPaymentView,
-        PaymentNotice,
-        RecordDetailsInput,
-        RefundInput,
-        ReleaseInput,
-    )
-    from domain.payment_details import (
-        DEACTIVATION_DONE,
-        DEACTIVATION_NEEDS_OPERATOR,
-        DEACTIVATION_NOT_OURS,
-        STATUS_ACTIVE,
-        STATUS_AWAITING_PAYMENT,
-        STATUS_FAILED,
-        STATUS_STARTING,
-        VERIFICATION_AMOUNT,
-        ZERO_AMOUNT,
-        ZERO_AMOUNT_METHODS,
-        CancelledAuthorisation,
-        DeactivationFailure,
-        DeactivationInput,
-        DeactivationView,
-        NewDetailsInput,
-        NewDetailsView,
-    )
-    from domain.tokens import MollieToken
-    from workflows.payment_watch import PaymentWatch
-    from workflows.policies import CALL_TIMEOUT, RECORD_RETRY, RETRY, SETUP_RETRY
 
 
 # Versioning: the verification amount is refunded before the details are stored in Cleeng.
 PATCH_REFUND_VERIFICATION_FIRST = "refund-verification-first"
-
-
-def _final(status: str) -> bool:
-    return status == MOLLIE_PAID or status in MOLLIE_FINAL_FAILURES
-
-
-def _message(error: ActivityError) -> str:
-    cause = error.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause or error)
 
 
 @workflow.defn(name="NewPaymentDetails")
@@ -89,10 +83,10 @@ class NewPaymentDetailsWorkflow:
         try:
             payment = await self._open_checkout(request, key)
         except ActivityError as error:
-            self._status, self._failure = STATUS_FAILED, _message(error)
+            self._status, self._failure = STATUS_FAILED, failure_message(error)
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise ApplicationError(self._failure, type="CheckoutFailed") from error
-        payment = await self._watch.until(payment, _final, request.poll_schedule_seconds)
+        payment = await self._watch.until(payment, payment_is_final, request.poll_schedule_seconds)
         self._payment = payment
         if payment.status != MOLLIE_PAID or not payment.mandate_id or not payment.customer_id:
             self._status = STATUS_FAILED
@@ -110,8 +104,7 @@ class NewPaymentDetailsWorkflow:
                 email=None,
                 idempotency_key=f"{key}:customer",
             ),
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=SETUP_RETRY,
+            **SETUP,
         )
         zero_allowed = request.method is None or request.method in ZERO_AMOUNT_METHODS
         payment = await workflow.execute_activity_method(
@@ -126,8 +119,7 @@ class NewPaymentDetailsWorkflow:
                 method=request.method,
                 operation_key=f"{key}:first",
             ),
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=SETUP_RETRY,
+            **SETUP,
         )
         self._payment = payment
         self._status = STATUS_AWAITING_PAYMENT
@@ -140,9 +132,8 @@ class NewPaymentDetailsWorkflow:
         assert payment.mandate_id is not None
         mandate = await workflow.execute_activity_method(
             MollieActivities.describe_mandate,
-            [payment.customer_id, payment.mandate_id],
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RETRY,
+            MandateRef(customer_id=payment.customer_id, mandate_id=payment.mandate_id),
+            **CALL,
         )
         if payment.amount.minor > 0 and workflow.patched(PATCH_REFUND_VERIFICATION_FIRST):
             # The verification amount only proved the account: give it back before anything
@@ -162,18 +153,16 @@ class NewPaymentDetailsWorkflow:
                     payment_method_id=None,
                     card_params=mandate.card_params,
                 ),
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=RECORD_RETRY,
+                **RECORD,
             )
         except ActivityError as error:
             # Cleeng refused the details (e.g. it does not know the customer): the mandate
             # would never be charged, so revoke it and fail where an operator sees it.
-            self._status, self._failure = STATUS_FAILED, _message(error)
+            self._status, self._failure = STATUS_FAILED, failure_message(error)
             await workflow.execute_activity_method(
                 MollieActivities.revoke_mandate,
-                [payment.customer_id, payment.mandate_id],
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=RECORD_RETRY,
+                MandateRef(customer_id=payment.customer_id, mandate_id=payment.mandate_id),
+                **RECORD,
             )
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise ApplicationError(
@@ -194,8 +183,7 @@ class NewPaymentDetailsWorkflow:
                 description="Verification of new payment details",
                 idempotency_key=f"{key}:verification-refund",
             ),
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RECORD_RETRY,
+            **RECORD,
         )
 
     @workflow.update
@@ -242,8 +230,7 @@ class DetailsDeactivationWorkflow:
         authorised = await workflow.execute_activity_method(
             CleengActivities.authorised_payments,
             request.payment_details_id,
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RETRY,
+            **CALL,
         )
         for authorisation in authorised:
             await self._cancel(authorisation)
@@ -261,7 +248,7 @@ class DetailsDeactivationWorkflow:
             "revoke mandate",
             token.mandate_id,
             MollieActivities.revoke_mandate,
-            [token.customer_id, token.mandate_id],
+            MandateRef(customer_id=token.customer_id, mandate_id=token.mandate_id),
         ):
             self._mandate_revoked = True
         if request.delete_details and await self._step(
@@ -323,12 +310,11 @@ class DetailsDeactivationWorkflow:
             await workflow.execute_activity_method(
                 activity,
                 argument,
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=RETRY,
+                **CALL,
             )
         except ActivityError as error:
             self._failures.append(
-                DeactivationFailure(step=step, target=target, error=_message(error))
+                DeactivationFailure(step=step, target=target, error=failure_message(error))
             )
             return False
         return True

@@ -1,20 +1,43 @@
-"""Waiting for a Mollie payment to settle: a webhook signal, or polling when webhooks are lost.
+"""Waiting for Mollie to settle a payment or a refund: a webhook signal, or polling.
 
 Mollie's webhook only says "payment X changed"; the workflow looks the payment up itself, so a
-forged or duplicated webhook can at most cause one extra look-up.
+forged or duplicated webhook can at most cause one extra look-up. Without webhooks the watch
+polls on a schedule that backs off to a few looks a day (`poll_delay_seconds`). A caller may
+bound the wait with a deadline, and may ask it to stop after some polls (and
+`is_continue_as_new_suggested()`) so the workflow can continue as new with a short history.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Generic, TypeVar
 
 from temporalio import workflow
 
+from domain.operations import GatewayPaymentView, poll_delay_seconds
+from workflows.policies import POLL
+
 with workflow.unsafe.imports_passed_through():
     from activities.mollie_activities import MollieActivities
-    from domain.operations import GatewayPaymentView
-    from workflows.policies import CALL
+
+_Seen = TypeVar("_Seen")
+
+
+class WaitEnd(StrEnum):
+    SETTLED = "settled"
+    DEADLINE_PASSED = "deadline_passed"
+    CONTINUE_AS_NEW = "continue_as_new"
+    """The run has polled enough: continue as new, carrying `polls_done`."""
+
+
+@dataclass(frozen=True)
+class Waited(Generic[_Seen]):
+    last_seen: _Seen
+    end: WaitEnd
+    polls_done: int
 
 
 class PaymentWatch:
@@ -36,24 +59,56 @@ class PaymentWatch:
     async def until(
         self,
         payment: GatewayPaymentView,
-        settled: Callable[[str], bool],
+        is_done: Callable[[str], bool],
         schedule: tuple[int, ...],
     ) -> GatewayPaymentView:
-        """Re-check on each webhook, else after each delay of `schedule` (last one repeats)."""
-        payment_id = payment.payment_id
-        attempt = 0
-        while not settled(payment.status):
-            delay = schedule[min(attempt, len(schedule) - 1)]
-            try:
-                await workflow.wait_condition(
-                    lambda: payment_id in self._changed, timeout=timedelta(seconds=delay)
-                )
-            except TimeoutError:
-                attempt += 1
-            self._changed.discard(payment_id)
-            payment = await workflow.execute_activity_method(
-                MollieActivities.fetch_payment,
-                payment.payment_id,
-                **CALL,
+        """Re-check on each webhook, else on the backing-off `schedule`, until `is_done` says
+        the payment's status is the one awaited. Mollie ends every payment status in days to
+        weeks, and the backoff keeps even weeks to a few hundred history events."""
+
+        async def fetch() -> GatewayPaymentView:
+            return await workflow.execute_activity_method(
+                MollieActivities.fetch_payment, payment.payment_id, **POLL
             )
-        return payment
+
+        waited = await self.wait(
+            payment.payment_id, payment, lambda seen: is_done(seen.status), fetch, schedule
+        )
+        return waited.last_seen
+
+    async def wait(
+        self,
+        payment_id: str,
+        seen: _Seen,
+        is_done: Callable[[_Seen], bool],
+        fetch: Callable[[], Awaitable[_Seen]],
+        schedule: tuple[int, ...],
+        *,
+        deadline: datetime | None = None,
+        polls_per_run: int | None = None,
+        polls_done: int = 0,
+    ) -> Waited[_Seen]:
+        """Look again (`fetch`) on each webhook for `payment_id`, else after each delay, until
+        `is_done`, the `deadline` passes (one last look is made at it), or, with
+        `polls_per_run`, this run has looked that often or Temporal suggests continuing as new.
+        `polls_done` carries the backoff over from an earlier run."""
+        looked = 0
+        while not is_done(seen):
+            if polls_per_run is not None and (
+                looked >= polls_per_run or workflow.info().is_continue_as_new_suggested()
+            ):
+                return Waited(seen, WaitEnd.CONTINUE_AS_NEW, polls_done)
+            delay = timedelta(seconds=poll_delay_seconds(schedule, polls_done))
+            if deadline is not None:
+                remaining = deadline - workflow.now()
+                if remaining <= timedelta(0):
+                    return Waited(seen, WaitEnd.DEADLINE_PASSED, polls_done)
+                delay = min(delay, remaining)
+            try:
+                await workflow.wait_condition(lambda: payment_id in self._changed, timeout=delay)
+            except TimeoutError:
+                polls_done += 1
+            self._changed.discard(payment_id)
+            seen = await fetch()
+            looked += 1
+        return Waited(seen, WaitEnd.SETTLED, polls_done)

@@ -23,55 +23,58 @@ from typing import NoReturn
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from clients import cleeng_contract as contract
+from domain import search_attributes
+from domain.billing import (
+    CYCLE_ABANDONED,
+    CYCLE_ALREADY_PAID,
+    CYCLE_AUTHORISED,
+    CYCLE_CAPTURED,
+    CYCLE_CHARGING,
+    CYCLE_OPEN,
+    CYCLE_TERMINATED,
+    EVENT_AUTHORISE,
+    EVENT_CAPTURE,
+    FINISHED_STATES,
+    OUTCOME_AUTHORISED,
+    OUTCOME_CAPTURED,
+    OUTCOME_DEFERRED,
+    OUTCOME_IGNORED,
+    OUTCOME_REJECTED,
+    OUTCOME_RELEASED,
+    OUTCOME_TERMINATED,
+    AttemptRecord,
+    BillingCycleInput,
+    BillingEvent,
+    BillingView,
+)
+from domain.operations import (
+    MOLLIE_AUTHORIZED,
+    MOLLIE_PAID,
+    CaptureInput,
+    CycleCheckInput,
+    GatewayPaymentView,
+    InlineDetails,
+    MandateRef,
+    OrderSnapshot,
+    PaymentNotice,
+    RecordPaymentInput,
+    RecurringChargeInput,
+    RefundInput,
+    ReleaseInput,
+    RenewalOrderInput,
+    UpdatePaymentInput,
+    payment_is_final,
+)
+from domain.tokens import MollieToken, no_mandate_token
+from workflows.failures import failure_message, failure_type, refused_for_good
+from workflows.payment_watch import PaymentWatch
+from workflows.policies import CALL, RECORD
+
 with workflow.unsafe.imports_passed_through():
     from activities.cleeng_activities import CleengActivities
     from activities.errors import CLEENG_REFUSED, ORDER_EXPIRED
     from activities.mollie_activities import MollieActivities
-    from clients import cleeng_contract as contract
-    from domain import search_attributes
-    from domain.billing import (
-        CYCLE_ABANDONED,
-        CYCLE_ALREADY_PAID,
-        CYCLE_AUTHORISED,
-        CYCLE_CAPTURED,
-        CYCLE_CHARGING,
-        CYCLE_OPEN,
-        CYCLE_TERMINATED,
-        EVENT_AUTHORISE,
-        EVENT_CAPTURE,
-        FINISHED_STATES,
-        OUTCOME_AUTHORISED,
-        OUTCOME_CAPTURED,
-        OUTCOME_DEFERRED,
-        OUTCOME_IGNORED,
-        OUTCOME_REJECTED,
-        OUTCOME_RELEASED,
-        OUTCOME_TERMINATED,
-        AttemptRecord,
-        BillingCycleInput,
-        BillingEvent,
-        BillingView,
-    )
-    from domain.operations import (
-        MOLLIE_AUTHORIZED,
-        MOLLIE_FINAL_FAILURES,
-        MOLLIE_PAID,
-        CaptureInput,
-        CycleCheckInput,
-        GatewayPaymentView,
-        InlineDetails,
-        OrderSnapshot,
-        PaymentNotice,
-        RecordPaymentInput,
-        RecurringChargeInput,
-        RefundInput,
-        ReleaseInput,
-        RenewalOrderInput,
-        UpdatePaymentInput,
-    )
-    from domain.tokens import MollieToken, no_mandate_token
-    from workflows.payment_watch import PaymentWatch
-    from workflows.policies import CALL_TIMEOUT, RECORD_RETRY, RETRY
 
 # Versioning: a hold whose capture Mollie refused is released at once (histories from before
 # replay without that release). Keys naming the payment need no patch: activity inputs are not
@@ -82,22 +85,9 @@ PATCH_RELEASE_HOLDS = "release-holds-per-payment"
 IDLE_LIMIT = timedelta(days=40)
 
 
-def _final(status: str) -> bool:
-    return status == MOLLIE_PAID or status in MOLLIE_FINAL_FAILURES
-
-
 def _authorisation_settled(status: str) -> bool:
-    return status == MOLLIE_AUTHORIZED or _final(status)
-
-
-def _is_permanent(error: ActivityError) -> bool:
-    cause = error.cause
-    return isinstance(cause, ApplicationError) and cause.non_retryable
-
-
-def _cause_type(error: ActivityError) -> str | None:
-    cause = error.cause
-    return cause.type if isinstance(cause, ApplicationError) else None
+    """An authorisation is awaited until it holds funds or the payment is final."""
+    return status == MOLLIE_AUTHORIZED or payment_is_final(status)
 
 
 def _details_if_unnamed(event: BillingEvent, payment_id: str) -> InlineDetails | None:
@@ -111,11 +101,6 @@ def _details_if_unnamed(event: BillingEvent, payment_id: str) -> InlineDetails |
         payment_method_id=event.payment_method_id or "",
         active=False,
     )
-
-
-def _reason(error: ActivityError) -> str:
-    cause = error.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause or error)
 
 
 class Declined(Exception):
@@ -222,15 +207,14 @@ class RecurringBillingWorkflow:
                     ),
                     operation_key=f"{workflow_id}:capture:{self._payment.payment_id}",
                 ),
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=RETRY,
+                **RECORD,
             )
         except ActivityError as error:
-            if not _is_permanent(error):
+            if not refused_for_good(error):
                 raise
             # Mollie refused the capture; the authorisation may still hold funds, so it stays
             # known here and is released on termination (or before a direct charge).
-            await self._reject_recorded(event, self._payment, _reason(error))
+            await self._reject_recorded(event, self._payment, failure_message(error))
             return
         if payment.status == "canceled":
             # Released before we captured: the customer replaced the payment details and the
@@ -240,7 +224,9 @@ class RecurringBillingWorkflow:
             self._status = CYCLE_OPEN
             await self._charge_directly(event)
             return
-        payment = await self._watch.until(payment, _final, self._cycle.poll_schedule_seconds)
+        payment = await self._watch.until(
+            payment, payment_is_final, self._cycle.poll_schedule_seconds
+        )
         if payment.status == MOLLIE_PAID:
             # Mollie keeps the payment id through a capture; PATCH it anyway so Cleeng's
             # externalPaymentId always names the payment refunds must target.
@@ -293,7 +279,9 @@ class RecurringBillingWorkflow:
         try:
             payment = await self._charge(event, order, token, manual_capture=False)
             self._status = CYCLE_CHARGING
-            payment = await self._watch.until(payment, _final, self._cycle.poll_schedule_seconds)
+            payment = await self._watch.until(
+                payment, payment_is_final, self._cycle.poll_schedule_seconds
+            )
             if payment.status != MOLLIE_PAID:
                 raise Declined(payment.failure_reason or payment.status)
         except Declined as declined:
@@ -316,8 +304,7 @@ class RecurringBillingWorkflow:
         await workflow.execute_activity_method(
             CleengActivities.terminate_subscription,
             self._cycle.subscription_id,
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RECORD_RETRY,
+            **RECORD,
         )
         self._status = CYCLE_TERMINATED
         self._note(event, OUTCOME_TERMINATED, reason=OUTCOME_RELEASED if released else None)
@@ -331,8 +318,7 @@ class RecurringBillingWorkflow:
                 subscription_id=self._cycle.subscription_id,
                 expiration_date=self._cycle.expiration_date,
             ),
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RETRY,
+            **CALL,
         )
         if paid:
             workflow.logger.info("cycle %s already paid in Cleeng", self._cycle.expiration_date)
@@ -342,9 +328,8 @@ class RecurringBillingWorkflow:
     async def _mandate_usable(self, token: MollieToken) -> bool:
         mandate = await workflow.execute_activity_method(
             MollieActivities.describe_mandate,
-            [token.customer_id, token.mandate_id],
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RETRY,
+            MandateRef(customer_id=token.customer_id, mandate_id=token.mandate_id),
+            **CALL,
         )
         return mandate.status == "valid"
 
@@ -359,8 +344,7 @@ class RecurringBillingWorkflow:
                 country=event.country,
                 payment_method_id=event.payment_method_id,
             ),
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RECORD_RETRY,
+            **RECORD,
         )
 
     async def _charge(
@@ -392,13 +376,12 @@ class RecurringBillingWorkflow:
                         "orderId": order.order_id,
                     },
                 ),
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=RETRY,
+                **RECORD,
             )
         except ActivityError as error:
-            if _is_permanent(error):
+            if refused_for_good(error):
                 # e.g. 422 "No suitable mandates found": the customer must act, not us.
-                raise Declined(f"mollie refused the charge: {_reason(error)}") from error
+                raise Declined(f"mollie refused the charge: {failure_message(error)}") from error
             raise
         self._payment = payment
         workflow.upsert_search_attributes(
@@ -422,13 +405,12 @@ class RecurringBillingWorkflow:
                     subscription_id=self._cycle.subscription_id,
                     inline_details=_details_if_unnamed(event, payment.payment_id),
                 ),
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=RECORD_RETRY,
+                **RECORD,
             )
         except ActivityError as error:
             # Only Cleeng's documented refusal (the order expired) gives money back; any other
             # failure to record is retried inside the activity and never reaches here.
-            if _cause_type(error) != ORDER_EXPIRED:
+            if failure_type(error) != ORDER_EXPIRED:
                 raise
             await self._compensate_unrecorded(payment, error)
         workflow.upsert_search_attributes(
@@ -454,8 +436,7 @@ class RecurringBillingWorkflow:
                     idempotency_key=f"{workflow_id}:compensating-refund",
                     metadata={"workflowId": workflow_id},
                 ),
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=RECORD_RETRY,
+                **RECORD,
             )
         raise ApplicationError(
             f"Cleeng refused payment {payment.payment_id}; it was released/refunded: {self._error}",
@@ -486,17 +467,16 @@ class RecurringBillingWorkflow:
                     subscription_id=self._cycle.subscription_id,
                     inline_details=_details_if_unnamed(event, external_id),
                 ),
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=RECORD_RETRY,
+                **RECORD,
             )
         except ActivityError as error:
             # No money moved, so nothing to compensate; the cycle stays open for Cleeng's next
             # attempt and the refusal stays in the cycle's story for an operator.
-            if not _is_permanent(error):
+            if not refused_for_good(error):
                 raise
-            workflow.logger.error("Cleeng refused the rejected attempt: %s", _reason(error))
+            workflow.logger.error("Cleeng refused the rejected attempt: %s", failure_message(error))
             cleeng_id = None
-            reason = f"{reason} (Cleeng refused the record: {_reason(error)})"
+            reason = f"{reason} (Cleeng refused the record: {failure_message(error)})"
         self._payment = None
         self._note(
             event,
@@ -510,8 +490,7 @@ class RecurringBillingWorkflow:
         await workflow.execute_activity_method(
             CleengActivities.update_payment,
             update,
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RECORD_RETRY,
+            **RECORD,
         )
 
     async def _release_open_authorisation(self, why: str) -> bool:
@@ -526,8 +505,7 @@ class RecurringBillingWorkflow:
             await workflow.execute_activity_method(
                 CleengActivities.cancel_payment,
                 self._cleeng_payment_id,
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=RECORD_RETRY,
+                **RECORD,
             )
         self._payment, self._cleeng_payment_id = None, None
         return True
@@ -547,8 +525,7 @@ class RecurringBillingWorkflow:
                 # One key per payment: each release is its own request at Mollie.
                 operation_key=f"{workflow.info().workflow_id}:release:{payment_id}",
             ),
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RECORD_RETRY,
+            **RECORD,
         )
 
     def _note(
