@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     max_body_bytes: int = 64 * 1024
+    purchase_answer_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=25,
+        description="How long POST /purchases and POST /payment-details wait for the checkout "
+        "before answering 202 (the front end then polls); well inside a browser's or CDN's 30 s",
+    )
 
     # Webhook defences: a token bucket per source address on each webhook endpoint,
     # and the shim's bounded in-memory tables for routing Mollie webhooks by what Mollie says.

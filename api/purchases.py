@@ -3,6 +3,11 @@
 Both routes act for one Cleeng customer (api/frontend_auth.py): a purchase starts only for an
 order Cleeng says is that customer's, and its state is shown only to that customer. Someone
 else's order is answered exactly like a missing one, so an order id's existence never leaks.
+
+`POST /purchases` answers within PURCHASE_ANSWER_SECONDS: 201 with the checkout, or 202 while
+the checkout is still being set up (the front end polls `GET /purchases/{orderId}`). A purchase
+whose run failed before any Mollie payment existed (e.g. `CheckoutUnavailable` after an outage)
+is started again by the next POST; one that got as far as a payment only reports its outcome.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from temporalio.client import (
     WithStartWorkflowOperation,
+    WorkflowExecutionDescription,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
@@ -23,32 +29,43 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import ORDER_NOT_FOUND
+from api.checkout_start import CheckoutClosed, CheckoutReady, start_checkout
 from api.frontend_auth import Caller, frontend_caller, require_allowed_redirect
 from api.schemas import (
     CLEENG_ID_SCHEMA,
     INT32_ID_PATTERN,
+    POLL_AFTER_SECONDS,
     PurchaseRequest,
     PurchaseResponse,
     field_error,
     front_end_responses,
     int32_id,
+    still_starting_response,
 )
 from api.services import BoundedTtlCache, ShimServices, services
-from api.temporal_access import temporal_unavailable_as_503
+from api.temporal_access import service_unavailable, temporal_unavailable_as_503
 from clients.errors import FailureKind, ServiceError
 from domain import search_attributes
-from domain.purchase import PurchaseInput, PurchaseView, purchase_workflow_id
+from domain.purchase import (
+    CHECKOUT_UNAVAILABLE,
+    STATUS_STARTING,
+    PurchaseInput,
+    PurchaseView,
+    purchase_workflow_id,
+)
 from workflows.initial_purchase import InitialPurchaseWorkflow
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["purchases"])
 
-# The checkout update waits for three short calls (Cleeng order, Mollie customer, payment).
-UPDATE_RPC_TIMEOUT = timedelta(seconds=30)
+# A query answers from the worker's cache in milliseconds; this only bounds a stuck one.
+QUERY_RPC_TIMEOUT = timedelta(seconds=10)
+# The state shown with a 202 is a courtesy: without it the answer is still "starting".
+STARTING_VIEW_RPC_TIMEOUT = timedelta(seconds=2)
 
 NO_SUCH_ORDER = "no such order for this customer"
 NO_PURCHASE = "no purchase started for this order"
@@ -91,6 +108,7 @@ async def _is_customers_order(
     response_model_by_alias=True,
     responses={
         200: {"model": PurchaseResponse, "description": "The purchase had finished: its outcome"},
+        **still_starting_response(PurchaseResponse, "/purchases/{orderId}"),
         **front_end_responses(401, 422, 502, 503),
     },
     summary="Start (or resume) the checkout of a Cleeng order",
@@ -102,48 +120,78 @@ async def start_purchase(
     shim: Annotated[ShimServices, Depends(services)],
     request: Request,
 ) -> PurchaseResponse:
-    """Charges exactly the Cleeng order's amount. Repeating the call for the same order returns
-    the same checkout; a finished purchase answers 200 with its outcome. The order must be
-    the customer's (X-Cleeng-Customer-Id or the customer's Cleeng JWT); redirectUrl must
-    point to one of the publisher's configured origins."""
+    """Charges exactly the Cleeng order's amount. Answers within a few seconds: 201 with the
+    checkout, or 202 while it is still being set up (poll `GET /purchases/{orderId}`).
+    Repeating the call for the same order returns the same checkout; a finished purchase
+    answers 200 with its outcome, except one that failed before any Mollie payment existed
+    (e.g. the checkout stayed unavailable during an outage), which starts again. The order
+    must be the customer's (X-Cleeng-Customer-Id or the customer's Cleeng JWT); redirectUrl
+    must point to one of the publisher's configured origins."""
     metrics = request.app.state.metrics
     require_allowed_redirect(body.redirect_url, shim.settings)
     if not await _is_customers_order(shim, request.app.state.order_owners, body.order_id, caller):
         raise field_error(("body", "orderId"), f"{body.order_id}: {NO_SUCH_ORDER}", body.order_id)
     workflow_id = purchase_workflow_id(body.order_id)
+
+    def start_operation(
+        reuse_policy: WorkflowIDReusePolicy, restarts_run: str | None
+    ) -> WithStartWorkflowOperation[InitialPurchaseWorkflow, PurchaseView]:
+        return WithStartWorkflowOperation(
+            InitialPurchaseWorkflow.run,
+            PurchaseInput(
+                order_id=body.order_id,
+                redirect_url=body.redirect_url,
+                method=body.method,
+                restarts_run=restarts_run,
+            ),
+            id=workflow_id,
+            task_queue=shim.temporal.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=reuse_policy,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(search_attributes.CLEENG_ORDER_ID, body.order_id)]
+            ),
+        )
+
     with temporal_unavailable_as_503(metrics.purchases.labels("unavailable").inc):
         try:
-            client = await shim.temporal.client()
-            start = WithStartWorkflowOperation(
-                InitialPurchaseWorkflow.run,
-                PurchaseInput(
-                    order_id=body.order_id, redirect_url=body.redirect_url, method=body.method
-                ),
-                id=workflow_id,
-                task_queue=shim.temporal.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                # A finished purchase must not be started again by a late duplicate.
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=TypedSearchAttributes(
-                    [SearchAttributePair(search_attributes.CLEENG_ORDER_ID, body.order_id)]
-                ),
-            )
-            view = await client.execute_update_with_start_workflow(
+            answer = await start_checkout(
+                await shim.temporal.client(),
                 InitialPurchaseWorkflow.checkout,
-                start_workflow_operation=start,
-                rpc_timeout=UPDATE_RPC_TIMEOUT,
+                start_operation,
+                workflow_id=workflow_id,
+                # A finished purchase is not started again by a late duplicate...
+                reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # ...unless it ended before any money could move.
+                may_restart=_failed_before_payment,
+                answer_within=timedelta(seconds=shim.settings.purchase_answer_seconds),
             )
-        except WorkflowAlreadyStartedError:
-            # Closed already: report its outcome instead of starting a second purchase.
-            response.status_code = status.HTTP_200_OK
-            metrics.purchases.labels("finished").inc()
-            return PurchaseResponse.from_view(await _query_view(shim, workflow_id))
         except WorkflowUpdateFailedError as error:
             metrics.purchases.labels("failed").inc()
             raise _update_failure(body.order_id, error) from error
-    metrics.purchases.labels("started").inc()
-    logger.info("purchase %s: %s %s", body.order_id, view.status, view.mollie_payment_id)
-    return PurchaseResponse.from_view(view)
+    if isinstance(answer, CheckoutReady):
+        view = answer.view
+        metrics.purchases.labels("started").inc()
+        logger.info("purchase %s: %s %s", body.order_id, view.status, view.mollie_payment_id)
+        return PurchaseResponse.from_view(view)
+    if isinstance(answer, CheckoutClosed):
+        # Finished: report its outcome instead of starting a second purchase.
+        response.status_code = status.HTTP_200_OK
+        metrics.purchases.labels("finished").inc()
+        return PurchaseResponse.from_view(await _query_view(shim, workflow_id))
+    response.status_code = status.HTTP_202_ACCEPTED
+    response.headers["Location"] = f"/purchases/{body.order_id}"
+    response.headers["Retry-After"] = str(POLL_AFTER_SECONDS)
+    metrics.purchases.labels("starting").inc()
+    logger.info("purchase %s: checkout still starting", body.order_id)
+    return PurchaseResponse.from_view(await _starting_view(shim, body.order_id))
+
+
+def _failed_before_payment(run: WorkflowExecutionDescription) -> bool:
+    """A closed purchase run that never had a Mollie payment (the workflow sets the search
+    attribute in the same step that learns of the payment) handed out no checkout and moved
+    no money: starting the purchase again cannot charge twice."""
+    return run.typed_search_attributes.get(search_attributes.MOLLIE_PAYMENT_ID) is None
 
 
 def _update_failure(order_id: str, error: WorkflowUpdateFailedError) -> Exception:
@@ -151,9 +199,27 @@ def _update_failure(order_id: str, error: WorkflowUpdateFailedError) -> Exceptio
     if isinstance(cause, ApplicationError) and cause.type == ORDER_NOT_FOUND:
         return field_error(("body", "orderId"), f"{order_id}: {NO_SUCH_ORDER}", order_id)
     message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+    if isinstance(cause, ApplicationError) and cause.type == CHECKOUT_UNAVAILABLE:
+        # Nothing was charged and the next POST starts the purchase again.
+        return service_unavailable(f"order {order_id}: checkout unavailable: {message}")
     return HTTPException(
         status.HTTP_502_BAD_GATEWAY, detail=f"order {order_id}: checkout failed: {message}"
     )
+
+
+async def _starting_view(shim: ShimServices, order_id: str) -> PurchaseView:
+    """The purchase's state to show with a 202; "starting" if it cannot be read right now."""
+    try:
+        client = await shim.temporal.client()
+        handle = client.get_workflow_handle_for(
+            InitialPurchaseWorkflow.run, purchase_workflow_id(order_id)
+        )
+        return await handle.query(
+            InitialPurchaseWorkflow.view, rpc_timeout=STARTING_VIEW_RPC_TIMEOUT
+        )
+    except (WorkflowQueryFailedError, RPCError) as error:
+        logger.info("purchase %s: state not readable for the 202: %s", order_id, error)
+        return PurchaseView(order_id=order_id, status=STATUS_STARTING)
 
 
 async def _query_view(shim: ShimServices, workflow_id: str) -> PurchaseView:
@@ -161,9 +227,7 @@ async def _query_view(shim: ShimServices, workflow_id: str) -> PurchaseView:
         try:
             client = await shim.temporal.client()
             handle = client.get_workflow_handle_for(InitialPurchaseWorkflow.run, workflow_id)
-            return await handle.query(
-                InitialPurchaseWorkflow.view, rpc_timeout=timedelta(seconds=10)
-            )
+            return await handle.query(InitialPurchaseWorkflow.view, rpc_timeout=QUERY_RPC_TIMEOUT)
         except WorkflowQueryFailedError as error:
             # No worker answered (e.g. all restarting): the state exists, ask again soon.
             raise _unavailable(f"purchase state unavailable: {error}") from error
@@ -188,8 +252,10 @@ async def get_purchase(
     shim: Annotated[ShimServices, Depends(services)],
     request: Request,
 ) -> PurchaseResponse:
-    """`awaiting_payment`, `recording`, `captured`, `rejected`, `failed`, or
-    `refunded_cleeng_refused`, with the Cleeng payment id once recorded. Only the order's own
+    """`starting` (the checkout is being set up: no checkoutUrl yet), `awaiting_payment`,
+    `recording`, `captured`, `rejected`, `failed`, or `refunded_cleeng_refused`, with the
+    Cleeng payment id once recorded. A `failed` purchase without molliePaymentId may be
+    started again with `POST /purchases`. Only the order's own
     customer sees it; anyone else gets the same 404 as for an order never purchased."""
     if int32_id(order_id) is None:
         raise field_error(("path", "order_id"), "must be a positive int32 Cleeng id", order_id)

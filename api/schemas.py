@@ -178,8 +178,40 @@ _RESPONSES: dict[int, dict[str, Any]] = {
         "allowed origins",
     },
     502: {"model": Problem, "description": "Mollie refused the checkout"},
-    503: {"model": Problem, "description": "Temporal or Cleeng unreachable; try again"},
+    503: {
+        "model": Problem,
+        "description": "Temporal or Cleeng unreachable, or the checkout could not be set up "
+        "in time (Mollie or Cleeng kept failing); try again after Retry-After seconds",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+        },
+    },
 }
+
+
+# Seconds a 202 (checkout still starting) asks the front end to wait before it polls.
+POLL_AFTER_SECONDS = 2
+
+
+def still_starting_response(model: type[BaseModel], poll_path: str) -> dict[int | str, Any]:
+    """The documented 202 of a route that starts a checkout: not ready within the wait."""
+    return {
+        202: {
+            "model": model,
+            "description": "The checkout is still being set up (Mollie or Cleeng is slow or "
+            "unreachable, it is retried in the background): the body is its current state, "
+            f"`status: starting`, no checkoutUrl. Poll `GET {poll_path}` (the Location header) "
+            "after Retry-After seconds until checkoutUrl appears; repeating this POST is safe "
+            "and joins the same checkout.",
+            "headers": {
+                "Location": {"description": "Where to poll", "schema": {"type": "string"}},
+                "Retry-After": {
+                    "description": "Seconds to wait before polling",
+                    "schema": {"type": "integer"},
+                },
+            },
+        }
+    }
 
 
 def front_end_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -20,6 +20,16 @@ STATUS_REJECTED: Final = "rejected"
 STATUS_REFUNDED: Final = "refunded_cleeng_refused"
 STATUS_FAILED: Final = "failed"
 
+# Failure type of a purchase whose checkout could not be set up in time because Mollie or
+# Cleeng stayed unreachable: no Mollie payment exists, and the next POST /purchases for the
+# order starts it again.
+CHECKOUT_UNAVAILABLE: Final = "CheckoutUnavailable"
+
+# How long a purchase's setup (Cleeng order, Mollie customer, Mollie payment) keeps retrying
+# through an outage before it gives up as CHECKOUT_UNAVAILABLE. The shopper's request answers
+# long before (202, then polling); the order itself lives 24 hours.
+DEFAULT_SETUP_SECONDS: Final = 15 * 60
+
 
 def purchase_workflow_id(order_id: str) -> str:
     return f"purchase:{order_id}"
@@ -31,6 +41,11 @@ class PurchaseInput:
     redirect_url: str
     method: str | None = None
     poll_schedule_seconds: tuple[int, ...] = DEFAULT_POLL_SCHEDULE_SECONDS
+    setup_seconds: int = DEFAULT_SETUP_SECONDS
+    # The earlier run of this order that failed before any Mollie payment existed, when this
+    # run starts the purchase again; its Mollie keys then carry this run's id, so nothing the
+    # failed run may have left at Mollie is ever adopted.
+    restarts_run: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

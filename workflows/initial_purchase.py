@@ -4,45 +4,66 @@ Reads the order from Cleeng, creates a Mollie `first` payment, hands the checkou
 through an update, waits for the payment's final state (webhook signal, with a polling fallback
 when webhooks are lost), then records the outcome in Cleeng. Money taken that Cleeng refuses
 for good is refunded and the workflow fails so an operator sees it.
+
+The setup retries through an outage for `PurchaseInput.setup_seconds`, then fails as
+`CheckoutUnavailable` with no Mollie payment handed out. Only such a run (failed before any
+Mollie payment existed) is followed by a new run of the same id (api/checkout_start.py), and
+that run's Mollie payment key carries its own run id.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState, TimeoutError
+from temporalio.workflow import ActivityConfig
+
+# Pure modules load inside the sandbox, so its checks cover them too; only the activities
+# (and the HTTP clients they pull in) pass through.
+from clients import cleeng_contract as contract
+from domain import search_attributes
+from domain.operations import (
+    MOLLIE_PAID,
+    CheckoutPaymentInput,
+    EnsureCustomerInput,
+    GatewayPaymentView,
+    InlineDetails,
+    MandateRef,
+    OrderSnapshot,
+    PaymentNotice,
+    RecordPaymentInput,
+    RefundInput,
+    payment_is_final,
+)
+from domain.purchase import (
+    CHECKOUT_UNAVAILABLE,
+    STATUS_AWAITING_PAYMENT,
+    STATUS_CAPTURED,
+    STATUS_FAILED,
+    STATUS_RECORDING,
+    STATUS_REFUNDED,
+    STATUS_REJECTED,
+    STATUS_STARTING,
+    PurchaseInput,
+    PurchaseView,
+)
+from domain.tokens import MollieToken, no_mandate_token
+from workflows.failures import failure_type
+from workflows.payment_watch import PaymentWatch
+from workflows.policies import RECORD, SETUP
 
 with workflow.unsafe.imports_passed_through():
     from activities.cleeng_activities import CleengActivities
     from activities.errors import CLEENG_REFUSED, ORDER_EXPIRED
     from activities.mollie_activities import MollieActivities
-    from clients import cleeng_contract as contract
-    from domain import search_attributes
-    from domain.operations import (
-        MOLLIE_FINAL_FAILURES,
-        MOLLIE_PAID,
-        CheckoutPaymentInput,
-        EnsureCustomerInput,
-        GatewayPaymentView,
-        InlineDetails,
-        OrderSnapshot,
-        PaymentNotice,
-        RecordPaymentInput,
-        RefundInput,
-    )
-    from domain.purchase import (
-        STATUS_AWAITING_PAYMENT,
-        STATUS_CAPTURED,
-        STATUS_FAILED,
-        STATUS_RECORDING,
-        STATUS_REFUNDED,
-        STATUS_REJECTED,
-        STATUS_STARTING,
-        PurchaseInput,
-        PurchaseView,
-    )
-    from domain.tokens import MollieToken, no_mandate_token
-    from workflows.payment_watch import PaymentWatch
-    from workflows.policies import CALL_TIMEOUT, RECORD_RETRY, SETUP_RETRY
+
+# A step reached with the setup's time (nearly) used up still gets this long to try once.
+_LAST_MOMENT = timedelta(seconds=1)
+
+# Retries that ran out on a failure that might have passed: the checkout was unavailable, not
+# refused.
+_RETRIES_EXHAUSTED = frozenset({RetryState.TIMEOUT, RetryState.MAXIMUM_ATTEMPTS_REACHED})
 
 
 @workflow.defn(name="InitialPurchase")
@@ -67,7 +88,11 @@ class InitialPurchaseWorkflow:
         except ActivityError as error:
             self._status = STATUS_FAILED
             self._error = _describe(error)
-            self._error_type = _cause_type(error) or self._error_type
+            self._error_type = (
+                CHECKOUT_UNAVAILABLE
+                if _retries_exhausted(error)
+                else failure_type(error) or self._error_type
+            )
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise ApplicationError(
                 f"order {self._order_id}: {self._error}",
@@ -86,11 +111,12 @@ class InitialPurchaseWorkflow:
         return self.view()
 
     async def _open_checkout(self, request: PurchaseInput, workflow_id: str) -> None:
+        # One bound for the whole setup, however its time is spread over the three steps.
+        deadline = workflow.now() + timedelta(seconds=request.setup_seconds)
         order = await workflow.execute_activity_method(
             CleengActivities.load_order,
             request.order_id,
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=SETUP_RETRY,
+            **_setup_until(deadline, SETUP),
         )
         self._order = order
         customer_id = await workflow.execute_activity_method(
@@ -100,8 +126,15 @@ class InitialPurchaseWorkflow:
                 email=order.customer_email,
                 idempotency_key=f"{workflow_id}:customer",
             ),
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=SETUP_RETRY,
+            **_setup_until(deadline, SETUP),
+        )
+        # A run that starts a failed purchase again never adopts a payment the failed run may
+        # have created at Mollie but never handed out (its checkout URL reached nobody, and it
+        # may be stale or expired): it makes its own.
+        payment_key = (
+            f"{workflow_id}:{workflow.info().run_id}:payment"
+            if request.restarts_run
+            else f"{workflow_id}:payment"
         )
         payment = await workflow.execute_activity_method(
             MollieActivities.create_checkout_payment,
@@ -113,10 +146,9 @@ class InitialPurchaseWorkflow:
                 description=f"Order {order.order_id}",
                 redirect_url=request.redirect_url,
                 method=request.method,
-                operation_key=f"{workflow_id}:payment",
+                operation_key=payment_key,
             ),
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=SETUP_RETRY,
+            **_setup_until(deadline, SETUP),
         )
         self._payment = payment
         self._status = STATUS_AWAITING_PAYMENT
@@ -127,7 +159,7 @@ class InitialPurchaseWorkflow:
     async def _await_final_payment(self, schedule: tuple[int, ...]) -> GatewayPaymentView:
         """Wait for a webhook, or re-check on the polling schedule, until the payment ends."""
         assert self._payment is not None
-        return await self._watch.until(self._payment, _is_final, schedule)
+        return await self._watch.until(self._payment, payment_is_final, schedule)
 
     async def _record_captured(self, payment: GatewayPaymentView, workflow_id: str) -> None:
         order = self._order
@@ -148,13 +180,12 @@ class InitialPurchaseWorkflow:
                     external_payment_id=payment.payment_id,
                     inline_details=details,
                 ),
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=RECORD_RETRY,
+                **RECORD,
             )
         except ActivityError as error:
             # Only Cleeng's documented refusal gives the money back; anything else is retried
             # inside the activity until it lands, so it never reaches here.
-            if _cause_type(error) != ORDER_EXPIRED:
+            if failure_type(error) != ORDER_EXPIRED:
                 raise
             await self._refund_unrecorded(payment, workflow_id, error)
             return
@@ -171,9 +202,8 @@ class InitialPurchaseWorkflow:
         if payment.mandate_id and payment.customer_id:
             mandate = await workflow.execute_activity_method(
                 MollieActivities.describe_mandate,
-                [payment.customer_id, payment.mandate_id],
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=RECORD_RETRY,
+                MandateRef(customer_id=payment.customer_id, mandate_id=payment.mandate_id),
+                **RECORD,
             )
             return InlineDetails(
                 customer_id=order.customer_id,
@@ -213,8 +243,7 @@ class InitialPurchaseWorkflow:
                     idempotency_key=f"{workflow_id}:compensating-refund",
                     metadata={"orderId": self._order_id, "workflowId": workflow_id},
                 ),
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=RECORD_RETRY,
+                **RECORD,
             )
         self._status = STATUS_REFUNDED
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -240,8 +269,7 @@ class InitialPurchaseWorkflow:
                     rejected_reason=self._failure_reason,
                     inline_details=await self._details_for(order, payment),
                 ),
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=RECORD_RETRY,
+                **RECORD,
             )
         except ActivityError as error:
             # No money moved, so nothing to compensate; fail so an operator sees it.
@@ -285,13 +313,16 @@ class InitialPurchaseWorkflow:
         )
 
 
-def _is_final(mollie_status: str) -> bool:
-    return mollie_status == MOLLIE_PAID or mollie_status in MOLLIE_FINAL_FAILURES
+def _setup_until(deadline: datetime, kind: ActivityConfig) -> ActivityConfig:
+    """`kind`, given up at `deadline`, even within an attempt: the setup's bound is what the
+    purchase promises, and an attempt cut short costs nothing (the next run starts afresh)."""
+    remaining = max(deadline - workflow.now(), _LAST_MOMENT)
+    return {**kind, "schedule_to_close_timeout": remaining}
 
 
-def _cause_type(error: ActivityError) -> str | None:
-    cause = error.cause
-    return cause.type if isinstance(cause, ApplicationError) else None
+def _retries_exhausted(error: ActivityError) -> bool:
+    """The step kept failing in a way that might pass (an outage) until its time ran out."""
+    return error.retry_state in _RETRIES_EXHAUSTED or isinstance(error.cause, TimeoutError)
 
 
 def _describe(error: ActivityError) -> str:
