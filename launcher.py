@@ -2,8 +2,14 @@
 
 `scripts/run` calls this. With no real credentials configured it starts the bundled Cleeng
 and Mollie emulators and wires everything to them; with credentials (see `.env.example`) it
-talks to Cleeng's sandbox and Mollie's test mode instead. Ctrl-C stops everything, in reverse
-order of start.
+talks to Cleeng's sandbox and Mollie's test mode instead.
+
+Once the stack is up, a child that exits (a crash, a SIGKILL) is restarted with a back-off
+while the others keep running; the console says so in one line. The dev server keeps its
+workflows in `<data-dir>/temporal.db` and the emulators their state in
+`<data-dir>/emulators/*.state`, so a restarted child carries on where it stopped. Each child's
+pid is in `<data-dir>/run/<name>.pid`. Ctrl-C (or SIGTERM) stops everything, in reverse order
+of start.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -39,54 +46,241 @@ class Ports:
     cleeng: int = 8102
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """How long to wait before restarting a child that exited.
+
+    Each exit after a run shorter than `stable_after_seconds` doubles the wait (1, 2, 4, 8,
+    16, 30, 30 ... seconds); a child that stayed up that long starts again from the first
+    step. A child that keeps exiting is retried every `cap_seconds` for as long as the
+    launcher runs: the rest of the stack, and the state it holds, stays up meanwhile.
+    """
+
+    initial_seconds: float = 1.0
+    cap_seconds: float = 30.0
+    stable_after_seconds: float = 60.0
+
+    def delay(self, quick_exits: int) -> float:
+        """The wait before the restart that follows `quick_exits` short runs in a row."""
+        return min(self.initial_seconds * 2.0 ** max(quick_exits - 1, 0), self.cap_seconds)
+
+
 @dataclass
-class Stack:
-    """The started processes, stopped in reverse order."""
+class Child:
+    """One supervised process and its restart history."""
 
-    data_dir: Path
-    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    # Exits in a row after runs shorter than Backoff.stable_after_seconds.
+    quick_exits: int = 0
+    # Set while the child is down and waiting for its restart.
+    restart_at: float | None = None
 
-    def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class StartupFailed(RuntimeError):
+    """A child exited, or did not become ready, before the stack first came up."""
+
+
+class StartupInterrupted(Exception):
+    """Ctrl-C or SIGTERM arrived while the stack was still starting."""
+
+
+def describe_exit(code: int) -> str:
+    """`code 1`, or `code -9 (SIGKILL)` for a child ended by a signal."""
+    if code >= 0:
+        return f"code {code}"
+    try:
+        return f"code {code} ({signal.Signals(-code).name})"
+    except ValueError:
+        return f"code {code} (signal {-code})"
+
+
+def _print_now(line: str) -> None:
+    print(line, flush=True)
+
+
+class Supervisor:
+    """Starts the children, restarts the ones that exit, and stops them in reverse order.
+
+    Until `begin_supervising()` (the stack is up) a child that exits is a start-up failure:
+    `check_alive()` raises with its log. After it, `poll()` restarts an exited child with
+    `Backoff` while the others keep running. Each running child's pid is in
+    `<data-dir>/run/<name>.pid`, rewritten at every start and removed when the child is
+    found dead or stopped, so a file there always names a process the launcher runs.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        backoff: Backoff | None = None,
+        say: Callable[[str], None] = _print_now,
+        now: Callable[[], float] = time.monotonic,
+        stop_timeout_seconds: float = 15.0,
+    ) -> None:
+        self.data_dir = data_dir
+        self.backoff = backoff or Backoff()
+        self.say = say
+        self.now = now
+        self.stop_timeout_seconds = stop_timeout_seconds
+        self.children: list[Child] = []
+        self.supervising = False
+        self.stopping = False
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+        # Left behind by a launcher that was itself killed; they name no process of ours.
+        for stale in self.pid_dir.glob("*.pid"):
+            stale.unlink(missing_ok=True)
+
+    @property
+    def pid_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    def pid_file(self, name: str) -> Path:
+        return self.pid_dir / f"{name}.pid"
+
+    def child(self, name: str) -> Child:
+        return next(c for c in self.children if c.name == name)
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> Child:
         log_path = self.data_dir / "logs" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log:
+        child = Child(name=name, command=command, env=env, log_path=log_path)
+        self.children.append(child)
+        self._spawn(child)
+        return child
+
+    def _spawn(self, child: Child) -> None:
+        with child.log_path.open("ab") as log:
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            what = f"restart {child.restarts}" if child.restarts else "start"
+            log.write(f"--- launcher: {child.name} {what} at {stamp} ---\n".encode())
+            log.flush()
             # A session of its own: Ctrl-C reaches only the launcher, which then stops the
             # children in order (API before worker before Temporal).
-            process = subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            child.process = subprocess.Popen(
+                child.command,
+                env=child.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
-        self.processes.append((name, process))
+        child.started_at = self.now()
+        child.restart_at = None
+        self._write_pid_file(child.name, child.process.pid)
+
+    def _write_pid_file(self, name: str, pid: int) -> None:
+        # Written whole, then renamed: a reader never sees an empty or partial pid.
+        final = self.pid_file(name)
+        partial = final.with_name(f".{final.name}.tmp")
+        partial.write_text(f"{pid}\n")
+        os.replace(partial, final)
+
+    def log_shown(self, child: Child) -> str:
+        """The log path as the person at the console can use it (relative when below cwd)."""
+        try:
+            return str(child.log_path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(child.log_path)
 
     def check_alive(self) -> None:
-        for name, process in self.processes:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"{name} exited with code {process.returncode}; "
-                    f"see {self.data_dir / 'logs' / (name + '.log')}"
+        """During start-up: raise if any child has exited."""
+        for child in self.children:
+            if child.process is not None and child.process.poll() is not None:
+                raise StartupFailed(
+                    f"{child.name} exited with {describe_exit(child.process.returncode)} "
+                    f"during start-up; see {self.log_shown(child)}"
                 )
 
+    def begin_supervising(self) -> None:
+        """The stack is up: from now on an exited child is restarted, not fatal."""
+        self.supervising = True
+
+    def poll(self) -> None:
+        """Notice exited children and restart those whose back-off has passed."""
+        if not self.supervising or self.stopping:
+            return
+        for child in self.children:
+            if child.restart_at is None:
+                self._notice_exit(child)
+            elif self.now() >= child.restart_at:
+                self._restart(child)
+
+    def _notice_exit(self, child: Child) -> None:
+        if child.process is None or (code := child.process.poll()) is None:
+            return
+        self.pid_file(child.name).unlink(missing_ok=True)
+        ran_for = self.now() - child.started_at
+        child.quick_exits = (
+            1 if ran_for >= self.backoff.stable_after_seconds else (child.quick_exits + 1)
+        )
+        delay = self.backoff.delay(child.quick_exits)
+        child.restart_at = self.now() + delay
+        self.say(
+            f"{child.name} exited with {describe_exit(code)}; restarting in {delay:g} s "
+            f"(restart {child.restarts + 1}); log: {self.log_shown(child)}"
+        )
+
+    def _restart(self, child: Child) -> None:
+        child.restarts += 1
+        try:
+            self._spawn(child)
+        except OSError as exc:
+            # The program itself is gone (e.g. a reinstalled venv): keep trying, as for an exit.
+            child.quick_exits += 1
+            delay = self.backoff.delay(child.quick_exits)
+            child.restart_at = self.now() + delay
+            self.say(f"{child.name} could not be started ({exc}); retrying in {delay:g} s")
+            return
+        self.say(f"{child.name} is back (pid {child.pid})")
+
+    def request_stop(self) -> None:
+        """Called from a signal handler: no more restarts; the main loop then calls stop()."""
+        self.stopping = True
+
     def stop(self) -> None:
-        for _name, process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.processes.clear()
+        """Stop every child, in reverse order of start, and remove their pid files."""
+        self.stopping = True
+        for child in reversed(self.children):
+            process = child.process
+            if process is not None:
+                if process.poll() is None:
+                    process.terminate()
+                try:
+                    process.wait(timeout=self.stop_timeout_seconds)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            self.pid_file(child.name).unlink(missing_ok=True)
+        self.children.clear()
 
 
 def wait_until(
-    description: str, check: Callable[[], bool], stack: Stack, timeout: float = 60.0
+    description: str,
+    check: Callable[[], bool],
+    supervisor: Supervisor,
+    timeout: float = 60.0,
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        stack.check_alive()
+        if supervisor.stopping:
+            raise StartupInterrupted(description)
+        supervisor.check_alive()
         if check():
             return
         time.sleep(0.2)
-    raise RuntimeError(f"{description} was not ready after {timeout:.0f} s")
+    raise StartupFailed(f"{description} was not ready after {timeout:.0f} s")
 
 
 def http_ok(url: str) -> Callable[[], bool]:
@@ -143,13 +337,14 @@ def child_env(settings: Settings, ports: Ports) -> dict[str, str]:
     return env
 
 
-def start_stack(settings: Settings, ports: Ports, data_dir: Path) -> Stack:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(data_dir=data_dir)
+def start_stack(settings: Settings, ports: Ports, stack: Supervisor) -> None:
+    """Start every child in order and wait until the stack serves; stop it all on failure."""
+    data_dir = stack.data_dir
     temporal = find_temporal()
     env = child_env(settings, ports)
     python = sys.executable
     try:
+        # A restarted dev server opens the same SQLite file: workflows carry on.
         stack.start(
             "temporal",
             [
@@ -176,6 +371,7 @@ def start_stack(settings: Settings, ports: Ports, data_dir: Path) -> Stack:
                     "--host", "127.0.0.1", "--port", str(ports.mollie),
                     "--api-key", settings.effective_mollie_api_key,
                     "--public-url", f"http://127.0.0.1:{ports.mollie}",
+                    "--state-file", str(data_dir / "emulators" / "mollie-emulator.state"),
                 ],
                 env,
             )  # fmt: skip
@@ -188,6 +384,7 @@ def start_stack(settings: Settings, ports: Ports, data_dir: Path) -> Stack:
                     "--host", "127.0.0.1", "--port", str(ports.cleeng),
                     "--publisher-token", settings.effective_publisher_token,
                     "--public-url", f"http://127.0.0.1:{ports.cleeng}",
+                    "--state-file", str(data_dir / "emulators" / "cleeng-emulator.state"),
                 ],
                 env,
             )  # fmt: skip
@@ -211,7 +408,7 @@ def start_stack(settings: Settings, ports: Ports, data_dir: Path) -> Stack:
     except BaseException:
         stack.stop()
         raise
-    return stack
+    stack.begin_supervising()
 
 
 def banner(settings: Settings, ports: Ports, data_dir: Path) -> str:
@@ -254,7 +451,12 @@ def banner(settings: Settings, ports: Ports, data_dir: Path) -> str:
             f"     curl -s '{cleeng}/_emulator/payments?orderId=<orderId>'",
             "  Or run all of it: .venv/bin/python scripts/demo_purchase.py",
         ]
-    lines += ["", f"Logs in {data_dir / 'logs'}. Ctrl-C stops everything.", ""]
+    lines += [
+        "",
+        f"Logs in {data_dir / 'logs'}. A process that exits is restarted; the others keep",
+        "running. Ctrl-C stops everything.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -272,21 +474,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     ports = Ports(**{name: getattr(args, name) for name in Ports.__dataclass_fields__})
     settings = load_settings()
-    stopping = False
+    data_dir = args.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    stack = Supervisor(data_dir)
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
+        stack.request_stop()
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     print("starting Temporal, emulators, worker and API ...", flush=True)
-    stack = start_stack(settings, ports, args.data_dir.resolve())
-    print(banner(settings, ports, args.data_dir.resolve()), flush=True)
     try:
-        while not stopping:
-            stack.check_alive()
-            time.sleep(0.5)
+        start_stack(settings, ports, stack)
+    except StartupInterrupted:
+        print("stopped.", flush=True)
+        return 0
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        print(f"could not start: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(banner(settings, ports, data_dir), flush=True)
+    try:
+        while not stack.stopping:
+            stack.poll()
+            time.sleep(0.2)
     finally:
         print("stopping ...", flush=True)
         stack.stop()

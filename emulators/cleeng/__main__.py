@@ -9,9 +9,11 @@ import argparse
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
+from ..state_file import DEFAULT_SAVE_INTERVAL_SECONDS
 from .app import create_app
 from .config import CleengEmulatorConfig
 
@@ -51,6 +53,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=_env("BILLING", "on") == "off",
         help="do not send renewal webhooks",
     )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=_env("STATE_FILE"),
+        help="load state from this file at start and keep it saved there (trusted local file)",
+    )
+    parser.add_argument(
+        "--state-save-seconds",
+        type=float,
+        default=float(_env("STATE_SAVE_SECONDS") or DEFAULT_SAVE_INTERVAL_SECONDS),
+        help="how often changed state is saved while running",
+    )
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
     return parser.parse_args(argv)
 
@@ -77,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     # uvicorn's access log would duplicate our one line per request.
     uvicorn.run(
-        create_app(config),
+        create_app(config, state_file=args.state_file, state_save_seconds=args.state_save_seconds),
         host=args.host,
         port=args.port,
         access_log=False,

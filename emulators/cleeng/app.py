@@ -8,16 +8,19 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email.utils import format_datetime
+from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..state_file import DEFAULT_SAVE_INTERVAL_SECONDS, CountRequests
 from .clock import EmulatorClock
 from .config import CleengEmulatorConfig
 from .emulator import CleengEmulator
 from .errors import error_body, install_error_handlers
 from .faults import FaultMiddleware
 from .landing import router as landing_router
+from .persistence import keeper_for
 from .reference import API_PREFIX
 from .routes_api import router as api_router
 from .routes_operator import router as operator_router
@@ -110,18 +113,32 @@ class NoCoreSlashRedirect:
         await send({"type": "http.response.body", "body": body.encode()})
 
 
-def create_app(config: CleengEmulatorConfig | None = None) -> FastAPI:
-    """A fresh emulator; its state is reachable as ``app.state.emulator``."""
+def create_app(
+    config: CleengEmulatorConfig | None = None,
+    *,
+    state_file: Path | None = None,
+    state_save_seconds: float = DEFAULT_SAVE_INTERVAL_SECONDS,
+) -> FastAPI:
+    """A fresh emulator; its state is reachable as ``app.state.emulator``.
+
+    With `state_file` it starts from the state saved there (when the file exists) and saves
+    its state there while it runs and when it stops (see `persistence`).
+    """
     config = config or CleengEmulatorConfig()
     emulator = CleengEmulator(config)
+    keeper = keeper_for(emulator, state_file, state_save_seconds) if state_file else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await emulator.start()
+        if keeper is not None:
+            keeper.start()
         try:
             yield
         finally:
             await emulator.stop()
+            if keeper is not None:
+                await keeper.stop()
 
     app = FastAPI(
         title="Cleeng emulator",
@@ -142,4 +159,7 @@ def create_app(config: CleengEmulatorConfig | None = None) -> FastAPI:
     )
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(ClockDateHeader, clock=emulator.clock)
+    if keeper is not None:
+        # Outermost: a request counts once everything it changed is in place.
+        app.add_middleware(CountRequests, keeper=keeper)
     return app

@@ -9,9 +9,11 @@ import argparse
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
+from ..state_file import DEFAULT_SAVE_INTERVAL_SECONDS
 from .app import create_app
 from .config import MollieEmulatorConfig
 
@@ -48,6 +50,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=float,
         default=float(_env("REFUND_SETTLE_SECONDS", str(_DEFAULTS.refund_settle_seconds))),
     )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=_env("STATE_FILE", "") or None,
+        help="load state from this file at start and keep it saved there (trusted local file)",
+    )
+    parser.add_argument(
+        "--state-save-seconds",
+        type=float,
+        default=float(_env("STATE_SAVE_SECONDS", str(DEFAULT_SAVE_INTERVAL_SECONDS))),
+        help="how often changed state is saved while running",
+    )
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
     return parser.parse_args(argv)
 
@@ -70,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = config_from_args(args)
     # uvicorn's access log is off: RequestLogMiddleware writes the one line per request.
     uvicorn.run(
-        create_app(config),
+        create_app(config, state_file=args.state_file, state_save_seconds=args.state_save_seconds),
         host=args.host,
         port=args.port,
         log_level=args.log_level,

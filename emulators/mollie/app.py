@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from ..state_file import DEFAULT_SAVE_INTERVAL_SECONDS, CountRequests
 from . import checkout, routes_api, routes_control
 from .config import MollieEmulatorConfig
 from .emulator import MollieEmulator
@@ -24,6 +26,7 @@ from .middleware import (
     LatencyMiddleware,
     RequestLogMiddleware,
 )
+from .persistence import keeper_for
 
 _HTTP_DETAILS = {
     404: "The requested resource does not exist.",
@@ -31,20 +34,35 @@ _HTTP_DETAILS = {
 }
 
 
-def create_app(config: MollieEmulatorConfig | None = None) -> FastAPI:
-    """Build an emulator; its state is `app.state.emulator` (a `MollieEmulator`)."""
+def create_app(
+    config: MollieEmulatorConfig | None = None,
+    *,
+    state_file: Path | None = None,
+    state_save_seconds: float = DEFAULT_SAVE_INTERVAL_SECONDS,
+) -> FastAPI:
+    """Build an emulator; its state is `app.state.emulator` (a `MollieEmulator`).
+
+    With `state_file` it starts from the state saved there (when the file exists) and saves
+    its state there while it runs and when it stops (see `persistence`).
+    """
     config = config or MollieEmulatorConfig()
     emulator = MollieEmulator(config)
+    keeper = keeper_for(emulator, state_file, state_save_seconds) if state_file else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         ticker = asyncio.create_task(emulator.tick_forever())
+        if keeper is not None:
+            keeper.start()
         try:
             yield
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+            if keeper is not None:
+                # Before aclose(), which forgets the webhook deliveries.
+                await keeper.stop()
             await emulator.aclose()
 
     app = FastAPI(
@@ -100,4 +118,8 @@ def create_app(config: MollieEmulatorConfig | None = None) -> FastAPI:
     app.add_middleware(FaultMiddleware, faults=emulator.faults)
     app.add_middleware(AuthMiddleware, api_key=config.api_key)
     app.add_middleware(RequestLogMiddleware, journal=emulator.requests)
+    if keeper is not None:
+        # Outermost: a request counts once everything it changed (idempotency key included)
+        # is in place.
+        app.add_middleware(CountRequests, keeper=keeper)
     return app

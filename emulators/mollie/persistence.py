@@ -1,0 +1,107 @@
+"""What of the Mollie emulator survives a restart (``--state-file``), and how it comes back.
+
+Kept: customers, mandates, payments with their captures, refunds and chargebacks (so the
+ledger), each payment's webhookUrl and its webhook delivery log, the answers remembered for
+Idempotency-Keys, and the clock's offset. Mollie ids are random, so there is no counter to keep.
+Not kept: fault settings (a test sets them for itself), the request journal, and requests in
+flight (an Idempotency-Key whose first request had not finished is forgotten, so its retry does
+the work again, as after a server error).
+
+A webhook attempt that was under way when the state was saved is due again after a restart:
+the receiver may get it twice, as it may from Mollie.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from ..state_file import DEFAULT_SAVE_INTERVAL_SECONDS, StateFile, StateKeeper, schema_of
+from .emulator import MollieEmulator
+from .idempotency import StoredResponse
+from .models import Capture, Chargeback, Customer, Mandate, Outcome, Payment, Refund
+from .money import Money
+from .webhooks import Attempt, Delivery
+
+logger = logging.getLogger("emulators.mollie")
+
+KIND = "mollie-emulator"
+SCHEMA = schema_of(
+    Customer,
+    Mandate,
+    Payment,
+    Capture,
+    Refund,
+    Chargeback,
+    Outcome,
+    Money,
+    Delivery,
+    Attempt,
+    StoredResponse,
+)
+
+
+def capture(emulator: MollieEmulator) -> dict[str, Any]:
+    """The emulator's state as plain data (the records themselves; pickling copies them)."""
+    store = emulator.store
+    return {
+        "clock_offset": emulator.clock.offset,
+        "customers": store.customers,
+        "mandates": store.mandates,
+        "payments": store.payments,
+        "captures": store.captures,
+        "refunds": store.refunds,
+        "chargebacks": store.chargebacks,
+        # The task of an attempt in flight belongs to this process; without it the delivery
+        # is simply due again.
+        "deliveries": [dataclasses.replace(d, task=None) for d in emulator.webhooks.deliveries],
+        "idempotency": {
+            key: entry
+            for key, entry in emulator.idempotency._entries.items()
+            if not entry.in_flight
+        },
+    }
+
+
+def restore(emulator: MollieEmulator, state: dict[str, Any]) -> None:
+    """Put saved state back into a freshly built emulator (before it serves anything)."""
+    offset: timedelta = state["clock_offset"]
+    # Only the offset is kept: real time went on while the emulator was down, as it would
+    # have for a running one.
+    emulator.clock.raise_offset_to(offset)
+    store = emulator.store
+    for table, saved in (
+        (store.customers, state["customers"]),
+        (store.mandates, state["mandates"]),
+        (store.payments, state["payments"]),
+        (store.captures, state["captures"]),
+        (store.refunds, state["refunds"]),
+        (store.chargebacks, state["chargebacks"]),
+    ):
+        table.clear()
+        table.update(saved)
+    emulator.webhooks.deliveries[:] = state["deliveries"]
+    emulator.idempotency._entries.update(state["idempotency"])
+
+
+def keeper_for(
+    emulator: MollieEmulator,
+    path: Path,
+    interval_seconds: float = DEFAULT_SAVE_INTERVAL_SECONDS,
+) -> StateKeeper:
+    """Load `path` into the emulator if it exists, and return what keeps it saved."""
+    file = StateFile(path, kind=KIND, schema=SCHEMA)
+    state = file.load()
+    if state is not None:
+        restore(emulator, state)
+        logger.info(
+            "state restored from %s: %d customers, %d payments, %d webhook deliveries",
+            path,
+            len(emulator.store.customers),
+            len(emulator.store.payments),
+            len(emulator.webhooks.deliveries),
+        )
+    return StateKeeper(file, lambda: capture(emulator), interval_seconds)

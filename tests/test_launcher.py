@@ -1,0 +1,320 @@
+"""The launcher's supervision: a child that dies is restarted with a back-off while the others
+keep running, pid files follow the children, and stop() ends them in reverse order.
+
+The supervisor is driven with ordinary short Python processes; the last test runs the real
+launcher (Temporal, emulators, worker, API) and SIGKILLs the worker and the Mollie emulator.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from launcher import Backoff, StartupFailed, Supervisor
+from tests.support.servers import free_port
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
+# Records its name in a file when asked to stop, so the order of stops can be checked. It
+# announces itself only once its handler is installed: a SIGTERM before that would be lost.
+POLITE = """
+import pathlib, signal, sys
+name, stops, ready = sys.argv[1], pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
+def stop(signum, frame):
+    with stops.open("a") as out:
+        out.write(name + "\\n")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+ready.touch()
+while True:
+    signal.pause()
+"""
+# Fast steps so a test sees several restarts quickly; the shape is the launcher's.
+QUICK = Backoff(initial_seconds=0.05, cap_seconds=0.2, stable_after_seconds=60.0)
+
+
+def await_condition(
+    condition: Callable[[], bool], what: str, *, poll: Callable[[], None] = lambda: None
+) -> None:
+    """Drive `poll` (the launcher's main loop does the same) until `condition` holds."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within 30 s"
+        poll()
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def said() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def supervisor(tmp_path: Path, said: list[str]) -> Iterator[Supervisor]:
+    running = Supervisor(tmp_path / "data", backoff=QUICK, say=said.append)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def pid_in_file(supervisor: Supervisor, name: str) -> int | None:
+    path = supervisor.pid_file(name)
+    return int(path.read_text()) if path.exists() else None
+
+
+def kill_and_reap(supervisor: Supervisor, name: str) -> int:
+    """SIGKILL the child and wait until it is gone; its pid."""
+    process = supervisor.child(name).process
+    assert process is not None
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    return process.pid
+
+
+def test_backoff_doubles_up_to_the_cap() -> None:
+    assert [Backoff().delay(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+
+
+def test_a_killed_child_is_restarted_with_backoff_while_the_others_keep_running(
+    supervisor: Supervisor, said: list[str]
+) -> None:
+    env = dict(os.environ)
+    for name in ("temporal", "worker", "api"):
+        supervisor.start(name, SLEEPER, env)
+    supervisor.begin_supervising()
+    others = {name: supervisor.child(name).pid for name in ("temporal", "api")}
+
+    pids = [supervisor.child("worker").pid]
+    for restart, delay in enumerate(["0.05", "0.1", "0.2", "0.2"], start=1):
+        killed = kill_and_reap(supervisor, "worker")
+        await_condition(
+            lambda: supervisor.child("worker").running(), "worker restart", poll=supervisor.poll
+        )
+        new_pid = supervisor.child("worker").pid
+        pids.append(new_pid)
+        assert said[-2:] == [
+            f"worker exited with code -9 (SIGKILL); restarting in {delay} s "
+            f"(restart {restart}); log: {supervisor.log_shown(supervisor.child('worker'))}",
+            f"worker is back (pid {new_pid})",
+        ]
+        assert new_pid != killed
+        assert pid_in_file(supervisor, "worker") == new_pid
+
+    assert len(set(pids)) == len(pids)
+    assert said[0].endswith("log: " + str(supervisor.child("worker").log_path))
+    assert {name: supervisor.child(name).pid for name in others} == others
+    assert all(supervisor.child(name).running() for name in others)
+    assert {name: pid_in_file(supervisor, name) for name in others} == others
+
+
+def test_the_backoff_starts_over_once_a_child_stayed_up(tmp_path: Path, said: list[str]) -> None:
+    skipped = [0.0]  # seconds the supervisor's clock is ahead of real time
+    supervisor = Supervisor(
+        tmp_path / "data", backoff=QUICK, say=said.append, now=lambda: time.monotonic() + skipped[0]
+    )
+    try:
+        supervisor.start("worker", SLEEPER, dict(os.environ))
+        supervisor.begin_supervising()
+        for _ in range(2):
+            kill_and_reap(supervisor, "worker")
+            await_condition(
+                lambda: supervisor.child("worker").running(), "restart", poll=supervisor.poll
+            )
+        assert "restarting in 0.1 s (restart 2)" in said[-2]
+        skipped[0] += QUICK.stable_after_seconds  # the worker has now been up for a minute
+        kill_and_reap(supervisor, "worker")
+        await_condition(
+            lambda: supervisor.child("worker").running(), "restart", poll=supervisor.poll
+        )
+        assert "restarting in 0.05 s (restart 3)" in said[-2]
+    finally:
+        supervisor.stop()
+
+
+def test_the_pid_file_is_gone_while_a_child_waits_for_its_restart(
+    tmp_path: Path, said: list[str]
+) -> None:
+    supervisor = Supervisor(
+        tmp_path / "data",
+        backoff=Backoff(initial_seconds=3600, cap_seconds=3600),  # restart pending throughout
+        say=said.append,
+    )
+    try:
+        supervisor.start("temporal", SLEEPER, dict(os.environ))
+        supervisor.begin_supervising()
+        pid = supervisor.child("temporal").pid
+        assert pid_in_file(supervisor, "temporal") == pid
+        kill_and_reap(supervisor, "temporal")
+        supervisor.poll()
+        assert said == [
+            "temporal exited with code -9 (SIGKILL); restarting in 3600 s (restart 1); "
+            f"log: {supervisor.log_shown(supervisor.child('temporal'))}"
+        ]
+        assert pid_in_file(supervisor, "temporal") is None
+    finally:
+        supervisor.stop()
+
+
+def test_stop_ends_children_in_reverse_order_and_removes_pid_files(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    stops = tmp_path / "stops.txt"
+    names = ["temporal", "mollie-emulator", "cleeng-emulator", "worker", "api"]
+    for name in names:
+        ready = tmp_path / f"{name}.ready"
+        command = [sys.executable, "-c", POLITE, name, str(stops), str(ready)]
+        supervisor.start(name, command, dict(os.environ))
+        await_condition(ready.exists, f"{name} ready")
+    supervisor.begin_supervising()
+    processes = [supervisor.child(name).process for name in names]
+    assert sorted(p.name for p in supervisor.pid_dir.glob("*.pid")) == sorted(
+        f"{name}.pid" for name in names
+    )
+
+    supervisor.stop()
+
+    assert stops.read_text().split() == list(reversed(names))
+    assert all(p is not None and p.returncode == 0 for p in processes)
+    assert list(supervisor.pid_dir.glob("*.pid")) == []
+
+
+def test_no_restart_once_stopping(supervisor: Supervisor, said: list[str]) -> None:
+    supervisor.start("worker", SLEEPER, dict(os.environ))
+    supervisor.begin_supervising()
+    supervisor.request_stop()
+    kill_and_reap(supervisor, "worker")
+    supervisor.poll()
+    assert said == []
+    assert not supervisor.child("worker").running()
+
+
+def test_a_child_that_exits_during_start_up_fails_the_start_with_its_log(
+    supervisor: Supervisor,
+) -> None:
+    child = supervisor.start("api", [sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ))
+    assert child.process is not None
+    child.process.wait(timeout=30)
+    with pytest.raises(
+        StartupFailed, match=r"api exited with code 3 during start-up; see .*api\.log"
+    ):
+        supervisor.check_alive()
+
+
+# ------------------------------------------------------------------------- the real stack
+
+
+class Console:
+    """The launcher's output, line by line, read in the background."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        assert process.stdout is not None
+        stdout = process.stdout
+
+        def read() -> None:
+            for line in stdout:
+                self.lines.put(line)
+
+        threading.Thread(target=read, daemon=True).start()
+
+    def wait_for(self, text: str, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no line with {text!r} in:\n{''.join(self.seen)}"
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if text in line:
+                return line
+
+
+def test_the_launcher_survives_a_sigkill_of_the_worker_and_of_an_emulator(
+    tmp_path: Path,
+) -> None:
+    names = (
+        "api",
+        "temporal",
+        "temporal-ui",
+        "temporal-http",
+        "temporal-metrics",
+        "mollie",
+        "cleeng",
+    )
+    ports = {name: free_port() for name in names}
+    args = [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
+    data_dir = tmp_path / ".data"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(
+            ("CLEENG_", "MOLLIE_", "TEMPORAL_", "CONNECTOR_", "API_", "FRONTEND_", "MAX_")
+        )
+    }
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "launcher", "--data-dir", str(data_dir), *args],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    console = Console(launcher)
+    run = data_dir / "run"
+    try:
+        console.wait_for("Ctrl-C stops everything")
+        pids = {p.stem: int(p.read_text()) for p in run.glob("*.pid")}
+        assert set(pids) == {"temporal", "mollie-emulator", "cleeng-emulator", "worker", "api"}
+
+        mollie = f"http://127.0.0.1:{ports['mollie']}"
+        key = {"Authorization": "Bearer test_emulator0000000000000000000000"}
+        customer = httpx.post(f"{mollie}/v2/customers", json={"name": "Ada"}, headers=key).json()
+        state_file = data_dir / "emulators" / "mollie-emulator.state"
+        await_condition(
+            lambda: state_file.exists() and customer["id"].encode() in state_file.read_bytes(),
+            "the Mollie emulator's periodic save",
+        )
+
+        os.kill(pids["worker"], signal.SIGKILL)
+        exited = console.wait_for("worker exited")
+        assert exited.startswith("worker exited with code -9 (SIGKILL); restarting in 1 s")
+        back = console.wait_for("worker is back")
+        new_worker = int(back.split("pid ")[1].rstrip(")\n"))
+        assert new_worker != pids["worker"]
+        assert int((run / "worker.pid").read_text()) == new_worker
+
+        os.kill(pids["mollie-emulator"], signal.SIGKILL)
+        console.wait_for("mollie-emulator is back")
+
+        def customer_served() -> bool:
+            try:
+                got = httpx.get(f"{mollie}/v2/customers/{customer['id']}", headers=key)
+            except httpx.HTTPError:
+                return False
+            return got.status_code == 200
+
+        await_condition(customer_served, "the restarted Mollie emulator serving the customer")
+        for name in ("temporal", "cleeng-emulator", "api"):
+            assert int((run / f"{name}.pid").read_text()) == pids[name]
+            os.kill(pids[name], 0)  # still running
+        assert httpx.get(f"http://127.0.0.1:{ports['api']}/health").status_code == 200
+
+        launcher.send_signal(signal.SIGINT)
+        assert launcher.wait(timeout=60) == 0
+        assert list(run.glob("*.pid")) == []
+    finally:
+        if launcher.poll() is None:
+            launcher.send_signal(signal.SIGINT)
+            try:
+                launcher.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                launcher.kill()
