@@ -1,7 +1,7 @@
 """Fault injection for the Core API (``/3.1/...``), off by default.
 
-Random faults (latency, 5xx, 429, reply lost after the write, dropped and duplicated
-webhooks) are drawn from a seeded generator; ``failNext`` rules fail the next matching
+Random faults (latency, 5xx, 429, reply lost after the write, dropped, duplicated and
+reordered webhooks) are drawn from a seeded generator; ``failNext`` rules fail the next matching
 requests deterministically, for tests. An *after-commit* fault lets the request do its work
 and then loses the reply: an error status instead of the real answer, or a hang until the
 client gives up (``"status": "timeout"``).
@@ -53,6 +53,12 @@ class FaultSettings(BaseModel):
     timeoutAfterCommitRate: float | None = Field(default=None, ge=0, le=1)
     dropWebhookRate: float | None = Field(default=None, ge=0, le=1)
     duplicateWebhookRate: float | None = Field(default=None, ge=0, le=1)
+    reorderWebhookRate: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="hold a webhook back until the next one to the same receiver went out",
+    )
     seed: int | None = None
     failNext: list[FailNextRule] = Field(default_factory=list)
 
@@ -79,6 +85,7 @@ class FaultInjector:
         self.timeout_after_commit_rate = 0.0
         self.drop_webhook_rate = 0.0
         self.duplicate_webhook_rate = 0.0
+        self.reorder_webhook_rate = 0.0
         self.rules: list[FailNextRule] = []
         self._rng = random.Random(self._default_seed)
 
@@ -96,6 +103,8 @@ class FaultInjector:
             self.drop_webhook_rate = settings.dropWebhookRate
         if settings.duplicateWebhookRate is not None:
             self.duplicate_webhook_rate = settings.duplicateWebhookRate
+        if settings.reorderWebhookRate is not None:
+            self.reorder_webhook_rate = settings.reorderWebhookRate
         if settings.seed is not None:
             self._rng = random.Random(settings.seed)
         self.rules.extend(rule.model_copy() for rule in settings.failNext)
@@ -108,6 +117,7 @@ class FaultInjector:
             "timeoutAfterCommitRate": self.timeout_after_commit_rate,
             "dropWebhookRate": self.drop_webhook_rate,
             "duplicateWebhookRate": self.duplicate_webhook_rate,
+            "reorderWebhookRate": self.reorder_webhook_rate,
             "failNext": [rule.model_dump() for rule in self.rules],
         }
 
@@ -137,6 +147,9 @@ class FaultInjector:
 
     def duplicate_webhook(self) -> bool:
         return self._roll(self.duplicate_webhook_rate)
+
+    def reorder_webhook(self) -> bool:
+        return self._roll(self.reorder_webhook_rate)
 
 
 _MESSAGES = {429: "Too many requests", 503: "Service unavailable"}

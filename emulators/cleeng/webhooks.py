@@ -3,6 +3,12 @@
 Delivery follows Cleeng's rule: anything but HTTP 200 means "send it again". Retries are due
 when either a real-time or an emulator-clock back-off has passed, so a receiver that was down
 for a moment gets the webhook within seconds, and a clock jump also triggers redelivery.
+
+The reordering fault holds a new webhook back (in the background, so the publisher does not
+wait) until the next attempt to the same receiver URL has been answered, or
+`REORDER_HOLD_SECONDS` passed, so the receiver sees the two in the opposite order. One webhook
+at a time is held per receiver; while one is held, the next is always sent, so the order flips
+even at rate 1.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ DELIVERY_PENDING: Final = "pending"
 DELIVERY_DELIVERED: Final = "delivered"
 DELIVERY_FAILED: Final = "failed"
 DELIVERY_DROPPED: Final = "dropped"
+# Longest a reordered webhook waits for the next one to its receiver (real time).
+REORDER_HOLD_SECONDS: Final = 2.0
 
 
 def check_topic(topic: str) -> str:
@@ -162,6 +170,7 @@ class Delivery:
     signed: bool
     status: str = DELIVERY_PENDING
     duplicate: bool = False
+    held_back: bool = False
     attempts: list[DeliveryAttempt] = field(default_factory=list)
     next_real: float | None = None  # time.monotonic() deadline
     next_clock: datetime | None = None
@@ -173,6 +182,7 @@ class Delivery:
             "url": self.url,
             "status": self.status,
             "duplicate": self.duplicate,
+            "heldBack": self.held_back,
             "signed": self.signed,
             "createdAt": utc_iso(self.created_at),
             "payload": self.payload,
@@ -202,11 +212,24 @@ class WebhookDispatcher:
         self._ids = itertools.count(1)
         self._in_flight: set[int] = set()
         self._client: httpx.AsyncClient | None = None
+        # Receiver URL -> the release of the one webhook held back for it (reordering fault).
+        self._held: dict[str, asyncio.Event] = {}
+        self._held_tasks: set[asyncio.Task[None]] = set()
 
     def clear(self) -> None:
         self.deliveries = []
+        self._cancel_held()
+
+    def _cancel_held(self) -> None:
+        for task in self._held_tasks:
+            task.cancel()
+        self._held_tasks.clear()
+        self._held.clear()
 
     async def aclose(self) -> None:
+        tasks = list(self._held_tasks)
+        self._cancel_held()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -263,8 +286,34 @@ class WebhookDispatcher:
                     delivery.status = DELIVERY_DROPPED
                     logger.info("webhook %s to %s dropped (fault)", topic, endpoint.url)
                     break
-        await asyncio.gather(*(self._attempt(d) for d in created if d.status == DELIVERY_PENDING))
+        now = [d for d in created if d.status == DELIVERY_PENDING and not self._hold_back(d)]
+        await asyncio.gather(*(self._attempt(d) for d in now))
         return created
+
+    def _hold_back(self, delivery: Delivery) -> bool:
+        """Roll the reordering dice; a held webhook is sent later by a task of its own."""
+        if delivery.url in self._held or not self.faults.reorder_webhook():
+            return False
+        release = asyncio.Event()
+        self._held[delivery.url] = release
+        delivery.held_back = True
+        self._in_flight.add(delivery.id)  # not a redelivery candidate while it waits
+        task = asyncio.create_task(self._send_when_released(delivery, release))
+        self._held_tasks.add(task)
+        task.add_done_callback(self._held_tasks.discard)
+        logger.info("webhook %s #%d to %s held back (fault)", delivery.topic, delivery.id,
+                    delivery.url)  # fmt: skip
+        return True
+
+    async def _send_when_released(self, delivery: Delivery, release: asyncio.Event) -> None:
+        try:
+            await asyncio.wait_for(release.wait(), REORDER_HOLD_SECONDS)
+        except TimeoutError:
+            pass
+        finally:
+            if self._held.get(delivery.url) is release:
+                del self._held[delivery.url]
+        await self._attempt(delivery)
 
     async def retry_due(self) -> int:
         """Redeliver every pending webhook whose real-time or clock back-off has passed."""
@@ -285,6 +334,7 @@ class WebhookDispatcher:
 
     async def _attempt(self, delivery: Delivery) -> None:
         self._in_flight.add(delivery.id)
+        held = self._held.get(delivery.url)
         status_code: int | None = None
         error: str | None = None
         try:
@@ -296,6 +346,9 @@ class WebhookDispatcher:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         finally:
             self._in_flight.discard(delivery.id)
+            if held is not None:
+                # This webhook went out after the held one was picked: now let that one follow.
+                held.set()
         delivery.attempts.append(
             DeliveryAttempt(at=self.clock.now(), status_code=status_code, error=error)
         )

@@ -41,6 +41,8 @@ class FaultSettingsIn(BaseModel):
     timeout_after_commit_rate: float = Field(default=0.0, ge=0, le=1)
     drop_webhook_rate: float = Field(default=0.0, ge=0, le=1)
     duplicate_webhook_rate: float = Field(default=0.0, ge=0, le=1)
+    # Held back until the next webhook to the same receiver went out (or a short bound).
+    reorder_webhook_rate: float = Field(default=0.0, ge=0, le=1)
     seed: int | None = None
     fail_next: list[FailRuleIn] = Field(default_factory=list)
 
@@ -107,4 +109,8 @@ class FaultInjector:
 
     def duplicate_webhook(self) -> bool:
         rate = self.settings.duplicate_webhook_rate
+        return bool(rate) and self._rng.random() < rate
+
+    def reorder_webhook(self) -> bool:
+        rate = self.settings.reorder_webhook_rate
         return bool(rate) and self._rng.random() < rate

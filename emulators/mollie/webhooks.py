@@ -4,6 +4,11 @@ Mollie tries 10 times over about 26 hours. The gaps between attempts are 1, 2, 4
 29 minutes, then 1, 2 and 22 hours; each attempt is due at its offset from the first attempt on
 the emulator clock, so a test can walk through the whole schedule by advancing the clock.
 Every attempt is kept in a log for inspection.
+
+The reordering fault holds an attempt back until the next attempt to the same receiver (the
+webhook URL without its query) has gone out, or `REORDER_HOLD_SECONDS` passed, so a receiver
+sees two webhooks in the opposite order. One attempt at a time is held per receiver; while one
+is held, the next is always sent, so the order flips even at rate 1.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -30,6 +36,8 @@ _GAPS_MINUTES = (1, 2, 4, 8, 16, 29, 60, 120, 22 * 60)
 RETRY_OFFSETS: tuple[timedelta, ...] = tuple(
     timedelta(minutes=sum(_GAPS_MINUTES[:n])) for n in range(len(_GAPS_MINUTES) + 1)
 )
+# Longest a reordered webhook waits for the next one to its receiver (real time).
+REORDER_HOLD_SECONDS = 2.0
 
 
 @dataclass
@@ -44,6 +52,7 @@ class Attempt:
     duration_ms: float = 0.0
     dropped: bool = False
     duplicated: bool = False
+    held_back: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +64,7 @@ class Attempt:
             "durationMs": round(self.duration_ms, 1),
             "dropped": self.dropped,
             "duplicated": self.duplicated,
+            "heldBack": self.held_back,
         }
 
 
@@ -99,6 +109,8 @@ class WebhookDispatcher:
         self._on_enqueue = on_enqueue
         self._http: httpx.AsyncClient | None = None
         self.deliveries: list[Delivery] = []
+        # Receiver -> the release of the one attempt held back for it (reordering fault).
+        self._held: dict[str, asyncio.Event] = {}
 
     def enqueue(self, payment_id: str, url: str) -> None:
         if not self._config.deliver_webhooks:
@@ -155,6 +167,11 @@ class WebhookDispatcher:
             return
         sends = 2 if self._faults.duplicate_webhook() else 1
         attempt.duplicated = sends == 2
+        receiver = _receiver_of(delivery.url)
+        release = self._held.get(receiver)
+        if release is None and self._faults.reorder_webhook():
+            attempt.held_back = True
+            await self._hold_back(receiver)
         started = time.perf_counter()
         ok = False
         for _ in range(sends):
@@ -168,6 +185,9 @@ class WebhookDispatcher:
                 ok = ok or response.is_success
             except httpx.HTTPError as err:
                 attempt.error = f"{type(err).__name__}: {err}"
+        if release is not None:
+            # This webhook went out after the held one was picked: now let that one follow.
+            release.set()
         attempt.duration_ms = (time.perf_counter() - started) * 1000
         logger.info(
             "webhook %s attempt %d to %s -> %s",
@@ -185,6 +205,18 @@ class WebhookDispatcher:
             delivery.state = "failed"
             delivery.next_attempt_at = None
 
+    async def _hold_back(self, receiver: str) -> None:
+        """Wait until the next attempt to `receiver` went out, or the hold bound passed."""
+        release = asyncio.Event()
+        self._held[receiver] = release
+        try:
+            await asyncio.wait_for(release.wait(), REORDER_HOLD_SECONDS)
+        except TimeoutError:
+            pass
+        finally:
+            if self._held.get(receiver) is release:
+                del self._held[receiver]
+
     def _client(self) -> httpx.AsyncClient:
         # Created lazily so it belongs to the loop that serves the app.
         if self._http is None:
@@ -200,9 +232,16 @@ class WebhookDispatcher:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self.deliveries.clear()
+        self._held.clear()
 
     async def aclose(self) -> None:
         await self.cancel_all()
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+
+def _receiver_of(url: str) -> str:
+    """The endpoint a webhook goes to, without the query that names what it is about."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"

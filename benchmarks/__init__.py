@@ -1,0 +1,1 @@
+"""Benchmarks and the chaos run; run as scripts (see each module)."""

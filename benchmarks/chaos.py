@@ -1,0 +1,716 @@
+"""Chaos run: the whole connector under load while everything around it fails.
+
+.venv/bin/python benchmarks/chaos.py [--subscribers 1000] [--seed N] [--deadline-minutes M]
+    [--json out.json] [--no-kills]
+
+Starts its own stack (`python -m launcher` on free loopback ports and a fresh data dir, so it
+never collides with `scripts/run`), buys N subscriptions through the API (some paid, some
+declined, cancelled or expired on Mollie's checkout), plays renewal rounds by moving the Cleeng
+emulator's clock (authorise-then-capture, then capture-only), changes cards, refunds, lets
+some renewals fail into termination, all with Mollie and Cleeng faults on (5xx/429, lost
+replies after the write, dropped, duplicated and reordered webhooks). It SIGKILLs the worker
+three times and the Temporal dev server once (the launcher restarts them; pids from
+`<data-dir>/run/<name>.pid`). Then faults go off, everything settles, and the invariant
+checker (benchmarks/chaos_invariants.py) compares Mollie, Cleeng and Temporal. Exit 0 only
+when every must-be-zero invariant holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.chaos_invariants import (
+    InvariantReport,
+    check_invariants,
+    collect_ledgers,
+    collect_workflows,
+)
+from settings import EMULATOR_FRONTEND_API_KEY
+
+REPO = Path(__file__).resolve().parent.parent
+PURCHASE_FINAL = {"captured", "rejected", "failed", "refunded_cleeng_refused"}
+# Hours before the due date at which the emulator's default dunning tries; -3 is past the
+# 2-hour grace period, where a cycle with nothing captured is terminated.
+DUNNING_STEPS_HOURS = (72, 48, 24, 0, -3)
+CHECKOUT_OUTCOMES = (("paid", 0.8), ("failed", 0.08), ("canceled", 0.06), ("expired", 0.06))
+PIDS = ("worker", "temporal")
+
+
+@dataclass
+class Rates:
+    """Fault rates, set on both emulators."""
+
+    error: float
+    rate_limit: float
+    timeout_after_commit: float
+    duplicate_webhook: float
+    reorder_webhook: float
+    drop_webhook: float
+
+    def mollie(self, seed: int) -> dict[str, Any]:
+        return {
+            "errorRate": self.error,
+            "rateLimitRate": self.rate_limit,
+            "timeoutAfterCommitRate": self.timeout_after_commit,
+            "duplicateWebhookRate": self.duplicate_webhook,
+            "reorderWebhookRate": self.reorder_webhook,
+            "dropWebhookRate": self.drop_webhook,
+            "seed": seed,
+        }
+
+    def cleeng(self, seed: int) -> dict[str, Any]:
+        return self.mollie(seed)  # same field names on both operator APIs
+
+
+@dataclass(frozen=True)
+class Ports:
+    api: int
+    temporal: int
+    temporal_ui: int
+    temporal_http: int
+    temporal_metrics: int
+    mollie: int
+    cleeng: int
+
+
+@dataclass
+class Subscriber:
+    index: int
+    customer_id: int
+    order_id: int
+    outcome: str
+    purchase_status: str = ""
+    subscription_id: int | None = None
+
+
+@dataclass
+class Run:
+    """Everything the run learnt on the way, for the report."""
+
+    ports: Ports
+    data_dir: Path
+    kills: bool
+    kill_plan: dict[str, str]  # kill point ("purchases", "round1-step1", ...) -> child name
+    rng: random.Random
+    deadline: float
+    http: httpx.AsyncClient
+    temporal: Client | None = None
+    subscribers: list[Subscriber] = field(default_factory=list)
+    kills_done: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    paid_purchases: int = 0
+    renewals_seen: int = 0
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.ports.api}"
+
+    @property
+    def mollie(self) -> str:
+        return f"http://127.0.0.1:{self.ports.mollie}"
+
+    @property
+    def cleeng(self) -> str:
+        return f"http://127.0.0.1:{self.ports.cleeng}"
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def log(self, message: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        print(f"[{stamp}] {message}", flush=True)
+
+
+# ------------------------------------------------------------------------------- the stack
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def start_launcher(ports: Ports, data_dir: Path) -> subprocess.Popen[bytes]:
+    flags = [
+        f"--{name.replace('_', '-')}-port={getattr(ports, name)}"
+        for name in Ports.__dataclass_fields__
+    ]
+    log = (data_dir / "launcher.log").open("ab")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEENG_", "MOLLIE_"))}
+    # Sandbox mode on loopback: no real credentials may leak in from the environment.
+    return subprocess.Popen(
+        [sys.executable, "-m", "launcher", "--data-dir", str(data_dir), *flags],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+async def wait_for(
+    what: str, check: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.5
+) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if await check():
+                return True
+        except (httpx.HTTPError, RPCError):
+            pass  # a child restarting: not ready yet
+        await asyncio.sleep(interval)
+    print(f"  gave up waiting for {what} after {timeout:.0f} s", flush=True)
+    return False
+
+
+async def stack_ready(run: Run, launcher: subprocess.Popen[bytes]) -> None:
+    async def ready() -> bool:
+        if launcher.poll() is not None:
+            raise RuntimeError(f"launcher exited; see {run.data_dir / 'launcher.log'}")
+        banner = (run.data_dir / "launcher.log").read_text(errors="replace")
+        return "connector is running" in banner
+
+    if not await wait_for("the stack", ready, timeout=180):
+        raise RuntimeError(f"stack did not start; see {run.data_dir / 'launcher.log'}")
+
+
+def stop_launcher(launcher: subprocess.Popen[bytes]) -> None:
+    if launcher.poll() is None:
+        launcher.send_signal(signal.SIGINT)
+        try:
+            launcher.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+
+
+def pid_file(run: Run, name: str) -> Path:
+    return run.data_dir / "run" / f"{name}.pid"
+
+
+async def kill(run: Run, name: str) -> None:
+    """SIGKILL a child by its pid file and wait until the supervisor wrote a new pid."""
+    if not run.kills:
+        return
+    path = pid_file(run, name)
+    if not path.exists():
+        run.notes.append(f"kill of {name} skipped: {path} missing (launcher writes no pid files)")
+        return
+    pid = int(path.read_text().strip())
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        run.notes.append(f"kill of {name}: pid {pid} already gone")
+        return
+    run.log(f"SIGKILL {name} (pid {pid})")
+    run.kills_done.append(name)
+
+    async def restarted() -> bool:
+        return path.exists() and path.read_text().strip() not in ("", str(pid))
+
+    if not await wait_for(f"{name} restarted", restarted, timeout=120):
+        run.notes.append(f"{name} was not restarted within 120 s of its kill")
+
+
+def kill_plan(rounds: int, worker_kills: int, restart_temporal: bool) -> dict[str, str]:
+    """Where the kills fall: spread over the purchases and the renewal rounds."""
+    worker_points = ["purchases", "round1-step3"]
+    worker_points.append("round2-step2" if rounds >= 2 else "round1-step4")
+    plan = {point: "worker" for point in worker_points[:worker_kills]}
+    if restart_temporal:
+        plan["round1-step1"] = "temporal"
+    return plan
+
+
+async def kill_if_planned(run: Run, point: str) -> None:
+    name = run.kill_plan.get(point)
+    if name is not None:
+        await kill(run, name)
+
+
+# ------------------------------------------------------------------------------- HTTP
+
+
+async def call(
+    run: Run, method: str, url: str, *, ok: tuple[int, ...] = (200, 201, 202), **kwargs: Any
+) -> httpx.Response:
+    """An API call as a patient front end makes it: 5xx, 429 and transport errors retried."""
+    delay = 0.5
+    while True:
+        try:
+            response = await run.http.request(method, url, **kwargs)
+            if response.status_code in ok:
+                return response
+            if response.status_code < 500 and response.status_code != 429:
+                raise RuntimeError(f"{method} {url} -> {response.status_code} {response.text}")
+        except httpx.TransportError:
+            pass
+        if run.left() <= 0:
+            raise TimeoutError(f"{method} {url}: deadline passed")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5)
+
+
+def acting(customer_id: int) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {EMULATOR_FRONTEND_API_KEY}",
+        "X-Cleeng-Customer-Id": str(customer_id),
+    }
+
+
+async def gather_limited(limit: int, jobs: list[Callable[[], Awaitable[None]]]) -> None:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(job: Callable[[], Awaitable[None]]) -> None:
+        async with gate:
+            await job()
+
+    await asyncio.gather(*(one(job) for job in jobs))
+
+
+# ------------------------------------------------------------------------------- purchases
+
+
+def pick_outcome(rng: random.Random) -> str:
+    roll = rng.random()
+    for outcome, share in CHECKOUT_OUTCOMES:
+        if roll < share:
+            return outcome
+        roll -= share
+    return "paid"
+
+
+async def checkout_url_of(
+    run: Run, post_path: str, get_path: str, customer_id: int, body: dict[str, Any]
+) -> str | None:
+    """POST the front-end call (200, 201 or 202); poll its GET until a checkout URL appears."""
+    headers = acting(customer_id)
+    state: dict[str, Any] = (
+        await call(run, "POST", f"{run.api}{post_path}", json=body, headers=headers)
+    ).json()
+    while not state.get("checkoutUrl"):
+        if state.get("status") in PURCHASE_FINAL | {"failed"} or run.left() <= 0:
+            return None  # finished without a checkout (e.g. refused), nothing to pay
+        await asyncio.sleep(0.5)
+        state = (await call(run, "GET", f"{run.api}{get_path}", headers=headers)).json()
+    return str(state["checkoutUrl"])
+
+
+async def buy(run: Run, subscriber: Subscriber) -> None:
+    url = await checkout_url_of(
+        run,
+        "/purchases",
+        f"/purchases/{subscriber.order_id}",
+        subscriber.customer_id,
+        {"orderId": str(subscriber.order_id), "redirectUrl": f"{run.api}/docs"},
+    )
+    if url is not None:
+        # The hosted page is not under /v2: faults never touch it, as with a real shopper.
+        await run.http.post(url, data={"status": subscriber.outcome}, follow_redirects=False)
+
+
+async def purchases(run: Run, count: int, seed: int) -> None:
+    run.log(f"seeding and buying {count} subscriptions")
+    for index in range(count):
+        seeded = (
+            await call(
+                run,
+                "POST",
+                f"{run.cleeng}/_emulator/seed/purchase",
+                json={"email": f"chaos-{seed}-{index}@example.com"},
+            )
+        ).json()
+        run.subscribers.append(
+            Subscriber(index, seeded["customerId"], seeded["orderId"], pick_outcome(run.rng))
+        )
+    half = len(run.subscribers) // 2
+    await gather_limited(16, [partial(buy, run, s) for s in run.subscribers[:half]])
+    await kill_if_planned(run, "purchases")
+    await gather_limited(16, [partial(buy, run, s) for s in run.subscribers[half:]])
+
+    async def all_final() -> bool:
+        for subscriber in run.subscribers:
+            if subscriber.purchase_status in PURCHASE_FINAL:
+                continue
+            answer = await run.http.get(
+                f"{run.api}/purchases/{subscriber.order_id}",
+                headers=acting(subscriber.customer_id),
+            )
+            if answer.status_code == 200:
+                subscriber.purchase_status = answer.json()["status"]
+            if subscriber.purchase_status not in PURCHASE_FINAL:
+                return False
+        return True
+
+    # A purchase whose webhook was dropped is found by the workflow's polling (>= 1 min).
+    await wait_for("every purchase final", all_final, timeout=min(600, run.left()), interval=2)
+    statuses: dict[str, int] = {}
+    for subscriber in run.subscribers:
+        statuses[subscriber.purchase_status or "unknown"] = (
+            statuses.get(subscriber.purchase_status or "unknown", 0) + 1
+        )
+    run.paid_purchases = statuses.get("captured", 0)
+    run.log(f"purchases: {statuses}")
+
+
+# ------------------------------------------------------------------------------- renewals
+
+
+async def cleeng_subscriptions(run: Run) -> list[dict[str, Any]]:
+    answer = await run.http.get(f"{run.cleeng}/_emulator/subscriptions")
+    items: list[dict[str, Any]] = answer.raise_for_status().json()["items"]
+    return items
+
+
+async def activities_pending(run: Run) -> bool:
+    """Whether any running workflow has an activity scheduled, running or in retry back-off."""
+    if run.temporal is None:
+        return False
+    ids = [e.id async for e in run.temporal.list_workflows('ExecutionStatus="Running"')]
+    gate = asyncio.Semaphore(16)
+
+    async def pending(workflow_id: str) -> bool:
+        assert run.temporal is not None
+        async with gate:
+            description = await run.temporal.get_workflow_handle(workflow_id).describe()
+        return bool(description.raw_description.pending_activities)
+
+    return any(await asyncio.gather(*(pending(i) for i in ids)))
+
+
+async def quiet(run: Run, seconds: float, bound: float) -> None:
+    """Wait (at most `bound`) until no workflow has an activity pending and neither ledger nor
+    any webhook log changed for `seconds`: the connector has done what this step asked of it.
+
+    A Temporal restart makes the checks fail for a while; that counts as not quiet yet.
+    """
+
+    async def fingerprint() -> str:
+        parts = [
+            (await run.http.get(f"{run.cleeng}/_emulator/ledger")).text,
+            (await run.http.get(f"{run.mollie}/_emulator/ledger")).text,
+            (await run.http.get(f"{run.cleeng}/_emulator/webhooks")).text,
+            (await run.http.get(f"{run.mollie}/_emulator/webhooks")).text,
+            (await run.http.get(f"{run.cleeng}/_emulator/subscriptions")).text,
+        ]
+        return str(hash(tuple(parts)))
+
+    last = ""
+    stable_since = time.monotonic()
+    end = time.monotonic() + min(bound, max(run.left(), 0))
+    while time.monotonic() < end:
+        try:
+            now = await fingerprint()
+            busy = await activities_pending(run)
+        except (httpx.HTTPError, RPCError):
+            now, busy = "", True
+        if now != last or busy:
+            last, stable_since = now, time.monotonic()
+        elif time.monotonic() - stable_since >= seconds:
+            return
+        await asyncio.sleep(1)
+    run.notes.append(f"a step did not settle within {bound:.0f} s")
+
+
+async def mollie_customer_of(run: Run, customer_id: int) -> str | None:
+    details = (
+        await run.http.get(
+            f"{run.cleeng}/_emulator/payment-details", params={"customerId": customer_id}
+        )
+    ).json()["items"]
+    active = [d for d in details if d.get("active", True)] or details
+    if not active:
+        return None
+    parts = str(active[-1]["token"]).split(":")
+    return next((p for p in parts if p.startswith("cst_")), None)
+
+
+async def set_declines(run: Run, customer_ids: list[int], count: int) -> None:
+    outcome = {"status": "failed", "failureReason": "insufficient_funds"}
+    for customer_id in customer_ids:
+        mollie_customer = await mollie_customer_of(run, customer_id)
+        if mollie_customer is not None:
+            await run.http.post(
+                f"{run.mollie}/_emulator/customers/{mollie_customer}/next-outcomes",
+                json={"outcomes": [outcome] * count},
+            )
+
+
+async def change_card(run: Run, customer_id: int) -> None:
+    url = await checkout_url_of(
+        run,
+        "/payment-details",
+        f"/payment-details/{customer_id}",
+        customer_id,
+        {"customerId": str(customer_id), "redirectUrl": f"{run.api}/docs"},
+    )
+    if url is not None:
+        await run.http.post(url, data={"status": "paid"}, follow_redirects=False)
+
+
+async def refund_some(run: Run, share: float) -> int:
+    ledger = (await run.http.get(f"{run.cleeng}/_emulator/ledger")).json()["items"]
+    captured = [p for p in ledger if p["status"] == "captured" and p["duplicateOf"] is None]
+    chosen = [p for p in captured if run.rng.random() < share]
+    for payment in chosen:
+        # Half give back part of the money, half all of it.
+        body: dict[str, Any] = {"reason": "chaos"}
+        if run.rng.random() < 0.5:
+            body["amount"] = round(payment["amountMinor"] / 200, 2)
+        await run.http.post(f"{run.cleeng}/_emulator/payments/{payment['paymentId']}/refund",
+                            json=body)  # fmt: skip
+    return len(chosen)
+
+
+async def renewal_round(run: Run, number: int, authorise_first: bool) -> None:
+    mode = "authorise-then-capture" if authorise_first else "capture-only"
+    await run.http.put(
+        f"{run.cleeng}/_emulator/dunning-settings",
+        json={"authorizedFirst": authorise_first, "paymentAttempts": [72, 48, 24, 0],
+              "gracePeriodHours": 2},
+    )  # fmt: skip
+    active = [s for s in await cleeng_subscriptions(run) if s["status"] == "active"]
+    if not active:
+        run.notes.append(f"round {number}: no active subscription left")
+        return
+    customers = [s["customerId"] for s in active]
+    run.rng.shuffle(customers)
+    tenth = max(1, len(customers) // 10)
+    await set_declines(run, customers[:tenth], 6)  # every attempt fails: termination
+    await set_declines(run, customers[tenth : 2 * tenth], 2)  # recovers in dunning
+    await gather_limited(8, [partial(change_card, run, c) for c in customers[-tenth:]])
+    await quiet(run, 3, 120)
+    due = max(datetime.fromtimestamp(s["dateTo"], UTC) for s in active)
+    before = {s["subscriptionId"]: s["dateTo"] for s in active}
+    run.log(f"round {number} ({mode}): {len(active)} active, due {due.isoformat()}")
+    for step, hours in enumerate(DUNNING_STEPS_HOURS):
+        target = due - timedelta(hours=hours) + timedelta(minutes=1)
+        await call(
+            run,
+            "POST",
+            f"{run.cleeng}/_emulator/clock/advance",
+            json={"to": target.strftime("%Y-%m-%dT%H:%M:%SZ")},
+            timeout=None,
+        )
+        await kill_if_planned(run, f"round{number}-step{step}")
+        await quiet(run, 4, 300)
+    after = {s["subscriptionId"]: s for s in await cleeng_subscriptions(run)}
+    renewed = sum(1 for sid, date in before.items() if after[sid]["dateTo"] > date)
+    terminated = sum(1 for sid in before if after[sid]["status"] != "active")
+    run.renewals_seen += renewed
+    run.log(f"round {number}: {renewed} renewed, {terminated} ended")
+
+
+# ------------------------------------------------------------------------------- faults
+
+
+async def set_faults(run: Run, rates: Rates | None, seed: int) -> None:
+    if rates is None:
+        await run.http.delete(f"{run.mollie}/_emulator/faults")
+        await run.http.delete(f"{run.cleeng}/_emulator/faults")
+        return
+    await run.http.post(f"{run.mollie}/_emulator/faults", json=rates.mollie(seed))
+    await run.http.post(f"{run.cleeng}/_emulator/faults", json=rates.cleeng(seed + 1))
+
+
+async def faults_injected(run: Run) -> dict[str, int]:
+    counts: dict[str, int] = {}
+
+    def add(name: str, amount: int) -> None:
+        counts[name] = counts.get(name, 0) + amount
+
+    requests = (await run.http.get(f"{run.mollie}/_emulator/requests")).json()["requests"]
+    for entry in requests:
+        if entry["status"] in (429, 503, 504):
+            add(f"mollie_http_{entry['status']}", 1)
+    for delivery in (await run.http.get(f"{run.mollie}/_emulator/webhooks")).json()["deliveries"]:
+        for attempt in delivery["attempts"]:
+            add("mollie_webhook_dropped", int(attempt["dropped"]))
+            add("mollie_webhook_duplicated", int(attempt["duplicated"]))
+            add("mollie_webhook_reordered", int(attempt.get("heldBack", False)))
+    for delivery in (await run.http.get(f"{run.cleeng}/_emulator/webhooks")).json()["items"]:
+        add("cleeng_webhook_dropped", int(delivery["status"] == "dropped"))
+        add("cleeng_webhook_duplicated", int(delivery["duplicate"]))
+        add("cleeng_webhook_reordered", int(delivery.get("heldBack", False)))
+    log = run.data_dir / "logs" / "cleeng-emulator.log"
+    if log.exists():
+        for line in log.read_text(errors="replace").splitlines():
+            if "injecting " in line:
+                kind = line.split("injecting ", 1)[1].split(" ", 1)[0]
+                add(f"cleeng_http_{kind}", 1)
+    return {name: count for name, count in counts.items() if count}
+
+
+# ------------------------------------------------------------------------------- settle
+
+
+async def long_lived_ids(run: Run) -> frozenset[str]:
+    """Billing workflows of cycles that legitimately wait (active, next cycle already open)."""
+    ids: set[str] = set()
+    for s in await cleeng_subscriptions(run):
+        if s["status"] == "active":
+            due = datetime.fromtimestamp(s["dateTo"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            ids.add(f"billing:{s['subscriptionId']}:{due}")
+    return frozenset(ids)
+
+
+async def settle_refunds_at_mollie(run: Run) -> None:
+    """Move Mollie's clock past the settle time of any open refund (2 h after creation)."""
+    ledger = (await run.http.get(f"{run.mollie}/_emulator/ledger")).json()["payments"]
+    open_refunds = [
+        r
+        for p in ledger
+        for r in p["refunds"]
+        if r["status"] in ("queued", "pending", "processing")
+    ]
+    if open_refunds:
+        await call(run, "POST", f"{run.mollie}/_emulator/clock/advance",
+                   json={"seconds": 2 * 3600 + 60}, timeout=None)  # fmt: skip
+
+
+async def settle(run: Run, temporal: Client) -> None:
+    run.log("faults off; settling")
+    await quiet(run, 4, 120)
+
+    async def nothing_running() -> bool:
+        # A refund requested a moment ago reaches Mollie only now: settle it when it does.
+        await settle_refunds_at_mollie(run)
+        keep = await long_lived_ids(run)
+        async for execution in temporal.list_workflows('ExecutionStatus="Running"'):
+            if execution.id not in keep:
+                return False
+        return True
+
+    await wait_for("no workflow running", nothing_running, timeout=max(run.left(), 10), interval=3)
+    await quiet(run, 4, 60)
+
+
+# ------------------------------------------------------------------------------- main
+
+
+async def chaos(args: argparse.Namespace) -> InvariantReport:
+    started = time.monotonic()
+    port_list = free_ports(7)
+    ports = Ports(*port_list)
+    data_dir = Path(tempfile.mkdtemp(prefix="chaos-"))
+    rates = Rates(
+        error=args.error_rate,
+        rate_limit=args.rate_limit_rate,
+        timeout_after_commit=args.timeout_after_commit_rate,
+        duplicate_webhook=args.duplicate_webhook_rate,
+        reorder_webhook=args.reorder_webhook_rate,
+        drop_webhook=args.drop_webhook_rate,
+    )
+    print(f"data dir {data_dir}; ports {ports}", flush=True)
+    launcher = start_launcher(ports, data_dir)
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            run = Run(
+                ports=ports,
+                data_dir=data_dir,
+                kills=not args.no_kills,
+                kill_plan=kill_plan(args.rounds, args.worker_kills, not args.no_temporal_restart),
+                rng=random.Random(args.seed),
+                deadline=started + args.deadline_minutes * 60,
+                http=http,
+            )
+            await stack_ready(run, launcher)
+            if run.kills and not any(pid_file(run, name).exists() for name in PIDS):
+                run.notes.append("kills skipped: the launcher writes no run/<name>.pid files")
+                run.kills = False
+            temporal = await Client.connect(f"127.0.0.1:{ports.temporal}")
+            run.temporal = temporal
+            await set_faults(run, rates, args.seed)
+            await purchases(run, args.subscribers, args.seed)
+            for number in range(1, args.rounds + 1):
+                if run.left() <= 0:
+                    run.notes.append(f"deadline reached before round {number}")
+                    break
+                await renewal_round(run, number, authorise_first=number % 2 == 1)
+                refunded = await refund_some(run, args.refund_share)
+                run.log(f"round {number}: {refunded} refunds requested")
+            injected = await faults_injected(run)
+            await set_faults(run, None, args.seed)
+            await settle(run, temporal)
+            ledgers = await collect_ledgers(http, run.mollie, run.cleeng)
+            workflows = await collect_workflows(temporal)
+            report = check_invariants(
+                ledgers,
+                workflows,
+                long_lived_ids=await long_lived_ids(run),
+                charges_expected=run.paid_purchases + run.renewals_seen,
+            )
+            report.faults_injected = injected
+            report.notes = [
+                f"subscribers {args.subscribers}, seed {args.seed}, kills {run.kills_done}",
+                *run.notes,
+            ]
+    finally:
+        stop_launcher(launcher)
+    report.wall_seconds = time.monotonic() - started
+    return report
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--deadline-minutes", type=float, default=60)
+    parser.add_argument("--rounds", type=int, default=2, help="renewal rounds (odd: authorise "
+                        "then capture, even: capture only)")  # fmt: skip
+    parser.add_argument("--json", type=Path, help="write the invariant table as JSON")
+    parser.add_argument("--no-kills", action="store_true", help="kill no process")
+    parser.add_argument("--worker-kills", type=int, default=3, choices=range(4))
+    parser.add_argument(
+        "--no-temporal-restart", action="store_true", help="do not kill the dev server"
+    )
+    parser.add_argument("--error-rate", type=float, default=0.10, help="5xx share")
+    parser.add_argument("--rate-limit-rate", type=float, default=0.10, help="429 share")
+    parser.add_argument("--timeout-after-commit-rate", type=float, default=0.05)
+    parser.add_argument("--duplicate-webhook-rate", type=float, default=0.10)
+    parser.add_argument("--reorder-webhook-rate", type=float, default=0.05)
+    parser.add_argument("--drop-webhook-rate", type=float, default=0.05)
+    parser.add_argument("--refund-share", type=float, default=0.08)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    report = asyncio.run(chaos(args))
+    print(report.table(), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True))
+    return 0 if report.holds else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
