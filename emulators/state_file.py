@@ -185,6 +185,26 @@ class StateKeeper:
             logger.info("state saved to %s", self.file.path)
 
 
+def load_and_keep(
+    path: Path,
+    *,
+    kind: str,
+    schema: Schema,
+    capture: Callable[[], dict[str, Any]],
+    restore: Callable[[dict[str, Any]], None],
+    describe: Callable[[], str],
+    interval_seconds: float = DEFAULT_SAVE_INTERVAL_SECONDS,
+) -> StateKeeper:
+    """Load `path` through `restore` if it holds a usable snapshot, and return what keeps the
+    state saved from now on. `describe` names what was restored, for the log."""
+    file = StateFile(path, kind=kind, schema=schema)
+    state = file.load()
+    if state is not None:
+        restore(state)
+        logger.info("state restored from %s: %s", path, describe())
+    return StateKeeper(file, capture, interval_seconds)
+
+
 class CountRequests:
     """ASGI middleware that tells the keeper a request was answered (it may have changed the
     state). Counted when the answer is done, so a change made late in a request is not

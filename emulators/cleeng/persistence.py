@@ -13,19 +13,16 @@ twice, which Cleeng's own redelivery can do as well.
 from __future__ import annotations
 
 import itertools
-import logging
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ..state_file import DEFAULT_SAVE_INTERVAL_SECONDS, StateFile, StateKeeper, schema_of
+from ..state_file import DEFAULT_SAVE_INTERVAL_SECONDS, StateKeeper, load_and_keep, schema_of
 from .dunning import DunningSettings
 from .emulator import CleengEmulator
 from .models import Customer, Offer, Order, Payment, PaymentDetails, Subscription, WebhookEndpoint
 from .webhooks import DELIVERY_PENDING, Delivery, DeliveryAttempt
-
-logger = logging.getLogger("emulators.cleeng")
 
 KIND = "cleeng-emulator"
 SCHEMA = schema_of(
@@ -99,16 +96,16 @@ def keeper_for(
     interval_seconds: float = DEFAULT_SAVE_INTERVAL_SECONDS,
 ) -> StateKeeper:
     """Load `path` into the emulator if it exists, and return what keeps it saved."""
-    file = StateFile(path, kind=KIND, schema=SCHEMA)
-    state = file.load()
-    if state is not None:
-        restore(emulator, state)
-        logger.info(
-            "state restored from %s: %d customers, %d orders, %d payments, %d subscriptions",
-            path,
-            len(emulator.store.customers),
-            len(emulator.store.orders),
-            len(emulator.store.payments),
-            len(emulator.store.subscriptions),
-        )
-    return StateKeeper(file, lambda: capture(emulator), interval_seconds)
+    store = emulator.store
+    return load_and_keep(
+        path,
+        kind=KIND,
+        schema=SCHEMA,
+        capture=lambda: capture(emulator),
+        restore=lambda state: restore(emulator, state),
+        describe=lambda: (
+            f"{len(store.customers)} customers, {len(store.orders)} orders, "
+            f"{len(store.payments)} payments, {len(store.subscriptions)} subscriptions"
+        ),
+        interval_seconds=interval_seconds,
+    )

@@ -14,19 +14,16 @@ the receiver may get it twice, as it may from Mollie.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ..state_file import DEFAULT_SAVE_INTERVAL_SECONDS, StateFile, StateKeeper, schema_of
+from ..state_file import DEFAULT_SAVE_INTERVAL_SECONDS, StateKeeper, load_and_keep, schema_of
 from .emulator import MollieEmulator
 from .idempotency import StoredResponse
 from .models import Capture, Chargeback, Customer, Mandate, Outcome, Payment, Refund
 from .money import Money
 from .webhooks import Attempt, Delivery
-
-logger = logging.getLogger("emulators.mollie")
 
 KIND = "mollie-emulator"
 SCHEMA = schema_of(
@@ -93,15 +90,15 @@ def keeper_for(
     interval_seconds: float = DEFAULT_SAVE_INTERVAL_SECONDS,
 ) -> StateKeeper:
     """Load `path` into the emulator if it exists, and return what keeps it saved."""
-    file = StateFile(path, kind=KIND, schema=SCHEMA)
-    state = file.load()
-    if state is not None:
-        restore(emulator, state)
-        logger.info(
-            "state restored from %s: %d customers, %d payments, %d webhook deliveries",
-            path,
-            len(emulator.store.customers),
-            len(emulator.store.payments),
-            len(emulator.webhooks.deliveries),
-        )
-    return StateKeeper(file, lambda: capture(emulator), interval_seconds)
+    return load_and_keep(
+        path,
+        kind=KIND,
+        schema=SCHEMA,
+        capture=lambda: capture(emulator),
+        restore=lambda state: restore(emulator, state),
+        describe=lambda: (
+            f"{len(emulator.store.customers)} customers, {len(emulator.store.payments)} "
+            f"payments, {len(emulator.webhooks.deliveries)} webhook deliveries"
+        ),
+        interval_seconds=interval_seconds,
+    )
