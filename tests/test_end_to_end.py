@@ -3,10 +3,8 @@ the API as separate processes; a purchase goes through them over real HTTP; Ctrl
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +14,7 @@ import httpx
 import pytest
 
 from settings import EMULATOR_FRONTEND_API_KEY
-from tests.support.servers import free_port
+from tests.support.servers import start_launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = {"captured", "rejected", "failed", "refunded_cleeng_refused"}
@@ -33,33 +31,8 @@ class RunningStack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    names = (
-        "api",
-        "temporal",
-        "temporal-ui",
-        "temporal-http",
-        "temporal-metrics",
-        "mollie",
-        "cleeng",
-    )
-    ports = {name: free_port() for name in names}
-    args = [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
     workdir = tmp_path_factory.mktemp("run")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(
-            ("CLEENG_", "MOLLIE_", "TEMPORAL_", "CONNECTOR_", "API_", "FRONTEND_", "MAX_")
-        )
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "launcher", "--data-dir", str(workdir / ".data"), *args],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process, ports = start_launcher(workdir / ".data", cwd=workdir)
     banner: list[str] = []
     assert process.stdout is not None
     for line in process.stdout:

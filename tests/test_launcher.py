@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from launcher import Backoff, StartupFailed, Supervisor
-from tests.support.servers import free_port
+from tests.support.servers import start_launcher
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 # Records its name in a file when asked to stop, so the order of stops can be checked. It
@@ -245,29 +245,8 @@ class Console:
 def test_the_launcher_survives_a_sigkill_of_the_worker_and_of_an_emulator(
     tmp_path: Path,
 ) -> None:
-    names = (
-        "api",
-        "temporal",
-        "temporal-ui",
-        "temporal-http",
-        "temporal-metrics",
-        "mollie",
-        "cleeng",
-    )
-    ports = {name: free_port() for name in names}
-    args = [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
     data_dir = tmp_path / ".data"
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(
-            ("CLEENG_", "MOLLIE_", "TEMPORAL_", "CONNECTOR_", "API_", "FRONTEND_", "MAX_")
-        )
-    }
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "launcher", "--data-dir", str(data_dir), *args],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    launcher, ports = start_launcher(data_dir, cwd=tmp_path)
     console = Console(launcher)
     run = data_dir / "run"
     try:

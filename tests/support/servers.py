@@ -6,10 +6,14 @@ Each server runs uvicorn in its own thread with its own event loop, so synchrono
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -50,3 +54,43 @@ def serve_in_thread(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# The launcher's port flags (`--<name>-port`), each given a free port by `start_launcher`.
+LAUNCHER_PORTS = (
+    "api",
+    "temporal",
+    "temporal-ui",
+    "temporal-http",
+    "temporal-metrics",
+    "mollie",
+    "cleeng",
+)
+
+# Settings a developer's shell may hold that must not reach a sandbox stack under test.
+_CONNECTOR_ENV_PREFIXES = (
+    "CLEENG_",
+    "MOLLIE_",
+    "TEMPORAL_",
+    "CONNECTOR_",
+    "API_",
+    "FRONTEND_",
+    "MAX_",
+)
+
+
+def start_launcher(data_dir: Path, cwd: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    """`python -m launcher` exactly as `scripts/run` runs it, on free ports, in sandbox mode;
+    its console (stdout and stderr) is readable line by line. Returns it and its ports."""
+    ports = {name: free_port() for name in LAUNCHER_PORTS}
+    args = [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(_CONNECTOR_ENV_PREFIXES)
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "launcher", "--data-dir", str(data_dir), *args],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    return process, ports
