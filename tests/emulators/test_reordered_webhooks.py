@@ -86,6 +86,7 @@ def test_mollie_sends_a_held_webhook_alone_after_the_bound(
     emulator.set_faults(reorderWebhookRate=1.0)
     only = paid_oneoff(emulator, client, receiver.url)
     assert receiver.wait_for(1, timeout=10) == [only]
+    wait_until(lambda: emulator.deliveries(only)[0]["attempts"] != [], what="attempt recorded")
     assert emulator.deliveries(only)[0]["attempts"][0]["heldBack"] is True
 
 
@@ -161,8 +162,13 @@ def test_cleeng_reorders_pairs_at_rate_one_and_loses_nothing(
 
     assert receiver.wait_for(lambda got: len(got) == 2, timeout=10)
     assert [h.data["reason"] for h in receiver.received] == ["second", "first"]
-    log = ops.get("/_emulator/webhooks", params={"topic": REFUND_TOPIC}).json()["items"]
-    assert [d["status"] for d in log] == ["delivered", "delivered"]
+
+    def statuses() -> list[str]:
+        log = ops.get("/_emulator/webhooks", params={"topic": REFUND_TOPIC}).json()["items"]
+        return [d["status"] for d in log]
+
+    # The receiver may answer before the emulator has written the delivery down.
+    wait_until(lambda: statuses() == ["delivered", "delivered"], what="both delivered")
 
 
 def test_cleeng_sends_a_held_webhook_alone_after_the_bound(
