@@ -64,6 +64,24 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
         ],
     ),
     (
+        "restart only a purchase that never had a Mollie payment",
+        "api/purchases.py",
+        "    return run.typed_search_attributes.get(search_attributes.MOLLIE_PAYMENT_ID) is None",
+        "    return True",
+        [
+            "tests/test_purchase_outage.py::test_a_refunded_purchase_answers_its_outcome_and_is_not_started_again"
+        ],
+    ),
+    (
+        "a restarted purchase makes its own Mollie payment",
+        "workflows/initial_purchase.py",
+        "            if request.restarts_run\n",
+        "            if False\n",
+        [
+            "tests/test_purchase_outage.py::test_a_restart_never_hands_out_a_payment_the_failed_run_left_at_mollie"
+        ],
+    ),
+    (
         "release a refused capture's hold",
         "workflows/recurring_billing.py",
         '            await self._release_hold("capture refused")',
