@@ -11,6 +11,14 @@ def failure_type(error: FailureError) -> str | None:
     return cause.type if isinstance(cause, ApplicationError) else None
 
 
+def describe_failure(error: FailureError) -> str:
+    """`Type: message` of the cause, for a view or a log line an operator reads."""
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type}: {cause.message}"
+    return str(cause or error)
+
+
 def failure_message(error: FailureError) -> str:
     cause = error.cause
     return cause.message if isinstance(cause, ApplicationError) else str(cause or error)

@@ -49,7 +49,7 @@ from domain.purchase import (
     PurchaseView,
 )
 from domain.tokens import MollieToken, no_mandate_token
-from workflows.failures import failure_type
+from workflows.failures import describe_failure, failure_type
 from workflows.payment_watch import PaymentWatch
 from workflows.policies import RECORD, SETUP
 
@@ -87,7 +87,7 @@ class InitialPurchaseWorkflow:
             await self._open_checkout(request, workflow_id)
         except ActivityError as error:
             self._status = STATUS_FAILED
-            self._error = _describe(error)
+            self._error = describe_failure(error)
             self._error_type = (
                 CHECKOUT_UNAVAILABLE
                 if _retries_exhausted(error)
@@ -226,7 +226,7 @@ class InitialPurchaseWorkflow:
     ) -> None:
         """Compensation: the order expired, so Cleeng will never know of this money; give it
         back, then fail so an operator sees it."""
-        self._error = _describe(error)
+        self._error = describe_failure(error)
         workflow.logger.error(
             "Cleeng refused payment %s for order %s: %s; refunding",
             payment.payment_id,
@@ -274,7 +274,7 @@ class InitialPurchaseWorkflow:
         except ActivityError as error:
             # No money moved, so nothing to compensate; fail so an operator sees it.
             self._status = STATUS_FAILED
-            self._error = _describe(error)
+            self._error = describe_failure(error)
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise ApplicationError(
                 f"order {self._order_id}: could not record rejected payment: {self._error}",
@@ -323,10 +323,3 @@ def _setup_until(deadline: datetime, kind: ActivityConfig) -> ActivityConfig:
 def _retries_exhausted(error: ActivityError) -> bool:
     """The step kept failing in a way that might pass (an outage) until its time ran out."""
     return error.retry_state in _RETRIES_EXHAUSTED or isinstance(error.cause, TimeoutError)
-
-
-def _describe(error: ActivityError) -> str:
-    cause = error.cause
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type}: {cause.message}"
-    return str(cause or error)
