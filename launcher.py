@@ -8,8 +8,9 @@ Once the stack is up, a child that exits (a crash, a SIGKILL) is restarted with 
 while the others keep running; the console says so in one line. The dev server keeps its
 workflows in `<data-dir>/temporal.db` and the emulators their state in
 `<data-dir>/emulators/*.state`, so a restarted child carries on where it stopped. Each child's
-pid is in `<data-dir>/run/<name>.pid`. Ctrl-C (or SIGTERM) stops everything, in reverse order
-of start.
+pid is in `<data-dir>/run/<name>.pid`. `WORKER_PROCESSES` workers poll the one task queue,
+named `worker`, `worker-2`, ... and each supervised on its own. Ctrl-C (or SIGTERM) stops
+everything, in reverse order of start.
 """
 
 from __future__ import annotations
@@ -337,6 +338,12 @@ def child_env(settings: Settings, ports: Ports) -> dict[str, str]:
     return env
 
 
+def worker_names(processes: int) -> list[str]:
+    """`worker`, `worker-2`, `worker-3`, ...: the first keeps the name (and `run/worker.pid`)
+    a single worker has always had."""
+    return ["worker", *(f"worker-{number}" for number in range(2, processes + 1))]
+
+
 def start_stack(settings: Settings, ports: Ports, stack: Supervisor) -> None:
     """Start every child in order and wait until the stack serves; stop it all on failure."""
     data_dir = stack.data_dir
@@ -396,7 +403,8 @@ def start_stack(settings: Settings, ports: Ports, stack: Supervisor) -> None:
              "-n", "default", "--retention", RETENTION],
             check=True, capture_output=True, timeout=30,
         )  # fmt: skip
-        stack.start("worker", [python, "-m", "worker"], env)
+        for name in worker_names(settings.worker_processes):
+            stack.start(name, [python, "-m", "worker"], env)
         stack.start("api", [python, "-m", "api", "--port", str(ports.api)], env)
         wait_until("API", http_ok(f"http://127.0.0.1:{ports.api}/health"), stack)
         if settings.cleeng_emulated:
@@ -411,6 +419,10 @@ def start_stack(settings: Settings, ports: Ports, stack: Supervisor) -> None:
     stack.begin_supervising()
 
 
+def workers_shown(processes: int) -> str:
+    return "1 process" if processes == 1 else f"{processes} processes"
+
+
 def banner(settings: Settings, ports: Ports, data_dir: Path) -> str:
     api = f"http://127.0.0.1:{ports.api}"
     lines = [
@@ -420,6 +432,8 @@ def banner(settings: Settings, ports: Ports, data_dir: Path) -> str:
         f"  API + docs          {api}/docs",
         f"  Temporal Web UI     http://127.0.0.1:{ports.temporal_ui}",
         f"  Temporal gRPC       127.0.0.1:{ports.temporal}",
+        f"  Workers             {workers_shown(settings.worker_processes)} on task queue "
+        f"{settings.temporal_task_queue} (WORKER_PROCESSES)",
     ]
     mollie = f"http://127.0.0.1:{ports.mollie}"
     cleeng = f"http://127.0.0.1:{ports.cleeng}"

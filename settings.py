@@ -89,6 +89,16 @@ class Settings(BaseSettings):
         default=None, description="Mollie API key test_... or live_...; unset = emulator"
     )
     mollie_timeout_seconds: float = 10.0
+    mollie_threads: int = Field(
+        default=16,
+        ge=0,
+        description=(
+            "Threads the worker's Mollie client runs its blocking requests on, each keeping "
+            "one connection to Mollie alive; 0 = the event loop's shared default executor "
+            "(min(32, cpus + 4) threads) and the client's own connection pool. More threads "
+            "than activity plus local activity slots are never all busy"
+        ),
+    )
     mollie_recurring_manual_capture: bool = Field(
         default=True,
         description="Authorise renewals with captureMode=manual; false = charge at capture",
@@ -101,6 +111,31 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "cleeng-mollie"
+    # How much one worker process takes on at once (Temporal's SDK default is 100 of each).
+    worker_max_concurrent_activities: int = Field(
+        default=64,
+        ge=1,
+        description="Activity tasks one worker process runs at once",
+    )
+    worker_max_concurrent_local_activities: int = Field(
+        default=64,
+        ge=1,
+        description="Local activities (a renewal's steps) one worker process runs at once",
+    )
+    worker_max_concurrent_workflow_tasks: int = Field(
+        default=64,
+        ge=2,  # the SDK's minimum with a workflow cache
+        description=(
+            "Workflow tasks one worker process holds at once; a task whose local activities "
+            "are running holds its slot until they end"
+        ),
+    )
+    worker_processes: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Worker processes the launcher starts on the task queue",
+    )
 
     # API server
     api_host: str = "127.0.0.1"

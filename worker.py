@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -74,6 +75,15 @@ def activity_list(
     ]
 
 
+def cleeng_limits(settings: Settings) -> httpx.Limits:
+    """Room in the Cleeng client's pool for every activity slot to be in a request at once,
+    each on a connection kept alive for the next (httpx's default keeps only 20)."""
+    slots = (
+        settings.worker_max_concurrent_activities + settings.worker_max_concurrent_local_activities
+    )
+    return httpx.Limits(max_connections=slots, max_keepalive_connections=slots)
+
+
 @asynccontextmanager
 async def build_worker(
     client: Client, settings: Settings, *, task_queue: str | None = None
@@ -83,12 +93,14 @@ async def build_worker(
         settings.cleeng_base_url,
         settings.effective_publisher_token,
         timeout_seconds=settings.cleeng_timeout_seconds,
+        limits=cleeng_limits(settings),
         before_request=heartbeat_before_request,
     )
     mollie = MollieGateway(
         settings.mollie_base_url,
         settings.effective_mollie_api_key,
         timeout_seconds=settings.mollie_timeout_seconds,
+        threads=settings.mollie_threads,
         before_request=heartbeat_before_request,
     )
     cleeng_activities = CleengActivities(
@@ -99,14 +111,22 @@ async def build_worker(
     mollie_activities = MollieActivities(mollie, settings.mollie_webhook_url)
     directory = WorkflowDirectory(client)
     try:
+        # Every activity is async, so no activity_executor: they share the event loop, and
+        # the Mollie client's blocking requests go to its own threads.
         yield Worker(
             client,
             task_queue=task_queue or settings.temporal_task_queue,
             workflows=WORKFLOWS,
             activities=activity_list(cleeng_activities, mollie_activities, directory),
+            max_concurrent_activities=settings.worker_max_concurrent_activities,
+            max_concurrent_local_activities=settings.worker_max_concurrent_local_activities,
+            max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         )
     finally:
-        await cleeng.aclose()
+        try:
+            await cleeng.aclose()
+        finally:
+            await mollie.aclose()
 
 
 async def run_worker(settings: Settings) -> None:
@@ -117,10 +137,17 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with build_worker(client, settings) as worker, worker:
         logger.info(
-            "worker polling task queue %s on %s (%s mode)",
+            "worker polling task queue %s on %s (%s mode); at once: %d activities, "
+            "%d local activities, %d workflow tasks; %s",
             settings.temporal_task_queue,
             settings.temporal_address,
             "sandbox" if settings.sandbox_mode else "live credentials",
+            settings.worker_max_concurrent_activities,
+            settings.worker_max_concurrent_local_activities,
+            settings.worker_max_concurrent_workflow_tasks,
+            f"{settings.mollie_threads} Mollie threads"
+            if settings.mollie_threads
+            else "Mollie on the default executor",
         )
         await stop.wait()
         logger.info("worker shutting down")

@@ -220,16 +220,19 @@ class CleengClient:
         *,
         timeout_seconds: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        limits: httpx.Limits | None = None,
         before_request: Callable[[], None] = lambda: None,
     ) -> None:
         """`before_request` runs before every request (the worker heartbeats there, so an
-        activity of several requests shows it is alive between them)."""
+        activity of several requests shows it is alive between them). `limits` sizes the
+        connection pool (httpx's default: 100 connections, 20 kept alive)."""
         self._before_request = before_request
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"X-Publisher-Token": publisher_token, "Accept": "application/json"},
             timeout=httpx.Timeout(timeout_seconds),
             transport=transport,
+            limits=limits or httpx.Limits(max_connections=100, max_keepalive_connections=20),
         )
 
     async def aclose(self) -> None:

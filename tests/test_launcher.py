@@ -7,6 +7,7 @@ launcher (Temporal, emulators, worker, API) and SIGKILLs the worker and the Moll
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import signal
@@ -19,8 +20,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
 
-from launcher import Backoff, StartupFailed, Supervisor
+from launcher import Backoff, StartupFailed, Supervisor, worker_names
 from tests.support.servers import start_launcher
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
@@ -79,6 +84,11 @@ def kill_and_reap(supervisor: Supervisor, name: str) -> int:
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
     return process.pid
+
+
+def test_workers_are_named_so_the_first_keeps_the_single_workers_name() -> None:
+    assert worker_names(1) == ["worker"]
+    assert worker_names(3) == ["worker", "worker-2", "worker-3"]
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:
@@ -286,6 +296,76 @@ def test_the_launcher_survives_a_sigkill_of_the_worker_and_of_an_emulator(
             assert int((run / f"{name}.pid").read_text()) == pids[name]
             os.kill(pids[name], 0)  # still running
         assert httpx.get(f"http://127.0.0.1:{ports['api']}/health").status_code == 200
+
+        launcher.send_signal(signal.SIGINT)
+        assert launcher.wait(timeout=60) == 0
+        assert list(run.glob("*.pid")) == []
+    finally:
+        if launcher.poll() is None:
+            launcher.send_signal(signal.SIGINT)
+            try:
+                launcher.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                launcher.kill()
+
+
+async def poller_pids(temporal_address: str, task_queue: str, expected: set[int]) -> set[int]:
+    """The pids (from each poller's `pid@host` identity) polling both the workflow and the
+    activity task queue, once they are the `expected` ones (or after 60 s: what they are)."""
+    client = await Client.connect(temporal_address)
+    deadline = time.monotonic() + 60
+    while True:
+        pids_by_type = []
+        for queue_type in (
+            TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        ):
+            described = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace="default",
+                    task_queue=TaskQueue(name=task_queue),
+                    task_queue_type=queue_type,
+                )
+            )
+            pids_by_type.append({int(p.identity.split("@")[0]) for p in described.pollers})
+        if all(pids == expected for pids in pids_by_type) or time.monotonic() > deadline:
+            return pids_by_type[0] & pids_by_type[1]
+        await asyncio.sleep(0.2)
+
+
+def test_the_launcher_runs_as_many_workers_as_asked_on_one_task_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKER_PROCESSES", "2")
+    data_dir = tmp_path / ".data"
+    launcher, ports = start_launcher(data_dir, cwd=tmp_path)
+    console = Console(launcher)
+    run = data_dir / "run"
+    try:
+        console.wait_for("Ctrl-C stops everything")
+        assert any("Workers             2 processes" in line for line in console.seen)
+        pids = {p.stem: int(p.read_text()) for p in run.glob("*.pid")}
+        assert {"worker", "worker-2"} <= set(pids)
+        assert "worker-3" not in pids
+        workers = {pids["worker"], pids["worker-2"]}
+        assert len(workers) == 2
+
+        # Both poll the connector's task queue, for workflow and for activity tasks.
+        temporal = f"127.0.0.1:{ports['temporal']}"
+        assert asyncio.run(poller_pids(temporal, "cleeng-mollie", workers)) == workers
+
+        # And the connector still works: a purchase is paid and captured.
+        demo = subprocess.run(
+            [
+                sys.executable, "scripts/demo_purchase.py",
+                "--api", f"http://127.0.0.1:{ports['api']}",
+                "--cleeng", f"http://127.0.0.1:{ports['cleeng']}",
+            ],
+            cwd=Path(__file__).resolve().parent.parent,
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert '"status": "captured"' in demo.stdout
 
         launcher.send_signal(signal.SIGINT)
         assert launcher.wait(timeout=60) == 0
