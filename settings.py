@@ -136,6 +136,13 @@ class Settings(BaseSettings):
         le=16,
         description="Worker processes the launcher starts on the task queue",
     )
+    renewal_compact_history: bool = Field(
+        default=True,
+        description=(
+            "Run a renewal's steps as local activities and set its search attributes once "
+            "(about half the history events); false = one activity task per step"
+        ),
+    )
 
     # API server
     api_host: str = "127.0.0.1"

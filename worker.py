@@ -50,6 +50,7 @@ def activity_list(
         cleeng.load_order,
         cleeng.create_renewal_order,
         cleeng.cycle_already_paid,
+        cleeng.prepare_renewal,
         cleeng.record_payment_details,
         cleeng.record_payment,
         cleeng.update_payment,

@@ -193,6 +193,7 @@ async def _signal_billing(
             subscription_id=data.subscription_id,
             expiration_date=expiration,
             manual_capture=settings.mollie_recurring_manual_capture,
+            compact_history=settings.renewal_compact_history,
         ),
         id=workflow_id,
         task_queue=task_queue,

@@ -55,6 +55,10 @@ class BillingCycleInput:
     manual_capture: bool = True
     """Authorise with Mollie's manual capture; off → the capture webhook charges instead."""
     poll_schedule_seconds: tuple[int, ...] = DEFAULT_POLL_SCHEDULE_SECONDS
+    compact_history: bool = False
+    """Steps as local activities, search attributes set once per workflow task (setting
+    `renewal_compact_history`). False for cycles started before it existed: they replay as
+    they ran."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -218,3 +218,17 @@ class CycleCheckInput:
     subscription_id: str
     expiration_date: str
     """ISO 8601 UTC timestamp of the cycle's due date."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrepareRenewalInput:
+    """Is the cycle still unpaid, and if so a renewal order for this attempt."""
+
+    cycle: CycleCheckInput
+    order: RenewalOrderInput
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenewalPreparation:
+    order: OrderSnapshot | None
+    """The attempt's order; none when Cleeng shows the cycle paid already."""

@@ -14,6 +14,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from api.cleeng_payloads import iso_utc
+from domain import search_attributes
 from domain.billing import BillingCycleInput, BillingEvent, BillingView, billing_workflow_id
 from domain.tokens import MollieToken
 from settings import EMULATOR_MOLLIE_API_KEY, EMULATOR_PUBLISHER_TOKEN, Settings
@@ -86,12 +87,14 @@ async def sepa_subscriber(emulators: Emulators) -> SepaSubscriber:
 
 
 async def start_capture_only(
-    env: WorkflowEnvironment, settings: Settings, sub: SepaSubscriber
+    env: WorkflowEnvironment, settings: Settings, sub: SepaSubscriber, *, compact: bool
 ) -> WorkflowHandle[Any, BillingView]:
     due = iso_utc(sub.due)
     return await env.client.start_workflow(
         RecurringBillingWorkflow.run,
-        BillingCycleInput(subscription_id=sub.subscription_id, expiration_date=due),
+        BillingCycleInput(
+            subscription_id=sub.subscription_id, expiration_date=due, compact_history=compact
+        ),
         id=billing_workflow_id(sub.subscription_id, due),
         task_queue=settings.temporal_task_queue,
         start_signal="event",
@@ -127,6 +130,9 @@ async def recorded(emulators: Emulators, subscription_id: str) -> list[dict[str,
     return [p for p in response.json()["items"] if p["paymentOperation"] == "recurring-payment"]
 
 
+# Both ways a cycle runs its steps: as activity tasks (cycles started before compact histories)
+# and as local activities.
+@pytest.mark.parametrize("compact", [False, True], ids=["activity-tasks", "local-activities"])
 @pytest.mark.parametrize(
     ("outcome", "cycle_status", "cleeng_status"),
     [
@@ -140,6 +146,7 @@ async def test_pending_direct_debit_is_awaited_for_days(
     outcome: dict[str, str],
     cycle_status: str,
     cleeng_status: str,
+    compact: bool,
 ) -> None:
     # Mollie's webhooks go nowhere: only the polling fallback can notice the settlement.
     env = time_skipping_env
@@ -148,11 +155,17 @@ async def test_pending_direct_debit_is_awaited_for_days(
     )
     sub = await sepa_subscriber(emulators)
     async with build_worker(env.client, settings) as worker, worker:
-        handle = await start_capture_only(env, settings, sub)
+        handle = await start_capture_only(env, settings, sub, compact=compact)
         await env.sleep(timedelta(days=2))
         charging = await handle.query(RecurringBillingWorkflow.view)
         assert charging.status == "charging"
         assert charging.mollie_payment_id is not None
+        # While it waits, an operator finds the cycle by the payment's id.
+        described = await handle.describe()
+        assert (
+            described.typed_search_attributes.get(search_attributes.MOLLIE_PAYMENT_ID)
+            == charging.mollie_payment_id
+        )
         assert await recorded(emulators, sub.subscription_id) == []
 
         await force_outcome(emulators, charging.mollie_payment_id, outcome)

@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
 from api.cleeng_payloads import iso_utc
+from domain import search_attributes
 from domain.billing import BillingCycleInput, BillingEvent, BillingView, billing_workflow_id
 from tests.conftest import Connector
 from tests.support.billing import (
@@ -157,6 +159,29 @@ async def test_capture_only_charges_once_and_renews(connector: Connector) -> Non
     assert charged.get("captureMode") in (None, "automatic")
     [payment] = await cleeng_subscription_payments(connector, sub.subscription_id)
     assert (payment["status"], payment["externalPaymentId"]) == ("captured", charged["id"])
+
+
+async def test_a_renewal_keeps_a_short_history_and_its_whole_story(connector: Connector) -> None:
+    """The shim starts cycles with compact histories: the check with the order, and the
+    charge, are two local steps, only Cleeng's record is an activity task, and the search
+    attributes are set once; the cycle still ends `captured` with its ids findable."""
+    sub = await subscribed_customer(connector)
+    await deliver(connector, sub.dunning_data("capture", 0))
+    handle = cycle_handle(connector, sub)
+    final = await handle.result()
+    assert final.status == "captured"
+    assert [a.outcome for a in final.attempts] == ["captured"]
+
+    events = [event async for event in handle.fetch_history_events()]
+    kinds = [EventType.Name(event.event_type) for event in events]
+    assert kinds.count("EVENT_TYPE_ACTIVITY_TASK_SCHEDULED") == 1
+    assert kinds.count("EVENT_TYPE_MARKER_RECORDED") == 2
+    assert kinds.count("EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES") == 1
+    # 60% of the 33 events a renewal takes as activity tasks.
+    assert len(events) <= 19, " ".join(kinds)
+    found = (await handle.describe()).typed_search_attributes
+    assert found.get(search_attributes.MOLLIE_PAYMENT_ID) == final.mollie_payment_id
+    assert found.get(search_attributes.CLEENG_PAYMENT_ID) == final.cleeng_payment_id
 
 
 async def test_termination_without_a_running_cycle_terminates(connector: Connector) -> None:

@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 from temporalio import workflow
 
 from domain.operations import GatewayPaymentView, poll_delay_seconds
-from workflows.policies import POLL
+from workflows.policies import LOCAL_POLL, POLL
 
 with workflow.unsafe.imports_passed_through():
     from activities.mollie_activities import MollieActivities
@@ -61,16 +61,26 @@ class PaymentWatch:
         payment: GatewayPaymentView,
         is_done: Callable[[str], bool],
         schedule: tuple[int, ...],
+        *,
+        local: bool = False,
+        before_waiting: Callable[[], None] | None = None,
     ) -> GatewayPaymentView:
         """Re-check on each webhook, else on the backing-off `schedule`, until `is_done` says
         the payment's status is the one awaited. Mollie ends every payment status in days to
-        weeks, and the backoff keeps even weeks to a few hundred history events."""
+        weeks, and the backoff keeps even weeks to a few hundred history events. `local` looks
+        with a local activity; `before_waiting` runs once if there is anything to wait for."""
 
         async def fetch() -> GatewayPaymentView:
+            if local:
+                return await workflow.execute_local_activity_method(
+                    MollieActivities.fetch_payment, payment.payment_id, **LOCAL_POLL
+                )
             return await workflow.execute_activity_method(
                 MollieActivities.fetch_payment, payment.payment_id, **POLL
             )
 
+        if before_waiting is not None and not is_done(payment.status):
+            before_waiting()
         waited = await self.wait(
             payment.payment_id, payment, lambda seen: is_done(seen.status), fetch, schedule
         )

@@ -9,6 +9,16 @@ timeouts and retry policy of a kind are decided here, not at each call site.
     RECORD  writing an outcome money depends on; never given up
     SETUP   a step of a checkout the shopper is waiting for
 
+LOCAL_CALL, LOCAL_POLL and LOCAL_RECORD are the same kinds run as local activities: in the
+worker that runs the workflow task, recorded as one marker event instead of an activity task's
+three events and the workflow task that follows it. A renewal's reads and repeatable writes
+are short (a request or three), so running them back to back in one workflow task roughly
+halves a renewal's history. What they give up, and why a renewal can afford it: a local activity
+cannot heartbeat (its kind's start-to-close timeout notices a lost worker instead), and a worker
+lost before the workflow task completes runs the task's steps again on the next worker, which
+each step already tolerates (a business-keyed Mollie request finds the payment made before; a
+cycle already recorded in Cleeng stops at the first step).
+
 Activities call `activity.heartbeat()` before every request they make, so a kind with a
 `heartbeat_timeout` notices a lost worker within one request instead of at its end.
 """
@@ -19,7 +29,7 @@ from datetime import timedelta
 from typing import Final
 
 from temporalio.common import RetryPolicy
-from temporalio.workflow import ActivityConfig
+from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
 # One HTTP request at its worst. Both clients time out after 10 s per phase (settings
 # `cleeng_timeout_seconds`, `mollie_timeout_seconds`): Cleeng's connect, write and read can each
@@ -137,4 +147,21 @@ SETUP: Final[ActivityConfig] = {
     "schedule_to_close_timeout": SETUP_BOUND,
     "heartbeat_timeout": HEARTBEAT_TIMEOUT,
     "retry_policy": SETUP_RETRY,
+}
+
+# The local forms. No heartbeat timeout (a local activity cannot heartbeat), and a bound of one
+# CALL on every attempt: a renewal's steps never walk a list. Retries up to a minute apart stay
+# inside the worker; longer backoffs become timers in the history (the SDK's
+# local_retry_threshold), so an outage of Cleeng or Mollie still waits for as long as it lasts.
+LOCAL_CALL: Final[LocalActivityConfig] = {
+    "start_to_close_timeout": HTTP_REQUEST_LIMIT * CALL_REQUESTS,
+    "retry_policy": RETRY,
+}
+LOCAL_POLL: Final[LocalActivityConfig] = {
+    "start_to_close_timeout": HTTP_REQUEST_LIMIT,
+    "retry_policy": POLL_RETRY,
+}
+LOCAL_RECORD: Final[LocalActivityConfig] = {
+    "start_to_close_timeout": HTTP_REQUEST_LIMIT * CALL_REQUESTS,
+    "retry_policy": RECORD_RETRY,
 }

@@ -13,15 +13,24 @@ Declines are outcomes recorded as `rejected`, never retried here: Cleeng's dunni
 sends the next attempt. Before every charge the workflow asks Cleeng whether the cycle is
 already paid, and the Mollie activity looks for a payment already made for the same operation,
 so a duplicate that outlives this workflow's history still charges nothing.
+
+With `compact_history` (every cycle the shim starts now) the reads and the writes that are safe
+to repeat run as local activities, and search attributes are set when the workflow next waits:
+a capture-only renewal is 15 history events (19 when Mollie's webhook lands mid-renewal)
+instead of 33. Writes to Cleeng stay activity
+tasks. Cycles started without it run as they always did.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.common import SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from clients import cleeng_contract as contract
 from domain import search_attributes
@@ -58,6 +67,7 @@ from domain.operations import (
     MandateRef,
     OrderSnapshot,
     PaymentNotice,
+    PrepareRenewalInput,
     RecordPaymentInput,
     RecurringChargeInput,
     RefundInput,
@@ -69,7 +79,7 @@ from domain.operations import (
 from domain.tokens import MollieToken, no_mandate_token
 from workflows.failures import failure_message, failure_type, refused_for_good
 from workflows.payment_watch import PaymentWatch
-from workflows.policies import CALL, RECORD
+from workflows.policies import CALL, LOCAL_CALL, LOCAL_RECORD, RECORD
 
 with workflow.unsafe.imports_passed_through():
     from activities.cleeng_activities import CleengActivities
@@ -80,6 +90,9 @@ with workflow.unsafe.imports_passed_through():
 # replay without that release). Keys naming the payment need no patch: activity inputs are not
 # part of what a replay compares.
 PATCH_RELEASE_HOLDS = "release-holds-per-payment"
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 # A cycle with no webhook for this long is over (Cleeng's schedule spans days, not weeks).
 IDLE_LIMIT = timedelta(days=40)
@@ -101,6 +114,27 @@ def _details_if_unnamed(event: BillingEvent, payment_id: str) -> InlineDetails |
         payment_method_id=event.payment_method_id or "",
         active=False,
     )
+
+
+@contextmanager
+def _as_activity_error(activity: Callable[..., Any]) -> Iterator[None]:
+    """A failed local activity surfaces as its bare cause (an ApplicationError, a timeout);
+    wrap it as the ActivityError an activity task raises, so every step fails one way and the
+    transitions read it with workflows/failures like any other."""
+    try:
+        yield
+    except ActivityError:
+        raise
+    except FailureError as failure:
+        raise ActivityError(
+            f"Local activity {activity.__name__} failed",
+            scheduled_event_id=0,
+            started_event_id=0,
+            identity="",
+            activity_type=activity.__name__,
+            activity_id="",
+            retry_state=None,
+        ) from failure
 
 
 class Declined(Exception):
@@ -125,10 +159,15 @@ class RecurringBillingWorkflow:
         self._cleeng_payment_id: str | None = None
         self._error: str | None = None
         self._watch = PaymentWatch()
+        # Search attributes set since the workflow last waited (compact history only).
+        self._unpublished: dict[str, SearchAttributeUpdate[Any]] = {}
+        # Local steps run in the current workflow task, not yet in the history.
+        self._unkept_local_steps = False
 
     @workflow.run
     async def run(self, cycle: BillingCycleInput) -> BillingView:
         while self._status not in FINISHED_STATES:
+            self._publish_attributes()
             try:
                 await workflow.wait_condition(lambda: bool(self._queue), timeout=IDLE_LIMIT)
             except TimeoutError:
@@ -146,6 +185,8 @@ class RecurringBillingWorkflow:
                 await self._capture(event)
             else:
                 await self._terminate(event)
+        self._publish_attributes()
+        await self._keep_local_steps()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view()
 
@@ -165,14 +206,12 @@ class RecurringBillingWorkflow:
         ):
             self._note(event, OUTCOME_DEFERRED, reason="manual capture disabled")
             return
-        if await self._cycle_paid():
+        order = await self._order_for_unpaid_cycle(event)
+        if order is None:
             return
-        order = await self._renewal_order(event)
         try:
             payment = await self._charge(event, order, token, manual_capture=True)
-            payment = await self._watch.until(
-                payment, _authorisation_settled, self._cycle.poll_schedule_seconds
-            )
+            payment = await self._settle(payment, _authorisation_settled)
             if payment.status not in (MOLLIE_AUTHORIZED, MOLLIE_PAID):
                 raise Declined(payment.failure_reason or payment.status)
         except Declined as declined:
@@ -198,7 +237,7 @@ class RecurringBillingWorkflow:
         assert self._cleeng_payment_id is not None
         workflow_id = workflow.info().workflow_id
         try:
-            payment = await workflow.execute_activity_method(
+            payment = await self._write_safe_to_repeat(
                 MollieActivities.capture_payment,
                 CaptureInput(
                     payment_id=self._payment.payment_id,
@@ -207,7 +246,6 @@ class RecurringBillingWorkflow:
                     ),
                     operation_key=f"{workflow_id}:capture:{self._payment.payment_id}",
                 ),
-                **RECORD,
             )
         except ActivityError as error:
             if not refused_for_good(error):
@@ -224,9 +262,7 @@ class RecurringBillingWorkflow:
             self._status = CYCLE_OPEN
             await self._charge_directly(event)
             return
-        payment = await self._watch.until(
-            payment, payment_is_final, self._cycle.poll_schedule_seconds
-        )
+        payment = await self._settle(payment, payment_is_final)
         if payment.status == MOLLIE_PAID:
             # Mollie keeps the payment id through a capture; PATCH it anyway so Cleeng's
             # externalPaymentId always names the payment refunds must target.
@@ -271,17 +307,22 @@ class RecurringBillingWorkflow:
 
     async def _charge_directly(self, event: BillingEvent) -> None:
         """Capture-only mode: charge the mandate and wait (SEPA stays pending for days)."""
-        if await self._cycle_paid():
-            return
-        await self._release_open_authorisation("charging directly instead")
-        order = await self._renewal_order(event)
+        if self._cycle.compact_history:
+            prepared = await self._prepare_renewal(event)
+            if prepared is None:
+                return
+            await self._release_open_authorisation("charging directly instead")
+            order = prepared
+        else:
+            if await self._cycle_paid():
+                return
+            await self._release_open_authorisation("charging directly instead")
+            order = await self._renewal_order(event)
         token = MollieToken.parse(event.token or "")
         try:
             payment = await self._charge(event, order, token, manual_capture=False)
             self._status = CYCLE_CHARGING
-            payment = await self._watch.until(
-                payment, payment_is_final, self._cycle.poll_schedule_seconds
-            )
+            payment = await self._settle(payment, payment_is_final)
             if payment.status != MOLLIE_PAID:
                 raise Declined(payment.failure_reason or payment.status)
         except Declined as declined:
@@ -301,50 +342,66 @@ class RecurringBillingWorkflow:
             self._note(event, OUTCOME_IGNORED, reason="cycle already captured")
             return
         released = await self._release_open_authorisation("subscription terminated")
-        await workflow.execute_activity_method(
-            CleengActivities.terminate_subscription,
-            self._cycle.subscription_id,
-            **RECORD,
-        )
+        await self._record(CleengActivities.terminate_subscription, self._cycle.subscription_id)
         self._status = CYCLE_TERMINATED
         self._note(event, OUTCOME_TERMINATED, reason=OUTCOME_RELEASED if released else None)
 
     # Steps
 
-    async def _cycle_paid(self) -> bool:
-        paid = await workflow.execute_activity_method(
-            CleengActivities.cycle_already_paid,
-            CycleCheckInput(
-                subscription_id=self._cycle.subscription_id,
-                expiration_date=self._cycle.expiration_date,
-            ),
-            **CALL,
+    async def _order_for_unpaid_cycle(self, event: BillingEvent) -> OrderSnapshot | None:
+        """The attempt's renewal order, or none when Cleeng shows the cycle paid already."""
+        if self._cycle.compact_history:
+            return await self._prepare_renewal(event)
+        if await self._cycle_paid():
+            return None
+        return await self._renewal_order(event)
+
+    async def _prepare_renewal(self, event: BillingEvent) -> OrderSnapshot | None:
+        """The check and the order in one local step (compact history)."""
+        prepared = await self._write_safe_to_repeat(
+            CleengActivities.prepare_renewal,
+            PrepareRenewalInput(cycle=self._cycle_check(), order=self._order_request(event)),
         )
+        if prepared.order is None:
+            self._note_already_paid()
+        return prepared.order
+
+    def _cycle_check(self) -> CycleCheckInput:
+        return CycleCheckInput(
+            subscription_id=self._cycle.subscription_id,
+            expiration_date=self._cycle.expiration_date,
+        )
+
+    def _order_request(self, event: BillingEvent) -> RenewalOrderInput:
+        return RenewalOrderInput(
+            customer_id=event.customer_id,
+            offer_id=event.offer_id,
+            subscription_id=self._cycle.subscription_id,
+            currency=event.currency,
+            country=event.country,
+            payment_method_id=event.payment_method_id,
+        )
+
+    def _note_already_paid(self) -> None:
+        workflow.logger.info("cycle %s already paid in Cleeng", self._cycle.expiration_date)
+        self._status = CYCLE_ALREADY_PAID
+
+    async def _cycle_paid(self) -> bool:
+        paid = await self._call(CleengActivities.cycle_already_paid, self._cycle_check())
         if paid:
-            workflow.logger.info("cycle %s already paid in Cleeng", self._cycle.expiration_date)
-            self._status = CYCLE_ALREADY_PAID
+            self._note_already_paid()
         return paid
 
     async def _mandate_usable(self, token: MollieToken) -> bool:
-        mandate = await workflow.execute_activity_method(
+        mandate = await self._call(
             MollieActivities.describe_mandate,
             MandateRef(customer_id=token.customer_id, mandate_id=token.mandate_id),
-            **CALL,
         )
         return mandate.status == "valid"
 
     async def _renewal_order(self, event: BillingEvent) -> OrderSnapshot:
-        return await workflow.execute_activity_method(
-            CleengActivities.create_renewal_order,
-            RenewalOrderInput(
-                customer_id=event.customer_id,
-                offer_id=event.offer_id,
-                subscription_id=self._cycle.subscription_id,
-                currency=event.currency,
-                country=event.country,
-                payment_method_id=event.payment_method_id,
-            ),
-            **RECORD,
+        return await self._write_safe_to_repeat(
+            CleengActivities.create_renewal_order, self._order_request(event)
         )
 
     async def _charge(
@@ -361,7 +418,7 @@ class RecurringBillingWorkflow:
         workflow_id = workflow.info().workflow_id
         step = "authorise" if manual_capture else "charge"
         try:
-            payment = await workflow.execute_activity_method(
+            payment = await self._write_safe_to_repeat(
                 MollieActivities.create_recurring_payment,
                 RecurringChargeInput(
                     workflow_id=workflow_id,
@@ -376,7 +433,6 @@ class RecurringBillingWorkflow:
                         "orderId": order.order_id,
                     },
                 ),
-                **RECORD,
             )
         except ActivityError as error:
             if refused_for_good(error):
@@ -384,9 +440,7 @@ class RecurringBillingWorkflow:
                 raise Declined(f"mollie refused the charge: {failure_message(error)}") from error
             raise
         self._payment = payment
-        workflow.upsert_search_attributes(
-            [search_attributes.MOLLIE_PAYMENT_ID.value_set(payment.payment_id)]
-        )
+        self._set_attribute(search_attributes.MOLLIE_PAYMENT_ID.value_set(payment.payment_id))
         return payment
 
     async def _record_new(
@@ -394,7 +448,7 @@ class RecurringBillingWorkflow:
     ) -> str:
         """POST the authorised/captured payment; if Cleeng refuses for good, give the money back."""
         try:
-            cleeng_id = await workflow.execute_activity_method(
+            cleeng_id = await self._record(
                 CleengActivities.record_payment,
                 RecordPaymentInput(
                     order_id=order.order_id,
@@ -405,7 +459,6 @@ class RecurringBillingWorkflow:
                     subscription_id=self._cycle.subscription_id,
                     inline_details=_details_if_unnamed(event, payment.payment_id),
                 ),
-                **RECORD,
             )
         except ActivityError as error:
             # Only Cleeng's documented refusal (the order expired) gives money back; any other
@@ -413,9 +466,7 @@ class RecurringBillingWorkflow:
             if failure_type(error) != ORDER_EXPIRED:
                 raise
             await self._compensate_unrecorded(payment, error)
-        workflow.upsert_search_attributes(
-            [search_attributes.CLEENG_PAYMENT_ID.value_set(cleeng_id)]
-        )
+        self._set_attribute(search_attributes.CLEENG_PAYMENT_ID.value_set(cleeng_id))
         return cleeng_id
 
     async def _compensate_unrecorded(
@@ -427,7 +478,7 @@ class RecurringBillingWorkflow:
             self._payment = payment
             await self._release_open_authorisation("Cleeng refused the authorisation")
         elif payment.status == MOLLIE_PAID:
-            await workflow.execute_activity_method(
+            await self._record(
                 MollieActivities.refund_payment,
                 RefundInput(
                     payment_id=payment.payment_id,
@@ -436,7 +487,6 @@ class RecurringBillingWorkflow:
                     idempotency_key=f"{workflow_id}:compensating-refund",
                     metadata={"workflowId": workflow_id},
                 ),
-                **RECORD,
             )
         raise ApplicationError(
             f"Cleeng refused payment {payment.payment_id}; it was released/refunded: {self._error}",
@@ -455,7 +505,7 @@ class RecurringBillingWorkflow:
         # created a payment has none, so the order id stands in.
         external_id = payment.payment_id if payment else f"none:{order.order_id}"
         try:
-            cleeng_id: str | None = await workflow.execute_activity_method(
+            cleeng_id: str | None = await self._record(
                 CleengActivities.record_payment,
                 RecordPaymentInput(
                     order_id=order.order_id,
@@ -467,7 +517,6 @@ class RecurringBillingWorkflow:
                     subscription_id=self._cycle.subscription_id,
                     inline_details=_details_if_unnamed(event, external_id),
                 ),
-                **RECORD,
             )
         except ActivityError as error:
             # No money moved, so nothing to compensate; the cycle stays open for Cleeng's next
@@ -487,11 +536,7 @@ class RecurringBillingWorkflow:
         )
 
     async def _update_cleeng(self, update: UpdatePaymentInput) -> None:
-        await workflow.execute_activity_method(
-            CleengActivities.update_payment,
-            update,
-            **RECORD,
-        )
+        await self._record(CleengActivities.update_payment, update)
 
     async def _release_open_authorisation(self, why: str) -> bool:
         """Compensation: give back funds held for a cycle that will not be captured."""
@@ -502,11 +547,7 @@ class RecurringBillingWorkflow:
         assert self._payment is not None
         await self._release(self._payment.payment_id, why)
         if self._cleeng_payment_id is not None:
-            await workflow.execute_activity_method(
-                CleengActivities.cancel_payment,
-                self._cleeng_payment_id,
-                **RECORD,
-            )
+            await self._record(CleengActivities.cancel_payment, self._cleeng_payment_id)
         self._payment, self._cleeng_payment_id = None, None
         return True
 
@@ -518,15 +559,81 @@ class RecurringBillingWorkflow:
 
     async def _release(self, payment_id: str, why: str) -> None:
         workflow.logger.info("releasing %s: %s", payment_id, why)
-        await workflow.execute_activity_method(
+        await self._write_safe_to_repeat(
             MollieActivities.release_authorization,
             ReleaseInput(
                 payment_id=payment_id,
                 # One key per payment: each release is its own request at Mollie.
                 operation_key=f"{workflow.info().workflow_id}:release:{payment_id}",
             ),
-            **RECORD,
         )
+
+    # How steps run: activity tasks, or local activities for a compact history
+
+    async def _call(self, activity: Callable[[Any, _In], Awaitable[_Out]], arg: _In) -> _Out:
+        if self._cycle.compact_history:
+            self._unkept_local_steps = True
+            with _as_activity_error(activity):
+                return await workflow.execute_local_activity_method(activity, arg, **LOCAL_CALL)
+        return await workflow.execute_activity_method(activity, arg, **CALL)
+
+    async def _write_safe_to_repeat(
+        self, activity: Callable[[Any, _In], Awaitable[_Out]], arg: _In
+    ) -> _Out:
+        """A write whose repeat does no harm: keyed at Mollie by the cycle's operation (the
+        charge, capture, release), or an order Cleeng lets expire unpaid."""
+        if self._cycle.compact_history:
+            self._unkept_local_steps = True
+            with _as_activity_error(activity):
+                return await workflow.execute_local_activity_method(activity, arg, **LOCAL_RECORD)
+        return await workflow.execute_activity_method(activity, arg, **RECORD)
+
+    async def _record(self, activity: Callable[[Any, _In], Awaitable[_Out]], arg: _In) -> _Out:
+        """A write to Cleeng that money depends on is always an activity task: a repeat could
+        record a payment twice, and while Cleeng refuses it, it waits in the open as a pending
+        activity with its last failure. Its workflow task also keeps the local steps before
+        it. (Search attributes wait for the end: while Cleeng's record is retried, the cycle is
+        found by its subscription id, which the Mollie payment's metadata carries.)"""
+        self._unkept_local_steps = False
+        return await workflow.execute_activity_method(activity, arg, **RECORD)
+
+    async def _settle(
+        self, payment: GatewayPaymentView, is_done: Callable[[str], bool]
+    ) -> GatewayPaymentView:
+        """Wait until Mollie's status for `payment` is the one awaited (most are at once)."""
+        return await self._watch.until(
+            payment,
+            is_done,
+            self._cycle.poll_schedule_seconds,
+            local=self._cycle.compact_history,
+            # A payment that has to be waited for is findable by its id while it is.
+            before_waiting=self._publish_attributes,
+        )
+
+    async def _keep_local_steps(self) -> None:
+        """End the workflow task before the workflow does. Local steps reach the history only
+        with the task that ran them, and a task that completes the workflow is refused when a
+        signal arrived meanwhile (Mollie's webhook for the charge usually does): the retried
+        task would run every step again (safely, as the first one finds the cycle paid, but
+        ending `already_paid` with the cycle's story lost). A task that only records the steps
+        and starts a 1 ms timer is never refused."""
+        if self._unkept_local_steps:
+            await workflow.sleep(timedelta(milliseconds=1))
+            self._unkept_local_steps = False
+
+    def _set_attribute(self, update: SearchAttributeUpdate[Any]) -> None:
+        """Set a search attribute: at once, or (compact history) when the workflow next waits,
+        in one upsert with the others set since; a later value of an attribute replaces an
+        earlier one not yet published."""
+        if self._cycle.compact_history:
+            self._unpublished[update.key.name] = update
+        else:
+            workflow.upsert_search_attributes([update])
+
+    def _publish_attributes(self) -> None:
+        if self._unpublished:
+            workflow.upsert_search_attributes(list(self._unpublished.values()))
+            self._unpublished = {}
 
     def _note(
         self,
