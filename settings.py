@@ -136,6 +136,13 @@ class Settings(BaseSettings):
         le=16,
         description="Worker processes the launcher starts on the task queue",
     )
+    workflow_sandbox_passthrough: bool = Field(
+        default=True,
+        description=(
+            "Load the workflows' pure modules (domain, contract constants, workflow helpers) "
+            "once per worker instead of once per workflow run"
+        ),
+    )
     renewal_compact_history: bool = Field(
         default=True,
         description=(

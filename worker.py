@@ -6,6 +6,7 @@ Run it with `python -m worker` (the launcher does this for you).
 from __future__ import annotations
 
 import asyncio
+import compileall
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +16,9 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+import workflows
 from activities.cleeng_activities import CleengActivities
 from activities.directory import WorkflowDirectory
 from activities.heartbeat import heartbeat_before_request
@@ -76,6 +79,34 @@ def activity_list(
     ]
 
 
+# Modules the workflows import that hold no state and do no I/O: plain dataclasses, constants,
+# pure functions and the workflow helpers. The sandbox imports every module a workflow uses
+# afresh for each workflow run unless it is passed through; these were half of the worker's
+# CPU per renewal. tests/test_worker.py still loads every workflow with none of them passed
+# through, so the sandbox's checks keep covering their code.
+PURE_MODULES = (
+    "domain",
+    "clients.cleeng_contract",
+    "workflows.failures",
+    "workflows.payment_watch",
+    "workflows.policies",
+)
+
+
+def workflow_runner(settings: Settings) -> SandboxedWorkflowRunner:
+    restrictions = SandboxRestrictions.default
+    if settings.workflow_sandbox_passthrough:
+        restrictions = restrictions.with_passthrough_modules(*PURE_MODULES)
+    return SandboxedWorkflowRunner(restrictions=restrictions)
+
+
+def compile_workflow_sources() -> bool:
+    """Write the workflows' bytecode if it is missing: the sandbox executes each workflow's
+    module again for every workflow run, and without bytecode (PYTHONDONTWRITEBYTECODE, a
+    read-only image) it compiles the source every time. False when it cannot be written."""
+    return bool(compileall.compile_dir(workflows.__path__[0], quiet=2))
+
+
 def cleeng_limits(settings: Settings) -> httpx.Limits:
     """Room in the Cleeng client's pool for every activity slot to be in a request at once,
     each on a connection kept alive for the next (httpx's default keeps only 20)."""
@@ -122,6 +153,7 @@ async def build_worker(
             max_concurrent_activities=settings.worker_max_concurrent_activities,
             max_concurrent_local_activities=settings.worker_max_concurrent_local_activities,
             max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+            workflow_runner=workflow_runner(settings),
         )
     finally:
         try:
@@ -131,6 +163,8 @@ async def build_worker(
 
 
 async def run_worker(settings: Settings) -> None:
+    if not compile_workflow_sources():
+        logger.warning("could not write the workflows' bytecode: each workflow run compiles them")
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -7,13 +7,15 @@ from datetime import timedelta
 
 from temporalio.activity import _Definition
 from temporalio.converter import DataConverter
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.workflow import _Definition as WorkflowDefinition
 
 from activities.cleeng_activities import CleengActivities
 from activities.directory import WorkflowDirectory
 from activities.mollie_activities import MollieActivities
 from domain.operations import MandateRef, mandate_ref
 from settings import Settings
-from worker import activity_list
+from worker import PURE_MODULES, WORKFLOWS, activity_list, compile_workflow_sources
 from workflows.policies import HEARTBEAT_TIMEOUT, HTTP_REQUEST_LIMIT
 
 
@@ -64,3 +66,17 @@ async def test_a_mandate_named_by_an_older_worker_still_decodes() -> None:
         assert mandate_ref(from_current) == MandateRef(
             customer_id="cst_new1", mandate_id="mdt_new1"
         )
+
+
+async def test_every_workflow_loads_in_the_sandbox_with_its_pure_modules_checked_too() -> None:
+    """The worker passes its pure modules through the sandbox for speed; loading every
+    workflow with none passed through keeps the sandbox's checks (no I/O, no clock, no
+    randomness at import) on their code as well."""
+    strict = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default)
+    for workflow_class in WORKFLOWS:
+        strict.prepare_workflow(WorkflowDefinition.must_from_class(workflow_class))
+    assert not SandboxRestrictions.default.passthrough_modules.intersection(PURE_MODULES)
+
+
+def test_the_workflows_bytecode_is_written_for_the_sandbox_to_reuse() -> None:
+    assert compile_workflow_sources()
