@@ -72,6 +72,12 @@ def restore(emulator: CleengEmulator, state: dict[str, Any]) -> None:
     store.offers = state["offers"]
     store.orders = state["orders"]
     store.payments = state["payments"]
+    store.payments_by_subscription = {}
+    store.payments_by_order = {}
+    for payment in store.payments.values():
+        store.payments_by_order.setdefault(payment.order_id, []).append(payment)
+        if payment.subscription_id is not None:
+            store.payments_by_subscription.setdefault(payment.subscription_id, []).append(payment)
     store.payment_details = state["payment_details"]
     store.subscriptions = state["subscriptions"]
     store.billing_progress = state["billing_progress"]

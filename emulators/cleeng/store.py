@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -137,6 +137,10 @@ class EmulatorStore:
         self.offers: dict[str, Offer] = {}
         self.orders: dict[int, Order] = {}
         self.payments: dict[int, Payment] = {}
+        # Payments by the subscription they belong to: every subscription read looks at its
+        # cycle's payments, and a scan of all payments made that grow with the store.
+        self.payments_by_subscription: dict[int, list[Payment]] = {}
+        self.payments_by_order: dict[int, list[Payment]] = {}
         self.payment_details: dict[int, PaymentDetails] = {}
         self.subscriptions: dict[int, Subscription] = {}
         # Billing progress: subscription id -> (due date of the cycle, keys of events sent).
@@ -354,9 +358,14 @@ class EmulatorStore:
         customer_id: int | None = None,
         subscription_id: int | None = None,
     ) -> list[Payment]:
+        candidates: Iterable[Payment] = self.payments.values()
+        if order_id is not None:
+            candidates = self.payments_by_order.get(order_id, [])
+        elif subscription_id is not None:
+            candidates = self.payments_by_subscription.get(subscription_id, [])
         return [
             p
-            for p in self.payments.values()
+            for p in candidates
             if (order_id is None or p.order_id == order_id)
             and (customer_id is None or p.customer_id == customer_id)
             and (subscription_id is None or p.subscription_id == subscription_id)
@@ -465,6 +474,9 @@ class EmulatorStore:
             duplicate_reason=duplicate_reason,
         )
         self.payments[payment.id] = payment
+        self.payments_by_order.setdefault(payment.order_id, []).append(payment)
+        if payment.subscription_id is not None:
+            self.payments_by_subscription.setdefault(payment.subscription_id, []).append(payment)
         if status == PAYMENT_STATUS_CAPTURED:
             self._on_captured(payment)
         self.notify()
@@ -569,8 +581,8 @@ class EmulatorStore:
 
     def _settled_by_another(self, payment: Payment) -> bool:
         return any(
-            p.id != payment.id and p.order_id == payment.order_id and p.status in SETTLED_STATUSES
-            for p in self.payments.values()
+            p.id != payment.id and p.status in SETTLED_STATUSES
+            for p in self.payments_by_order.get(payment.order_id, [])
         )
 
     def _on_captured(self, payment: Payment) -> None:
@@ -628,6 +640,10 @@ class EmulatorStore:
             subscription.payment_method_id = self.payment_details[
                 payment.payment_details_id
             ].payment_method_id
+        if payment.subscription_id != subscription.id:
+            if payment.subscription_id is not None:
+                self.payments_by_subscription[payment.subscription_id].remove(payment)
+            self.payments_by_subscription.setdefault(subscription.id, []).append(payment)
         payment.subscription_id = subscription.id
 
     # -------------------------------------------------------------------- payment details
@@ -868,9 +884,8 @@ class EmulatorStore:
         """Recurring payments made for the subscription's current cycle."""
         return [
             p
-            for p in self.payments.values()
-            if p.subscription_id == subscription.id
-            and p.payment_operation == PAYMENT_OPERATION_RECURRING
+            for p in self.payments_by_subscription.get(subscription.id, [])
+            if p.payment_operation == PAYMENT_OPERATION_RECURRING
             and p.cycle_due == subscription.date_to
         ]
 

@@ -29,9 +29,9 @@ def customer_json(customer: Customer, store: MollieStore, base: str) -> dict[str
         "self": link(f"{base}/v2/customers/{customer.id}"),
         "dashboard": link(f"{base}/#{customer.id}", "text/html"),
     }
-    if any(m.customer_id == customer.id for m in store.mandates.values()):
+    if store.mandates_by_customer.get(customer.id):
         links["mandates"] = link(f"{base}/v2/customers/{customer.id}/mandates")
-    if any(p.customer_id == customer.id for p in store.payments.values()):
+    if store.payments_by_customer.get(customer.id):
         links["payments"] = link(f"{base}/v2/customers/{customer.id}/payments")
     links["documentation"] = doc_link("get-customer")
     return {

@@ -130,7 +130,7 @@ class MollieStore(Aftercare):
 
     def list_mandates(self, customer_id: str) -> list[Mandate]:
         self.customer(customer_id)
-        return [m for m in self.mandates.values() if m.customer_id == customer_id]
+        return list(self.mandates_by_customer.get(customer_id, []))
 
     def create_mandate(self, customer_id: str, body: dict[str, Any]) -> Mandate:
         customer = self.customer(customer_id)
@@ -188,7 +188,7 @@ class MollieStore(Aftercare):
             signature_date=signature_date or iso_date(now),
             created_at=now,
         )
-        self.mandates[mandate.id] = mandate
+        self.add_mandate(mandate)
         return mandate
 
     def _mandate_from_first_payment(self, payment: Payment) -> Mandate:
@@ -216,7 +216,7 @@ class MollieStore(Aftercare):
         if customer_id is None:
             return list(self.payments.values())
         self.customer(customer_id)
-        return [p for p in self.payments.values() if p.customer_id == customer_id]
+        return list(self.payments_by_customer.get(customer_id, []))
 
     def create_payment(self, body: dict[str, Any], customer_id: str | None = None) -> Payment:
         """Validate like Mollie, then create; recurring charges resolve right away."""
@@ -290,7 +290,7 @@ class MollieStore(Aftercare):
             customer_id=customer_id,
             mandate_id=mandate.id if mandate else None,
         )
-        self.payments[payment.id] = payment
+        self.add_payment(payment)
         if mandate is None:
             payment.expires_at = now + timedelta(seconds=self.config.payment_expiry_seconds)
         else:
@@ -323,10 +323,8 @@ class MollieStore(Aftercare):
             return mandate
         candidates = [
             m
-            for m in self.mandates.values()
-            if m.customer_id == customer.id
-            and m.status == "valid"
-            and (wanted is None or m.method == wanted)
+            for m in self.mandates_by_customer.get(customer.id, [])
+            if m.status == "valid" and (wanted is None or m.method == wanted)
         ]
         if not candidates:
             raise unprocessable("No suitable mandates found for customer", "customerId")

@@ -32,6 +32,29 @@ class AccountTables:
         self.captures: dict[str, Capture] = {}
         self.refunds: dict[str, Refund] = {}
         self.chargebacks: dict[str, Chargeback] = {}
+        # A customer's mandates and payments: charging a mandate looks them up, and a scan of
+        # every customer's made each charge slower as the store grew.
+        self.mandates_by_customer: dict[str, list[Mandate]] = {}
+        self.payments_by_customer: dict[str, list[Payment]] = {}
+
+    def add_mandate(self, mandate: Mandate) -> None:
+        self.mandates[mandate.id] = mandate
+        self.mandates_by_customer.setdefault(mandate.customer_id, []).append(mandate)
+
+    def add_payment(self, payment: Payment) -> None:
+        self.payments[payment.id] = payment
+        if payment.customer_id is not None:
+            self.payments_by_customer.setdefault(payment.customer_id, []).append(payment)
+
+    def reindex(self) -> None:
+        """Rebuild the per-customer lists from the tables (after loading saved state)."""
+        self.mandates_by_customer.clear()
+        self.payments_by_customer.clear()
+        for mandate in list(self.mandates.values()):
+            self.mandates_by_customer.setdefault(mandate.customer_id, []).append(mandate)
+        for payment in list(self.payments.values()):
+            if payment.customer_id is not None:
+                self.payments_by_customer.setdefault(payment.customer_id, []).append(payment)
 
     def clear(self) -> None:
         for table in (
@@ -43,6 +66,7 @@ class AccountTables:
             self.chargebacks,
         ):
             table.clear()
+        self.reindex()
 
     @property
     def mode(self) -> str:

@@ -62,11 +62,15 @@ def table_problems(observed: set[Call], markdown: str) -> list[str]:
     return problems
 
 
+# Closing the gateway's threads and connections talks to nobody.
+LIFECYCLE_METHODS = frozenset({"aclose"})
+
+
 def gateway_methods() -> set[str]:
     return {
         name
         for name, member in inspect.getmembers(MollieGateway, inspect.iscoroutinefunction)
-        if not name.startswith("_")
+        if not name.startswith("_") and name not in LIFECYCLE_METHODS
     }
 
 
