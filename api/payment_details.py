@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import (
     WithStartWorkflowOperation,
+    WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
@@ -208,8 +209,10 @@ async def _query_view(shim: ShimServices, customer_id: str) -> NewDetailsView:
     with temporal_unavailable_as_503():
         try:
             client = await shim.temporal.client()
-            handle = client.get_workflow_handle_for(
-                NewPaymentDetailsWorkflow.run, new_details_workflow_id(customer_id)
+            handle: WorkflowHandle[NewPaymentDetailsWorkflow, NewDetailsView] = (
+                client.get_workflow_handle_for(
+                    NewPaymentDetailsWorkflow.run, new_details_workflow_id(customer_id)
+                )
             )
             return await handle.query(NewPaymentDetailsWorkflow.view)
         except WorkflowQueryFailedError as error:

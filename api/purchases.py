@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, 
 from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowExecutionDescription,
+    WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
@@ -211,8 +212,10 @@ async def _starting_view(shim: ShimServices, order_id: str) -> PurchaseView:
     """The purchase's state to show with a 202; "starting" if it cannot be read right now."""
     try:
         client = await shim.temporal.client()
-        handle = client.get_workflow_handle_for(
-            InitialPurchaseWorkflow.run, purchase_workflow_id(order_id)
+        handle: WorkflowHandle[InitialPurchaseWorkflow, PurchaseView] = (
+            client.get_workflow_handle_for(
+                InitialPurchaseWorkflow.run, purchase_workflow_id(order_id)
+            )
         )
         return await handle.query(
             InitialPurchaseWorkflow.view, rpc_timeout=STARTING_VIEW_RPC_TIMEOUT
@@ -226,7 +229,9 @@ async def _query_view(shim: ShimServices, workflow_id: str) -> PurchaseView:
     with temporal_unavailable_as_503():
         try:
             client = await shim.temporal.client()
-            handle = client.get_workflow_handle_for(InitialPurchaseWorkflow.run, workflow_id)
+            handle: WorkflowHandle[InitialPurchaseWorkflow, PurchaseView] = (
+                client.get_workflow_handle_for(InitialPurchaseWorkflow.run, workflow_id)
+            )
             return await handle.query(InitialPurchaseWorkflow.view, rpc_timeout=QUERY_RPC_TIMEOUT)
         except WorkflowQueryFailedError as error:
             # No worker answered (e.g. all restarting): the state exists, ask again soon.

@@ -32,7 +32,6 @@ from clients.cleeng import CleengClient
 from domain.billing import billing_workflow_id
 from tests.conftest import Connector, connector_on_own_emulators
 from tests.support.billing import Subscriber, subscribed_customer
-from workflows.recurring_billing import RecurringBillingWorkflow
 
 pytestmark = pytest.mark.asyncio
 
@@ -222,8 +221,7 @@ async def test_a_year_of_renewals_leaves_both_ledgers_in_agreement(
         dues = played[subscriber.subscription_id]
         assert len(dues) == plan.cycles, plan.name
         for cycle, due in enumerate(dues, start=1):
-            handle = connector.client.get_workflow_handle_for(
-                RecurringBillingWorkflow.run,
+            handle = connector.client.get_workflow_handle(
                 billing_workflow_id(subscriber.subscription_id, iso_utc(due)),
             )
             view = await asyncio.wait_for(handle.result(), DEADLINE_SECONDS)

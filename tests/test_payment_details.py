@@ -30,8 +30,7 @@ from tests.support.billing import (
 )
 from tests.support.shop import choose_on_checkout, frontend_headers, set_faults
 from webhook_registration import run as register_webhooks
-from workflows.payment_details import DetailsDeactivationWorkflow, NewPaymentDetailsWorkflow
-from workflows.recurring_billing import RecurringBillingWorkflow
+from workflows.payment_details import DetailsDeactivationWorkflow
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +65,7 @@ async def test_card_change_releases_the_old_authorisation_and_renews_on_the_new_
     assert new_details.payment_details_id not in (None, sub.payment_details_id)
 
     saga: DeactivationView = await result_when_started(
-        connector.client.get_workflow_handle_for(
-            DetailsDeactivationWorkflow.run, deactivation_workflow_id(sub.payment_details_id)
-        )
+        connector.client.get_workflow_handle(deactivation_workflow_id(sub.payment_details_id))
     )
     assert saga.status == "done"
     assert [c.mollie_payment_id for c in saga.cancelled] == [held_payment]
@@ -87,8 +84,7 @@ async def test_card_change_releases_the_old_authorisation_and_renews_on_the_new_
         "capture", 0, token=new_token, paymentDetailsId=int(new_details.payment_details_id)
     )
     assert (await send_cleeng_webhook(connector, capture)).status_code == 200
-    cycle = await connector.client.get_workflow_handle_for(
-        RecurringBillingWorkflow.run,
+    cycle = await connector.client.get_workflow_handle(
         billing_workflow_id(sub.subscription_id, iso_utc(sub.expiration_date)),
     ).result()
     assert cycle.status == "captured"
@@ -135,9 +131,7 @@ async def test_saga_survives_mollie_and_cleeng_outages_without_doing_anything_tw
     try:
         await change_card(connector, sub)
         saga: DeactivationView = await result_when_started(
-            connector.client.get_workflow_handle_for(
-                DetailsDeactivationWorkflow.run, deactivation_workflow_id(sub.payment_details_id)
-            ),
+            connector.client.get_workflow_handle(deactivation_workflow_id(sub.payment_details_id)),
             timeout=60,
         )
     finally:
@@ -159,8 +153,8 @@ async def test_details_of_another_gateway_are_acknowledged_and_left_alone(
     data = {"paymentDetailsId": 990000001, "customerId": 1, "token": "adyen:8415698462516"}
     response = await send_cleeng_webhook(own_connector, data, topic="paymentDetailsDeactivated")
     assert response.status_code == 200
-    result = await own_connector.client.get_workflow_handle_for(
-        DetailsDeactivationWorkflow.run, deactivation_workflow_id("990000001")
+    result = await own_connector.client.get_workflow_handle(
+        deactivation_workflow_id("990000001")
     ).result()
     assert result.status == "not_ours"
     assert result.cancelled == []
@@ -211,9 +205,7 @@ async def test_deactivation_without_a_token_releases_the_holds_and_fails_for_an_
     response = await send_cleeng_webhook(connector, data, topic="paymentDetailsDeactivated")
     assert (response.status_code, response.json()["status"]) == (200, "accepted")
 
-    handle = connector.client.get_workflow_handle_for(
-        DetailsDeactivationWorkflow.run, deactivation_workflow_id(sub.payment_details_id)
-    )
+    handle = connector.client.get_workflow_handle(deactivation_workflow_id(sub.payment_details_id))
     with pytest.raises(WorkflowFailureError) as failure:
         await result_when_started(handle)
     assert "without a token" in str(failure.value.cause)
@@ -247,9 +239,7 @@ async def test_verification_charge_is_refunded_when_cleeng_refuses_the_new_detai
         )
         assert started.status_code == 201, started.text
         await choose_on_checkout(started.json()["checkoutUrl"], "paid")
-    handle = connector.client.get_workflow_handle_for(
-        NewPaymentDetailsWorkflow.run, f"payment-details:{unknown_customer}"
-    )
+    handle = connector.client.get_workflow_handle(f"payment-details:{unknown_customer}")
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()
     assert "did not store the new payment details" in str(failure.value.cause)

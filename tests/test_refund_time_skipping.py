@@ -102,9 +102,7 @@ async def test_a_refund_mollie_never_settles_fails_at_its_deadline_naming_the_re
         )
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
-        final = await env.client.get_workflow_handle_for(RefundWorkflow.run, handle.id).query(
-            RefundWorkflow.view
-        )
+        final = await env.client.get_workflow_handle(handle.id).query(RefundWorkflow.view)
         started = (
             await env.client.get_workflow_handle(handle.id, run_id=handle.result_run_id).describe()
         ).start_time
@@ -140,7 +138,7 @@ async def test_a_refund_continued_as_new_keeps_awaiting_the_same_refund(
             task_queue=settings.temporal_task_queue,
         )
         await env.sleep(timedelta(days=1))
-        latest = env.client.get_workflow_handle_for(RefundWorkflow.run, handle.id)
+        latest = env.client.get_workflow_handle(handle.id)
         assert (await latest.describe()).run_id != handle.result_run_id
         waiting = await latest.query(RefundWorkflow.view)
         [refund] = await mollie_refunds(emulators, payment_id)

@@ -55,7 +55,6 @@ from tests.test_refunds import (
     wait_for_mollie_refunds,
 )
 from workflows.initial_purchase import InitialPurchaseWorkflow
-from workflows.recurring_billing import RecurringBillingWorkflow
 
 PAYMENT_CHANGED = "payment_changed"
 
@@ -376,8 +375,7 @@ async def test_the_flood(
         temporal_env, webhook_rate_limit_per_second=1e6, webhook_rate_limit_burst=1_000_000
     ) as connector:
         sub, authorised_payment = await authorised_renewal(connector)
-        cycle = connector.client.get_workflow_handle_for(
-            RecurringBillingWorkflow.run,
+        cycle = connector.client.get_workflow_handle(
             billing_workflow_id(sub.subscription_id, iso_utc(sub.expiration_date)),
         )
         signals_before = len(await payment_signals(cycle))

@@ -20,7 +20,6 @@ from domain.purchase import purchase_workflow_id
 from domain.tokens import MollieToken
 from tests.conftest import Connector
 from tests.support.shop import choose_on_checkout, frontend_headers, seed_order
-from workflows.payment_details import NewPaymentDetailsWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
 
 
@@ -192,8 +191,7 @@ async def authorised_renewal(connector: Connector) -> tuple[Subscriber, str]:
     sub = await subscribed_customer(connector)
     response = await send_cleeng_webhook(connector, sub.dunning_data("authorize", 24))
     assert response.status_code == 200
-    handle = connector.client.get_workflow_handle_for(
-        RecurringBillingWorkflow.run,
+    handle = connector.client.get_workflow_handle(
         billing_workflow_id(sub.subscription_id, iso_utc(sub.expiration_date)),
     )
     async with asyncio.timeout(30):
@@ -212,7 +210,5 @@ async def change_card(connector: Connector, sub: Subscriber) -> Any:
         )
         assert started.status_code == 201, started.text
         await choose_on_checkout(started.json()["checkoutUrl"], "paid")
-    handle = connector.client.get_workflow_handle_for(
-        NewPaymentDetailsWorkflow.run, f"payment-details:{sub.customer_id}"
-    )
+    handle = connector.client.get_workflow_handle(f"payment-details:{sub.customer_id}")
     return await handle.result()
