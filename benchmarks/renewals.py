@@ -47,7 +47,6 @@ import random
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -66,6 +65,7 @@ from temporalio.service import RPCError
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bare_temporal import SHAPES, BareShape, notify_payment, start_bare
+from benchmarks.chaos import free_ports
 from benchmarks.renewal_load import (
     TOPIC_AUTHORISATION,
     TOPIC_CAPTURE,
@@ -235,17 +235,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 # -------------------------------------------------------------------------------- stacks
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def stack_env(variant: Variant) -> dict[str, str]:
