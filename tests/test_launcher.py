@@ -223,6 +223,16 @@ def test_a_child_that_exits_during_start_up_fails_the_start_with_its_log(
 # ------------------------------------------------------------------------- the real stack
 
 
+def stop_if_running(launcher: subprocess.Popen[str]) -> None:
+    """Stop a launcher that a failing test left running, so no stack outlives its test."""
+    if launcher.poll() is None:
+        launcher.send_signal(signal.SIGINT)
+        try:
+            launcher.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+
+
 class Console:
     """The launcher's output, line by line, read in the background."""
 
@@ -301,12 +311,7 @@ def test_the_launcher_survives_a_sigkill_of_the_worker_and_of_an_emulator(
         assert launcher.wait(timeout=60) == 0
         assert list(run.glob("*.pid")) == []
     finally:
-        if launcher.poll() is None:
-            launcher.send_signal(signal.SIGINT)
-            try:
-                launcher.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                launcher.kill()
+        stop_if_running(launcher)
 
 
 async def poller_pids(temporal_address: str, task_queue: str, expected: set[int]) -> set[int]:
@@ -371,9 +376,4 @@ def test_the_launcher_runs_as_many_workers_as_asked_on_one_task_queue(
         assert launcher.wait(timeout=60) == 0
         assert list(run.glob("*.pid")) == []
     finally:
-        if launcher.poll() is None:
-            launcher.send_signal(signal.SIGINT)
-            try:
-                launcher.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                launcher.kill()
+        stop_if_running(launcher)
