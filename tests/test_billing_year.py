@@ -29,7 +29,7 @@ from api.cleeng_payloads import iso_utc
 from api.cleeng_webhooks import HANDLED_TOPICS
 from clients import cleeng_contract as contract
 from clients.cleeng import CleengClient
-from domain.billing import billing_workflow_id
+from domain.billing import BillingView, billing_workflow_id
 from tests.conftest import Connector, connector_on_own_emulators
 from tests.support.billing import Subscriber, subscribed_customer
 
@@ -223,6 +223,7 @@ async def test_a_year_of_renewals_leaves_both_ledgers_in_agreement(
         for cycle, due in enumerate(dues, start=1):
             handle = connector.client.get_workflow_handle(
                 billing_workflow_id(subscriber.subscription_id, iso_utc(due)),
+                result_type=BillingView,
             )
             view = await asyncio.wait_for(handle.result(), DEADLINE_SECONDS)
             assert [a.outcome for a in view.attempts] == plan.outcomes(cycle), (

@@ -14,8 +14,8 @@ from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from api.cleeng_payloads import iso_utc
-from domain.billing import billing_workflow_id
-from domain.payment_details import DeactivationView, deactivation_workflow_id
+from domain.billing import BillingView, billing_workflow_id
+from domain.payment_details import DeactivationView, NewDetailsView, deactivation_workflow_id
 from domain.tokens import MollieToken
 from settings import EMULATOR_MOLLIE_API_KEY
 from tests.conftest import Connector, connector_on_own_emulators
@@ -65,7 +65,9 @@ async def test_card_change_releases_the_old_authorisation_and_renews_on_the_new_
     assert new_details.payment_details_id not in (None, sub.payment_details_id)
 
     saga: DeactivationView = await result_when_started(
-        connector.client.get_workflow_handle(deactivation_workflow_id(sub.payment_details_id))
+        connector.client.get_workflow_handle(
+            deactivation_workflow_id(sub.payment_details_id), result_type=DeactivationView
+        )
     )
     assert saga.status == "done"
     assert [c.mollie_payment_id for c in saga.cancelled] == [held_payment]
@@ -86,6 +88,7 @@ async def test_card_change_releases_the_old_authorisation_and_renews_on_the_new_
     assert (await send_cleeng_webhook(connector, capture)).status_code == 200
     cycle = await connector.client.get_workflow_handle(
         billing_workflow_id(sub.subscription_id, iso_utc(sub.expiration_date)),
+        result_type=BillingView,
     ).result()
     assert cycle.status == "captured"
 
@@ -131,7 +134,9 @@ async def test_saga_survives_mollie_and_cleeng_outages_without_doing_anything_tw
     try:
         await change_card(connector, sub)
         saga: DeactivationView = await result_when_started(
-            connector.client.get_workflow_handle(deactivation_workflow_id(sub.payment_details_id)),
+            connector.client.get_workflow_handle(
+                deactivation_workflow_id(sub.payment_details_id), result_type=DeactivationView
+            ),
             timeout=60,
         )
     finally:
@@ -154,7 +159,7 @@ async def test_details_of_another_gateway_are_acknowledged_and_left_alone(
     response = await send_cleeng_webhook(own_connector, data, topic="paymentDetailsDeactivated")
     assert response.status_code == 200
     result = await own_connector.client.get_workflow_handle(
-        deactivation_workflow_id("990000001")
+        deactivation_workflow_id("990000001"), result_type=DeactivationView
     ).result()
     assert result.status == "not_ours"
     assert result.cancelled == []
@@ -205,7 +210,9 @@ async def test_deactivation_without_a_token_releases_the_holds_and_fails_for_an_
     response = await send_cleeng_webhook(connector, data, topic="paymentDetailsDeactivated")
     assert (response.status_code, response.json()["status"]) == (200, "accepted")
 
-    handle = connector.client.get_workflow_handle(deactivation_workflow_id(sub.payment_details_id))
+    handle = connector.client.get_workflow_handle(
+        deactivation_workflow_id(sub.payment_details_id), result_type=DeactivationView
+    )
     with pytest.raises(WorkflowFailureError) as failure:
         await result_when_started(handle)
     assert "without a token" in str(failure.value.cause)
@@ -239,7 +246,9 @@ async def test_verification_charge_is_refunded_when_cleeng_refuses_the_new_detai
         )
         assert started.status_code == 201, started.text
         await choose_on_checkout(started.json()["checkoutUrl"], "paid")
-    handle = connector.client.get_workflow_handle(f"payment-details:{unknown_customer}")
+    handle = connector.client.get_workflow_handle(
+        f"payment-details:{unknown_customer}", result_type=NewDetailsView
+    )
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()
     assert "did not store the new payment details" in str(failure.value.cause)

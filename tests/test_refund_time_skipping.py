@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from domain.money import Money
-from domain.refunds import RefundRequest
+from domain.refunds import RefundRequest, RefundStatusView
 from settings import EMULATOR_MOLLIE_API_KEY
 from tests.conftest import Emulators, connector_settings
 from worker import build_worker
@@ -102,7 +102,9 @@ async def test_a_refund_mollie_never_settles_fails_at_its_deadline_naming_the_re
         )
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
-        final = await env.client.get_workflow_handle(handle.id).query(RefundWorkflow.view)
+        final = await env.client.get_workflow_handle(handle.id, result_type=RefundStatusView).query(
+            RefundWorkflow.view
+        )
         started = (
             await env.client.get_workflow_handle(handle.id, run_id=handle.result_run_id).describe()
         ).start_time
@@ -138,7 +140,7 @@ async def test_a_refund_continued_as_new_keeps_awaiting_the_same_refund(
             task_queue=settings.temporal_task_queue,
         )
         await env.sleep(timedelta(days=1))
-        latest = env.client.get_workflow_handle(handle.id)
+        latest = env.client.get_workflow_handle(handle.id, result_type=RefundStatusView)
         assert (await latest.describe()).run_id != handle.result_run_id
         waiting = await latest.query(RefundWorkflow.view)
         [refund] = await mollie_refunds(emulators, payment_id)

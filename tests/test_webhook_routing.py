@@ -35,7 +35,7 @@ from api.cleeng_signature import sign_hex
 from api.services import BoundedTtlCache, RateLimiter
 from api.temporal_access import temporal_unavailable_as_503
 from clients import cleeng_contract as contract
-from domain.billing import billing_workflow_id
+from domain.billing import BillingView, billing_workflow_id
 from domain.payment_details import deactivation_workflow_id
 from domain.purchase import PurchaseInput, purchase_workflow_id
 from domain.refunds import refund_request_key, refund_workflow_id
@@ -377,6 +377,7 @@ async def test_the_flood(
         sub, authorised_payment = await authorised_renewal(connector)
         cycle = connector.client.get_workflow_handle(
             billing_workflow_id(sub.subscription_id, iso_utc(sub.expiration_date)),
+            result_type=BillingView,
         )
         signals_before = len(await payment_signals(cycle))
         # Most ids are forged (100 of them, over and over); every tenth names the cycle's real

@@ -15,7 +15,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.cleeng_payloads import iso_utc
 from api.cleeng_signature import sign_hex
 from clients import cleeng_contract as contract
-from domain.billing import billing_workflow_id
+from domain.billing import BillingView, billing_workflow_id
+from domain.payment_details import NewDetailsView
 from domain.purchase import purchase_workflow_id
 from domain.tokens import MollieToken
 from tests.conftest import Connector
@@ -193,6 +194,7 @@ async def authorised_renewal(connector: Connector) -> tuple[Subscriber, str]:
     assert response.status_code == 200
     handle = connector.client.get_workflow_handle(
         billing_workflow_id(sub.subscription_id, iso_utc(sub.expiration_date)),
+        result_type=BillingView,
     )
     async with asyncio.timeout(30):
         while (view := await handle.query(RecurringBillingWorkflow.view)).status != "authorised":
@@ -210,5 +212,7 @@ async def change_card(connector: Connector, sub: Subscriber) -> Any:
         )
         assert started.status_code == 201, started.text
         await choose_on_checkout(started.json()["checkoutUrl"], "paid")
-    handle = connector.client.get_workflow_handle(f"payment-details:{sub.customer_id}")
+    handle = connector.client.get_workflow_handle(
+        f"payment-details:{sub.customer_id}", result_type=NewDetailsView
+    )
     return await handle.result()
