@@ -144,7 +144,9 @@ class Settings(BaseSettings):
         ),
     )
     renewal_compact_history: bool = Field(
-        default=True,
+        # Off until the chaos run passes with it: there, renewals whose charge retried for
+        # long found their order expired (README, "How the steps run").
+        default=False,
         description=(
             "Run a renewal's steps as local activities and set its search attributes once "
             "(about half the history events); false = one activity task per step"

@@ -162,12 +162,32 @@ async def test_capture_only_charges_once_and_renews(connector: Connector) -> Non
 
 
 async def test_a_renewal_keeps_a_short_history_and_its_whole_story(connector: Connector) -> None:
-    """The shim starts cycles with compact histories: the check with the order, and the
+    """A cycle with a compact history: the check with the order, and the
     charge, are two local steps, only Cleeng's record is an activity task, and the search
     attributes are set once; the cycle still ends `captured` with its ids findable."""
     sub = await subscribed_customer(connector)
-    await deliver(connector, sub.dunning_data("capture", 0))
-    handle = cycle_handle(connector, sub)
+    due = iso_utc(sub.expiration_date)
+    handle = await connector.client.start_workflow(
+        RecurringBillingWorkflow.run,
+        BillingCycleInput(
+            subscription_id=sub.subscription_id, expiration_date=due, compact_history=True
+        ),
+        id=billing_workflow_id(sub.subscription_id, due),
+        task_queue=connector.settings.temporal_task_queue,
+        start_signal="event",
+        start_signal_args=[
+            BillingEvent(
+                kind="capture",
+                attempt_date=due,
+                customer_id=sub.customer_id,
+                offer_id=sub.offer_id,
+                payment_details_id=sub.payment_details_id,
+                token=sub.token,
+                currency=sub.currency,
+                country="NL",
+            )
+        ],
+    )
     final = await handle.result()
     assert final.status == "captured"
     assert [a.outcome for a in final.attempts] == ["captured"]

@@ -14,7 +14,7 @@ sends the next attempt. Before every charge the workflow asks Cleeng whether the
 already paid, and the Mollie activity looks for a payment already made for the same operation,
 so a duplicate that outlives this workflow's history still charges nothing.
 
-With `compact_history` (every cycle the shim starts now) the reads and the writes that are safe
+With `compact_history` (setting `renewal_compact_history`) the reads and the writes that are safe
 to repeat run as local activities, and search attributes are set when the workflow next waits:
 a capture-only renewal is 15 history events (19 when Mollie's webhook lands mid-renewal)
 instead of 33. Writes to Cleeng stay activity tasks. Cycles started without it run as they
