@@ -175,18 +175,7 @@ async def test_a_renewal_keeps_a_short_history_and_its_whole_story(connector: Co
         id=billing_workflow_id(sub.subscription_id, due),
         task_queue=connector.settings.temporal_task_queue,
         start_signal="event",
-        start_signal_args=[
-            BillingEvent(
-                kind="capture",
-                attempt_date=due,
-                customer_id=sub.customer_id,
-                offer_id=sub.offer_id,
-                payment_details_id=sub.payment_details_id,
-                token=sub.token,
-                currency=sub.currency,
-                country="NL",
-            )
-        ],
+        start_signal_args=[sub.billing_event("capture", due)],
     )
     final = await handle.result()
     assert final.status == "captured"
@@ -320,16 +309,7 @@ async def test_without_manual_capture_authorisation_defers_and_capture_charges(
 
     def event(kind: str, hours_before_due: int) -> BillingEvent:
         data = sub.dunning_data("authorize", hours_before_due)
-        return BillingEvent(
-            kind=kind,
-            attempt_date=data["dunningAttemptDate"],
-            customer_id=sub.customer_id,
-            offer_id=sub.offer_id,
-            payment_details_id=sub.payment_details_id,
-            token=sub.token,
-            currency=sub.currency,
-            country="NL",
-        )
+        return sub.billing_event(kind, data["dunningAttemptDate"])
 
     handle = await connector.client.start_workflow(
         RecurringBillingWorkflow.run,

@@ -15,7 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.cleeng_payloads import iso_utc
 from api.cleeng_signature import sign_hex
 from clients import cleeng_contract as contract
-from domain.billing import BillingView, billing_workflow_id
+from domain.billing import BillingEvent, BillingView, billing_workflow_id
 from domain.payment_details import NewDetailsView
 from domain.purchase import purchase_workflow_id
 from domain.tokens import MollieToken
@@ -40,6 +40,20 @@ class Subscriber:
         parsed = MollieToken.parse(self.token)
         assert parsed is not None
         return parsed.customer_id
+
+    def billing_event(self, kind: str, attempt_date: str) -> BillingEvent:
+        """The signal the shim makes of this subscriber's dunning webhook, for tests that
+        start a cycle directly."""
+        return BillingEvent(
+            kind=kind,
+            attempt_date=attempt_date,
+            customer_id=self.customer_id,
+            offer_id=self.offer_id,
+            payment_details_id=self.payment_details_id,
+            token=self.token,
+            currency=self.currency,
+            country="NL",
+        )
 
     def dunning_data(
         self, status: str, hours_before_due: int = 0, **overrides: Any
