@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -392,25 +392,61 @@ async def cleeng_subscriptions(run: Run) -> list[dict[str, Any]]:
     return items
 
 
-async def activities_pending(run: Run) -> bool:
-    """Whether any running workflow has an activity scheduled, running or in retry back-off."""
+# A running workflow with a timer due within this long will act by itself soon: a local
+# activity backing off (the SDK turns a back-off longer than a minute into a timer), a payment
+# watch polling, the moment a cycle ends its task. A cycle idling towards its next renewal
+# waits days, far longer.
+SOON = timedelta(minutes=15)
+
+
+async def work_in_flight(run: Run, *, look_at_timers: bool) -> bool:
+    """Whether any running workflow has work under way: an activity scheduled, running or in
+    retry back-off, a workflow task pending (local activities run inside one), or, with
+    `look_at_timers`, a billing cycle with a timer due within SOON.
+
+    Local activities (a billing cycle's steps) never appear among a workflow's pending
+    activities; while one backs off between attempts only its timer in the history shows it,
+    so the history is read for those (the expensive part, hence only on request). Other
+    workflows' timers are left out: a refund polls until the driver moves Mollie's clock.
+    """
     if run.temporal is None:
         return False
-    ids = [e.id async for e in run.temporal.list_workflows('ExecutionStatus="Running"')]
+    running = [
+        (e.id, e.workflow_type)
+        async for e in run.temporal.list_workflows('ExecutionStatus="Running"')
+    ]
     gate = asyncio.Semaphore(16)
 
-    async def pending(workflow_id: str) -> bool:
+    async def busy(workflow_id: str, workflow_type: str) -> bool:
         assert run.temporal is not None
+        handle = run.temporal.get_workflow_handle(workflow_id)
         async with gate:
-            description = await run.temporal.get_workflow_handle(workflow_id).describe()
-        return bool(description.raw_description.pending_activities)
+            description = (await handle.describe()).raw_description
+            if description.pending_activities or description.HasField("pending_workflow_task"):
+                return True
+            if not look_at_timers or workflow_type != "RecurringBilling":
+                return False
+            return await timer_due_soon(handle)
 
-    return any(await asyncio.gather(*(pending(i) for i in ids)))
+    return any(await asyncio.gather(*(busy(i, t) for i, t in running)))
+
+
+async def timer_due_soon(handle: WorkflowHandle[Any, Any]) -> bool:
+    open_timers: dict[str, timedelta] = {}
+    async for event in handle.fetch_history_events():
+        if event.HasField("timer_started_event_attributes"):
+            started = event.timer_started_event_attributes
+            open_timers[started.timer_id] = started.start_to_fire_timeout.ToTimedelta()
+        elif event.HasField("timer_fired_event_attributes"):
+            open_timers.pop(event.timer_fired_event_attributes.timer_id, None)
+        elif event.HasField("timer_canceled_event_attributes"):
+            open_timers.pop(event.timer_canceled_event_attributes.timer_id, None)
+    return any(duration <= SOON for duration in open_timers.values())
 
 
 async def quiet(run: Run, seconds: float, bound: float) -> None:
-    """Wait (at most `bound`) until no workflow has an activity pending and neither ledger nor
-    any webhook log changed for `seconds`: the connector has done what this step asked of it.
+    """Wait (at most `bound`) until no workflow has work in flight and neither ledger nor any
+    webhook log changed for `seconds`: the connector has done what this step asked of it.
 
     A Temporal restart makes the checks fail for a while; that counts as not quiet yet.
     """
@@ -431,7 +467,8 @@ async def quiet(run: Run, seconds: float, bound: float) -> None:
     while time.monotonic() < end:
         try:
             now = await fingerprint()
-            busy = await activities_pending(run)
+            settled = time.monotonic() - stable_since >= seconds
+            busy = await work_in_flight(run, look_at_timers=settled and now == last)
         except (httpx.HTTPError, RPCError):
             now, busy = "", True
         if now != last or busy:
