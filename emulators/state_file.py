@@ -33,6 +33,11 @@ DEFAULT_SAVE_INTERVAL_SECONDS = 2.0
 # settlements, webhook attempts, renewals); those follow from the clock and are redone after a
 # restart, so they are saved less often, sparing a large state the cost of a pickle every tick.
 DEFAULT_QUIET_SAVE_INTERVAL_SECONDS = 30.0
+# A save holds the event loop while it pickles, so with a large state (ten thousand
+# subscribers) saving every interval took a large share of the emulator's time. After a save
+# the next waits at least its duration divided by this share, so saving stays under about 5%
+# of the emulator's time; the price is a longer window of changes a SIGKILL loses.
+SAVE_TIME_SHARE = 0.05
 
 # The shape of the records a snapshot holds: (class name, field names) for each class.
 Schema = tuple[tuple[str, tuple[str, ...]], ...]
@@ -125,7 +130,9 @@ class StateKeeper:
     Every `interval_seconds` after a request was answered (see `CountRequests`) the state is
     pickled and written if it differs from the last snapshot; without requests, every
     `quiet_interval_seconds`. A SIGKILL therefore loses at most the changes requests made in
-    the last `interval_seconds`.
+    the last `interval_seconds`; for a state so large that one save takes longer than
+    `interval_seconds * SAVE_TIME_SHARE`, in the last `1 / SAVE_TIME_SHARE` (20) times as
+    long as a save takes.
     """
 
     def __init__(
@@ -152,12 +159,17 @@ class StateKeeper:
         self._last_saved = payload
         return True
 
+    def pause_after(self, save_seconds: float) -> float:
+        """How long to wait before the next save, after one that took `save_seconds`."""
+        return max(self.interval_seconds, save_seconds / SAVE_TIME_SHARE)
+
     async def _save_periodically(self) -> None:
         loop = asyncio.get_running_loop()
         checked_after = -1  # requests answered when the state was last compared
         checked_at = loop.time()
+        pause = self.interval_seconds
         while True:
-            await asyncio.sleep(self.interval_seconds)
+            await asyncio.sleep(pause)
             quiet = self.requests_answered == checked_after
             if quiet and loop.time() - checked_at < self.quiet_interval_seconds:
                 continue
@@ -167,6 +179,7 @@ class StateKeeper:
                     logger.debug("state saved to %s", self.file.path)
             except Exception:  # a full disk must not stop the emulator; try again next time
                 logger.exception("saving state to %s failed", self.file.path)
+            pause = self.pause_after(loop.time() - checked_at)
 
     def start(self) -> None:
         if self._task is None:

@@ -110,7 +110,7 @@ class Aftercare(AccountTables):
             description=v.optional_str(body, "description"),
             metadata=v.metadata(body),
         )
-        self.captures[capture.id] = capture
+        self.add_capture(capture)
         payment.capture_ids.append(capture.id)
         return capture
 
@@ -185,7 +185,7 @@ class Aftercare(AccountTables):
             description=description,
             metadata=meta,
         )
-        self.refunds[refund.id] = refund
+        self.add_refund(refund)
         payment.refund_ids.append(refund.id)
         return refund
 

@@ -81,7 +81,7 @@ def restore(emulator: MollieEmulator, state: dict[str, Any]) -> None:
         table.clear()
         table.update(saved)
     store.reindex()
-    emulator.webhooks.deliveries[:] = state["deliveries"]
+    emulator.webhooks.restore(state["deliveries"])
     emulator.idempotency._entries.update(state["idempotency"])
 
 

@@ -520,8 +520,9 @@ class MollieStore(Aftercare):
 
     def next_due(self) -> datetime | None:
         """The earliest moment at which something changes without anyone acting."""
+        self._forget_settled()
         moments: list[datetime] = []
-        for payment in self.payments.values():
+        for payment in self.payments_in_motion.values():
             if payment.status == OPEN and payment.expires_at is not None:
                 moments.append(payment.expires_at)
             elif payment.status == PENDING and payment.settle_at is not None:
@@ -533,21 +534,24 @@ class MollieStore(Aftercare):
             ):
                 moments.append(payment.capture_before)
         moments.extend(
-            c.settle_at for c in self.captures.values() if c.status == "pending" and c.settle_at
+            c.settle_at
+            for c in self.captures_in_motion.values()
+            if c.status == "pending" and c.settle_at
         )
         moments.extend(
             r.settle_at
-            for r in self.refunds.values()
-            if r.status in {"pending", "processing"} and r.settle_at
+            for r in self.refunds_in_motion.values()
+            if r.status in _REFUND_UNSETTLED and r.settle_at
         )
         return min(moments, default=None)
 
     def process_due(self, now: datetime) -> None:
         """Apply every scheduled change whose moment has come."""
-        for capture in list(self.captures.values()):
+        self._forget_settled()
+        for capture in list(self.captures_in_motion.values()):
             if capture.status == "pending" and capture.settle_at and capture.settle_at <= now:
                 self._settle_capture(capture)
-        for payment in list(self.payments.values()):
+        for payment in list(self.payments_in_motion.values()):
             if payment.status == OPEN and payment.expires_at and payment.expires_at <= now:
                 self._transition(payment, Outcome(EXPIRED), payment.expires_at)
             elif payment.status == PENDING and payment.settle_at and payment.settle_at <= now:
@@ -560,15 +564,27 @@ class MollieStore(Aftercare):
                 and not payment.capture_ids
             ):
                 self._transition(payment, Outcome(EXPIRED), payment.capture_before)
-        for refund in list(self.refunds.values()):
-            if (
-                refund.status in {"pending", "processing"}
-                and refund.settle_at
-                and refund.settle_at <= now
-            ):
+        for refund in list(self.refunds_in_motion.values()):
+            if refund.status in _REFUND_UNSETTLED and refund.settle_at and refund.settle_at <= now:
                 refund.status = "refunded"
                 refund.settle_at = None
                 self._notify(self.payments[refund.payment_id])
+
+    def _forget_settled(self) -> None:
+        """Drop the records nothing is scheduled for any more: a payment leaves open,
+        pending and authorized only for a final status; a capture and a refund settle once."""
+        for key in [k for k, p in self.payments_in_motion.items() if p.status not in _UNSETTLED]:
+            del self.payments_in_motion[key]
+        for key in [k for k, c in self.captures_in_motion.items() if c.status != "pending"]:
+            del self.captures_in_motion[key]
+        for key in [
+            k for k, r in self.refunds_in_motion.items() if r.status not in _REFUND_UNSETTLED
+        ]:
+            del self.refunds_in_motion[key]
+
+
+_UNSETTLED = frozenset({OPEN, PENDING, AUTHORIZED})
+_REFUND_UNSETTLED = frozenset({"pending", "processing"})
 
 
 _CARD_DETAIL_KEYS = ("cardHolder", "cardNumber", "cardLabel", "cardExpiryDate")

@@ -36,6 +36,13 @@ class AccountTables:
         # every customer's made each charge slower as the store grew.
         self.mandates_by_customer: dict[str, list[Mandate]] = {}
         self.payments_by_customer: dict[str, list[Payment]] = {}
+        # Records the clock may still change (a payment not final yet, a capture or refund not
+        # settled yet), in creation order: each tick looks at these, not at every record ever
+        # made, which made a tick cost more the longer the emulator ran. The store drops a
+        # record from here once nothing is scheduled for it any more.
+        self.payments_in_motion: dict[str, Payment] = {}
+        self.captures_in_motion: dict[str, Capture] = {}
+        self.refunds_in_motion: dict[str, Refund] = {}
 
     def add_mandate(self, mandate: Mandate) -> None:
         self.mandates[mandate.id] = mandate
@@ -43,11 +50,21 @@ class AccountTables:
 
     def add_payment(self, payment: Payment) -> None:
         self.payments[payment.id] = payment
+        self.payments_in_motion[payment.id] = payment
         if payment.customer_id is not None:
             self.payments_by_customer.setdefault(payment.customer_id, []).append(payment)
 
+    def add_capture(self, capture: Capture) -> None:
+        self.captures[capture.id] = capture
+        self.captures_in_motion[capture.id] = capture
+
+    def add_refund(self, refund: Refund) -> None:
+        self.refunds[refund.id] = refund
+        self.refunds_in_motion[refund.id] = refund
+
     def reindex(self) -> None:
-        """Rebuild the per-customer lists from the tables (after loading saved state)."""
+        """Rebuild the per-customer lists and the records in motion from the tables (after
+        loading saved state). Every record counts as in motion until the next tick looks."""
         self.mandates_by_customer.clear()
         self.payments_by_customer.clear()
         for mandate in list(self.mandates.values()):
@@ -55,6 +72,9 @@ class AccountTables:
         for payment in list(self.payments.values()):
             if payment.customer_id is not None:
                 self.payments_by_customer.setdefault(payment.customer_id, []).append(payment)
+        self.payments_in_motion = dict(self.payments)
+        self.captures_in_motion = dict(self.captures)
+        self.refunds_in_motion = dict(self.refunds)
 
     def clear(self) -> None:
         for table in (

@@ -109,6 +109,9 @@ class WebhookDispatcher:
         self._on_enqueue = on_enqueue
         self._http: httpx.AsyncClient | None = None
         self.deliveries: list[Delivery] = []
+        # The deliveries still to be tried or being tried, by id: a tick looks at these, not
+        # at the whole log, which only grows.
+        self._open: dict[str, Delivery] = {}
         # Receiver -> the release of the one attempt held back for it (reordering fault).
         self._held: dict[str, asyncio.Event] = {}
 
@@ -116,17 +119,31 @@ class WebhookDispatcher:
         if not self._config.deliver_webhooks:
             return
         now = self._clock.now()
-        self.deliveries.append(
-            Delivery(id=new_id("whk_"), payment_id=payment_id, url=url, created_at=now,
-                     next_attempt_at=now)
-        )  # fmt: skip
+        delivery = Delivery(
+            id=new_id("whk_"), payment_id=payment_id, url=url, created_at=now, next_attempt_at=now
+        )
+        self.deliveries.append(delivery)
+        self._open[delivery.id] = delivery
         self._on_enqueue()
 
+    def restore(self, deliveries: list[Delivery]) -> None:
+        """Take over the log of deliveries saved by an earlier run."""
+        self.deliveries[:] = deliveries
+        self._open = {d.id: d for d in deliveries if d.state == "scheduled"}
+
+    def _forget_finished(self) -> None:
+        finished = [
+            key for key, d in self._open.items() if d.state != "scheduled" and d.task is None
+        ]
+        for key in finished:
+            del self._open[key]
+
     def next_due(self) -> datetime | None:
+        self._forget_finished()
         return min(
             (
                 d.next_attempt_at
-                for d in self.deliveries
+                for d in self._open.values()
                 if d.state == "scheduled" and d.next_attempt_at and d.task is None
             ),
             default=None,
@@ -134,7 +151,8 @@ class WebhookDispatcher:
 
     def start_due(self, now: datetime) -> None:
         """Start an attempt for every delivery that is due and not already being tried."""
-        for delivery in self.deliveries:
+        self._forget_finished()
+        for delivery in self._open.values():
             if (
                 delivery.state == "scheduled"
                 and delivery.task is None
@@ -144,7 +162,7 @@ class WebhookDispatcher:
                 delivery.task = asyncio.get_running_loop().create_task(self._attempt(delivery))
 
     async def wait_in_flight(self) -> None:
-        tasks = [d.task for d in self.deliveries if d.task is not None]
+        tasks = [d.task for d in self._open.values() if d.task is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -232,6 +250,7 @@ class WebhookDispatcher:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self.deliveries.clear()
+        self._open.clear()
         self._held.clear()
 
     async def aclose(self) -> None:

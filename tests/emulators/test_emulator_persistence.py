@@ -19,7 +19,7 @@ import pytest
 
 from emulators.cleeng import persistence as cleeng_persistence
 from emulators.mollie import persistence as mollie_persistence
-from emulators.state_file import StateFile
+from emulators.state_file import StateFile, StateKeeper
 from tests.emulators.cleeng_support import initial_payment_body
 from tests.support.servers import free_port
 
@@ -181,6 +181,23 @@ def test_mollie_state_survives_a_graceful_restart(tmp_path: Path) -> None:
     with emulator_process("emulators.mollie", state_file, port, []) as second:
         _assert_mollie_state_back(second.url, before)
         assert "state restored" in second.log.read_text()
+        _assert_the_clock_still_moves_what_was_under_way(second.url, before)
+
+
+def _assert_the_clock_still_moves_what_was_under_way(url: str, before: dict[str, Any]) -> None:
+    """The refund still settles and the undelivered webhook is tried again: the restarted
+    emulator knows what its clock has yet to change, not only what was saved."""
+    payment_id = before["payment"]["id"]
+    attempts_before = {d["id"]: len(d["attempts"]) for d in before["webhooks"]}
+    with _mollie_client(url) as mollie:
+        refunds = mollie.get(f"/v2/payments/{payment_id}/refunds").json()["_embedded"]["refunds"]
+        assert [r["status"] for r in refunds] == ["pending"]
+        mollie.post("/_emulator/clock/advance", json={"seconds": 2 * 24 * 3600})
+        refunds = mollie.get(f"/v2/payments/{payment_id}/refunds").json()["_embedded"]["refunds"]
+        assert [r["status"] for r in refunds] == ["refunded"]
+        deliveries = mollie.get("/_emulator/webhooks").json()["deliveries"]
+        attempts_now = {d["id"]: len(d["attempts"]) for d in deliveries}
+        assert all(attempts_now[key] > count for key, count in attempts_before.items())
 
 
 def test_mollie_state_survives_a_sigkill_after_the_periodic_save(tmp_path: Path) -> None:
@@ -303,3 +320,12 @@ def test_an_unreadable_state_file_is_set_aside_and_the_emulator_starts_fresh(
     ):
         assert mollie.get("/_emulator/ledger").json()["count"] == 0
     assert (tmp_path / "mollie-emulator.state.unusable").read_bytes() == b"not a pickle"
+
+
+def test_a_slow_save_spaces_out_the_next_ones(tmp_path: Path) -> None:
+    """Saving a large state must not take most of the emulator's time: after a save that took
+    S seconds the next waits at least 20 S (and never less than the interval)."""
+    state_file = StateFile(tmp_path / "x.state", kind="mollie", schema=())
+    keeper = StateKeeper(state_file, dict, interval_seconds=2)
+    assert keeper.pause_after(0.01) == 2
+    assert keeper.pause_after(0.5) == pytest.approx(10)
