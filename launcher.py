@@ -338,6 +338,28 @@ def child_env(settings: Settings, ports: Ports) -> dict[str, str]:
     return env
 
 
+# Bytes of history events the dev server caches per workflow it caches (a renewal's events
+# are a few KiB; the server's own default is 512 KiB for its whole single shard).
+EVENTS_CACHE_BYTES_PER_WORKFLOW = 4 * 1024
+
+
+def dev_server_cache_flags(cached_workflows: int) -> list[str]:
+    """The dev server runs one history shard, whose caches hold by default 512 workflows'
+    state and 512 KiB of their events; with thousands of cycles waiting for their capture,
+    each capture read its cycle back from SQLite. 0 keeps the server's defaults."""
+    if cached_workflows == 0:
+        return []
+    sizes = {
+        "history.cacheMaxSize": cached_workflows,
+        "history.eventsCacheMaxSizeBytes": cached_workflows * EVENTS_CACHE_BYTES_PER_WORKFLOW,
+    }
+    return [
+        flag
+        for key, value in sizes.items()
+        for flag in ("--dynamic-config-value", f"{key}={value}")
+    ]
+
+
 def worker_names(processes: int) -> list[str]:
     """`worker`, `worker-2`, `worker-3`, ...: the first keeps the name (and `run/worker.pid`)
     a single worker has always had."""
@@ -367,6 +389,7 @@ def start_stack(settings: Settings, ports: Ports, stack: Supervisor) -> None:
                 "--sqlite-pragma", "synchronous=normal",
                 "--ui-disable-news-fetch",
                 *dev_server_flags(),
+                *dev_server_cache_flags(settings.dev_server_cached_workflows),
             ],
             env,
         )  # fmt: skip

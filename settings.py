@@ -130,6 +130,22 @@ class Settings(BaseSettings):
             "are running holds its slot until they end"
         ),
     )
+    worker_max_cached_workflows: int = Field(
+        default=10_000,
+        ge=0,
+        description=(
+            "Workflows one worker process keeps in memory between their tasks; a cycle "
+            "pushed out is replayed from its history at its next webhook (0 = no cache)"
+        ),
+    )
+    dev_server_cached_workflows: int = Field(
+        default=16_384,
+        ge=0,
+        description=(
+            "Workflows the embedded Temporal dev server keeps in its history cache "
+            "(and 4 KiB of events each); 0 = the server's defaults (512 and 512 KiB)"
+        ),
+    )
     worker_processes: int = Field(
         default=1,
         ge=1,
@@ -144,9 +160,7 @@ class Settings(BaseSettings):
         ),
     )
     renewal_compact_history: bool = Field(
-        # Off until the chaos run passes with it: there, renewals whose charge retried for
-        # long found their order expired (README, "How the steps run").
-        default=False,
+        default=True,
         description=(
             "Run a renewal's steps as local activities and set its search attributes once "
             "(about half the history events); false = one activity task per step"

@@ -153,6 +153,7 @@ async def build_worker(
             max_concurrent_activities=settings.worker_max_concurrent_activities,
             max_concurrent_local_activities=settings.worker_max_concurrent_local_activities,
             max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+            max_cached_workflows=settings.worker_max_cached_workflows,
             workflow_runner=workflow_runner(settings),
         )
     finally:

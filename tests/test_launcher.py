@@ -25,7 +25,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from launcher import Backoff, StartupFailed, Supervisor, worker_names
+from launcher import Backoff, StartupFailed, Supervisor, dev_server_cache_flags, worker_names
 from tests.support.servers import start_launcher
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
@@ -89,6 +89,17 @@ def kill_and_reap(supervisor: Supervisor, name: str) -> int:
 def test_workers_are_named_so_the_first_keeps_the_single_workers_name() -> None:
     assert worker_names(1) == ["worker"]
     assert worker_names(3) == ["worker", "worker-2", "worker-3"]
+
+
+def test_the_dev_server_caches_as_many_workflows_as_set_or_keeps_its_defaults() -> None:
+    flags = dev_server_cache_flags(10_000)
+    values = dict(flags[i + 1].split("=") for i in range(0, len(flags), 2))
+    assert set(flags[::2]) == {"--dynamic-config-value"}
+    assert values == {
+        "history.cacheMaxSize": "10000",
+        "history.eventsCacheMaxSizeBytes": str(10_000 * 4096),
+    }
+    assert dev_server_cache_flags(0) == []
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:

@@ -229,6 +229,7 @@ async def test_the_worker_takes_its_slots_from_the_settings(
         worker_max_concurrent_activities=7,
         worker_max_concurrent_local_activities=5,
         worker_max_concurrent_workflow_tasks=3,
+        worker_max_cached_workflows=11,
         mollie_threads=2,
     )
     async with build_worker(temporal_env.client, settings, task_queue="tuning-slots") as worker:
@@ -236,6 +237,7 @@ async def test_the_worker_takes_its_slots_from_the_settings(
     assert config["max_concurrent_activities"] == 7
     assert config["max_concurrent_local_activities"] == 5
     assert config["max_concurrent_workflow_tasks"] == 3
+    assert config["max_cached_workflows"] == 11
     # No executor: every activity is async.
     assert config.get("activity_executor") is None
 
