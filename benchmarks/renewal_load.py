@@ -343,8 +343,11 @@ async def fetch_ledgers(
     http: httpx.AsyncClient, endpoints: Endpoints
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     mollie = _ok(await http.get(f"{endpoints.mollie}/_emulator/ledger"), "Mollie ledger")
-    cleeng = _ok(await http.get(f"{endpoints.cleeng}/_emulator/ledger"), "Cleeng ledger")
-    return mollie, cleeng
+    return mollie, await fetch_cleeng_ledger(http, endpoints)
+
+
+async def fetch_cleeng_ledger(http: httpx.AsyncClient, endpoints: Endpoints) -> dict[str, Any]:
+    return _ok(await http.get(f"{endpoints.cleeng}/_emulator/ledger"), "Cleeng ledger")
 
 
 def authorised_count(cleeng_ledger: dict[str, Any], subscription_ids: set[int]) -> int:
