@@ -131,7 +131,9 @@ class Settings(BaseSettings):
         ),
     )
     worker_max_cached_workflows: int = Field(
-        default=10_000,
+        # The SDK's default. A cached cycle holds about 175 KB (its sandboxed modules), so
+        # 10,000 waiting at once take 1.9 GB; raise it where memory allows (README, "Tuning").
+        default=1_000,
         ge=0,
         description=(
             "Workflows one worker process keeps in memory between their tasks; a cycle "
