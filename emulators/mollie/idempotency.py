@@ -51,6 +51,8 @@ class IdempotencyStore:
         return self._entries.get(key)
 
     def begin(self, key: tuple[str, str], fingerprint: str) -> None:
+        # Re-inserted at the end, so the entries stay in the order they were made.
+        self._entries.pop(key, None)
         self._entries[key] = StoredResponse(fingerprint, self._clock.now())
 
     def complete(
@@ -74,11 +76,19 @@ class IdempotencyStore:
         self._entries.clear()
 
     def _purge(self) -> None:
+        """Forget the entries older than the TTL. They are kept oldest first (the clock only
+        moves forward), so this stops at the first one still fresh: every request used to look
+        at every key ever remembered, which grew with the run."""
         cutoff = self._clock.now() - self._ttl
-        for key in [k for k, e in self._entries.items() if e.created_at <= cutoff]:
+        expired: list[tuple[str, str]] = []
+        for key, entry in self._entries.items():
+            if entry.created_at > cutoff:
+                break
             # A request still running past the TTL keeps its slot until it finishes.
-            if not self._entries[key].in_flight:
-                del self._entries[key]
+            if not entry.in_flight:
+                expired.append(key)
+        for key in expired:
+            del self._entries[key]
 
 
 def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:

@@ -747,6 +747,17 @@ def test_idempotency_key_is_forgotten_after_an_hour(
     assert len(emulator.ledger()) == 2
 
 
+def test_each_idempotency_key_lives_its_own_hour(emulator: RunningEmulator, client: Client) -> None:
+    early = client.payments.create(create_body(), idempotency_key="early")
+    emulator.advance(30 * 60)
+    later = client.payments.create(create_body(), idempotency_key="later")
+    emulator.advance(31 * 60)  # early is 61 minutes old, later 31
+    assert client.payments.create(create_body(), idempotency_key="later").id == later.id
+    assert client.payments.create(create_body(), idempotency_key="early").id != early.id
+    emulator.advance(30 * 60)  # later is 61 minutes old
+    assert client.payments.create(create_body(), idempotency_key="later").id != later.id
+
+
 def test_repeat_while_the_first_request_runs_is_a_conflict(
     emulator: RunningEmulator, client: Client
 ) -> None:
