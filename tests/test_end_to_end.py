@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from settings import EMULATOR_FRONTEND_API_KEY
-from tests.support.servers import start_launcher
+from tests.support.servers import start_launcher, stop_if_running
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = {"captured", "rejected", "failed", "refunded_cleeng_refused"}
@@ -54,12 +54,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     try:
         yield running
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_if_running(process)
 
 
 def test_a_purchase_goes_through_the_real_processes(stack: RunningStack) -> None:

@@ -26,7 +26,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from launcher import Backoff, StartupFailed, Supervisor, dev_server_cache_flags, worker_names
-from tests.support.servers import start_launcher
+from tests.support.servers import start_launcher, stop_if_running
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 # Records its name in a file when asked to stop, so the order of stops can be checked. It
@@ -232,16 +232,6 @@ def test_a_child_that_exits_during_start_up_fails_the_start_with_its_log(
 
 
 # ------------------------------------------------------------------------- the real stack
-
-
-def stop_if_running(launcher: subprocess.Popen[str]) -> None:
-    """Stop a launcher that a failing test left running, so no stack outlives its test."""
-    if launcher.poll() is None:
-        launcher.send_signal(signal.SIGINT)
-        try:
-            launcher.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            launcher.kill()
 
 
 class Console:

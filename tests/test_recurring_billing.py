@@ -244,16 +244,7 @@ async def test_webhooks_for_a_finished_cycle_charge_nothing(connector: Connector
 
     # Once the history is gone (retention), the same webhook starts a fresh run: Cleeng's
     # own state must stop it. A fresh workflow id stands in for the purged one.
-    late_event = BillingEvent(
-        kind="capture",
-        attempt_date=iso_utc(sub.expiration_date),
-        customer_id=sub.customer_id,
-        offer_id=sub.offer_id,
-        payment_details_id=sub.payment_details_id,
-        token=sub.token,
-        currency=sub.currency,
-        country="NL",
-    )
+    late_event = sub.billing_event("capture", iso_utc(sub.expiration_date))
     again = await connector.client.execute_workflow(
         RecurringBillingWorkflow.run,
         BillingCycleInput(

@@ -7,6 +7,7 @@ Each server runs uvicorn in its own thread with its own event loop, so synchrono
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -94,3 +95,14 @@ def start_launcher(data_dir: Path, cwd: Path) -> tuple[subprocess.Popen[str], di
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     return process, ports
+
+
+def stop_if_running(launcher: subprocess.Popen[str]) -> None:
+    """Stop a launcher that a test started (or a failing test left running), so no stack
+    outlives its test."""
+    if launcher.poll() is None:
+        launcher.send_signal(signal.SIGINT)
+        try:
+            launcher.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
