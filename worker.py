@@ -26,6 +26,7 @@ from activities.mollie_activities import MollieActivities
 from clients.cleeng import CleengClient
 from clients.mollie import MollieGateway
 from settings import Settings, load_settings
+from temporal_connection import connect_temporal
 from workflows.initial_purchase import InitialPurchaseWorkflow
 from workflows.payment_details import DetailsDeactivationWorkflow, NewPaymentDetailsWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
@@ -166,7 +167,7 @@ async def build_worker(
 async def run_worker(settings: Settings) -> None:
     if not compile_workflow_sources():
         logger.warning("could not write the workflows' bytecode: each workflow run compiles them")
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    client = await connect_temporal(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -60,9 +60,7 @@ class Health(BaseModel):
 
 
 def create_app(settings: Settings, temporal: TemporalAccess | None = None) -> FastAPI:
-    temporal_access = temporal or TemporalAccess(
-        settings.temporal_address, settings.temporal_namespace, settings.temporal_task_queue
-    )
+    temporal_access = temporal or TemporalAccess(settings)
     cleeng = CleengClient(
         settings.cleeng_base_url,
         settings.effective_publisher_token,

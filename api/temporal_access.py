@@ -14,6 +14,9 @@ from fastapi import HTTPException, status
 from temporalio.client import Client
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
+from settings import Settings
+from temporal_connection import connect_temporal
+
 # The shim answers someone who is waiting and will retry by itself (Mollie, Cleeng, a front
 # end): give up on a busy or unreachable Temporal within about three seconds and answer 503,
 # rather than the SDK's default (a throttled call was held ~14 s), which keeps connections open
@@ -48,10 +51,10 @@ UNAVAILABLE_CODES = frozenset(
 
 
 class TemporalAccess:
-    def __init__(self, address: str, namespace: str, task_queue: str) -> None:
-        self.address = address
-        self.namespace = namespace
-        self.task_queue = task_queue
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.address = settings.temporal_address
+        self.task_queue = settings.temporal_task_queue
         self._client: Client | None = None
         self._lock = asyncio.Lock()
 
@@ -62,9 +65,7 @@ class TemporalAccess:
             if self._client is None:
                 try:
                     self._client = await asyncio.wait_for(
-                        Client.connect(
-                            self.address, namespace=self.namespace, retry_config=SHIM_RETRY_CONFIG
-                        ),
+                        connect_temporal(self.settings, retry_config=SHIM_RETRY_CONFIG),
                         timeout=5,
                     )
                 except (RuntimeError, OSError, TimeoutError, RPCError) as exc:
