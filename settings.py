@@ -169,6 +169,21 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Reconciliation (a Temporal Schedule: `python -m connector_ops schedules ensure`)
+    reconciliation_interval_minutes: int = Field(
+        default=60,
+        ge=0,
+        description=(
+            "How often the reconciliation schedule checks Mollie against Cleeng and releases "
+            "orphan holds; 0 = the schedule is paused"
+        ),
+    )
+    reconciliation_window_hours: int = Field(
+        default=72,
+        ge=1,
+        description="How far back each reconciliation run reads Mollie's payments",
+    )
+
     # API server
     api_host: str = "127.0.0.1"
     api_port: int = 8000

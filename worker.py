@@ -29,6 +29,11 @@ from settings import Settings, load_settings
 from temporal_connection import connect_temporal
 from workflows.initial_purchase import InitialPurchaseWorkflow
 from workflows.payment_details import DetailsDeactivationWorkflow, NewPaymentDetailsWorkflow
+from workflows.reconciliation import (
+    ReconciliationWorkflow,
+    RecordOutsideRefundWorkflow,
+    ReleaseOrphanHoldWorkflow,
+)
 from workflows.recurring_billing import RecurringBillingWorkflow
 from workflows.refund import ChargebackWorkflow, PaymentFollowUpWorkflow, RefundWorkflow
 
@@ -42,6 +47,9 @@ WORKFLOWS = [
     RefundWorkflow,
     PaymentFollowUpWorkflow,
     ChargebackWorkflow,
+    ReconciliationWorkflow,
+    ReleaseOrphanHoldWorkflow,
+    RecordOutsideRefundWorkflow,
 ]
 
 
@@ -76,7 +84,10 @@ def activity_list(
         mollie.revoke_mandate,
         mollie.list_chargebacks,
         mollie.payment_metadata,
+        mollie.connector_payments_since,
+        mollie.refunds_seen,
         directory.cleeng_payment_recorded_by,
+        directory.workflow_states,
     ]
 
 

@@ -8,6 +8,7 @@ operation (metadata match), because Mollie forgets keys after an hour.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from temporalio import activity
@@ -36,6 +37,12 @@ from domain.operations import (
     RefundView,
     ReleaseInput,
     mandate_ref,
+)
+from domain.reconciliation import (
+    ConnectorPayment,
+    MollieRefundSeen,
+    PaymentsInWindow,
+    PaymentsWindowRequest,
 )
 from domain.refunds import ChargebackInput, RefundLookup, RefundRecordContext
 
@@ -288,3 +295,50 @@ class MollieActivities:
         with service_errors_as_application_errors():
             payment = await self._mollie.get_payment(payment_id)
         return {str(key): str(value) for key, value in payment.metadata.items()}
+
+    @activity.defn
+    async def connector_payments_since(self, request: PaymentsWindowRequest) -> PaymentsInWindow:
+        """The payments the connector made (metadata names a workflow) since `request.since`,
+        newest first, read from "list-payments"."""
+        with service_errors_as_application_errors():
+            payments, covered = await self._mollie.payments_created_since(
+                datetime.fromisoformat(request.since), max_pages=request.max_pages
+            )
+        mine = [
+            ConnectorPayment(
+                payment_id=payment.id,
+                status=payment.status,
+                amount=payment.amount,
+                created_at=payment.created_at or "",
+                owner_workflow_id=str(payment.metadata["workflowId"]),
+                order_id=(
+                    str(payment.metadata["orderId"]) if payment.metadata.get("orderId") else None
+                ),
+                refunded=payment.amount_refunded,
+                charged_back=payment.amount_charged_back,
+            )
+            for payment in payments
+            if payment.metadata.get("workflowId")
+        ]
+        return PaymentsInWindow(
+            payments=mine, others_skipped=len(payments) - len(mine), window_covered=covered
+        )
+
+    @activity.defn
+    async def refunds_seen(self, payment_id: str) -> list[MollieRefundSeen]:
+        """Every refund of the payment, with the connector's operation key where it made it."""
+        with service_errors_as_application_errors():
+            refunds = await self._mollie.list_refunds(payment_id)
+        return [
+            MollieRefundSeen(
+                refund_id=refund.id,
+                status=refund.status,
+                amount=refund.amount,
+                operation_key=(
+                    str(refund.metadata[OPERATION_METADATA_KEY])
+                    if refund.metadata.get(OPERATION_METADATA_KEY)
+                    else None
+                ),
+            )
+            for refund in refunds
+        ]

@@ -16,6 +16,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -58,6 +59,9 @@ class GatewayPayment:
     metadata: Mapping[str, Any]
     sequence_type: str | None
     amount_remaining: Money | None = None
+    created_at: str | None = None
+    amount_refunded: Money | None = None
+    amount_charged_back: Money | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,10 +121,21 @@ def _payment_from_json(data: Mapping[str, Any]) -> GatewayPayment:
         method=data.get("method"),
         metadata=metadata if isinstance(metadata, Mapping) else {},
         sequence_type=data.get("sequenceType"),
-        amount_remaining=(
-            money_from_mollie(data["amountRemaining"]) if data.get("amountRemaining") else None
-        ),
+        amount_remaining=_optional_money(data, "amountRemaining"),
+        created_at=data.get("createdAt"),
+        amount_refunded=_optional_money(data, "amountRefunded"),
+        amount_charged_back=_optional_money(data, "amountChargedBack"),
     )
+
+
+def _parse_time(value: str) -> datetime:
+    # Mollie writes ISO 8601 with an offset ("2026-11-27T08:00:00+00:00"); Python 3.11 reads
+    # that, and a trailing Z as well.
+    return datetime.fromisoformat(value)
+
+
+def _optional_money(data: Mapping[str, Any], key: str) -> Money | None:
+    return money_from_mollie(data[key]) if data.get(key) else None
 
 
 def classify_mollie_error(exc: Exception, *, is_write: bool) -> ServiceError:
@@ -328,6 +343,24 @@ class MollieGateway:
             ):
                 return _payment_from_json(payment)
         return None
+
+    async def payments_created_since(
+        self, since: datetime, *, max_pages: int
+    ) -> tuple[list[GatewayPayment], bool]:
+        """Every payment created at or after `since`, newest first, and whether the walk
+        reached `since` (False when `max_pages` pages ran out first).
+
+        "list-payments" answers newest first, so the walk stops at the first older payment."""
+        found: list[GatewayPayment] = []
+        pages = self._every_item(
+            lambda: self._client.payments.list(limit=_PAGE_SIZE), max_pages=max_pages
+        )
+        async for item in pages:
+            payment = _payment_from_json(item)
+            if payment.created_at is None or _parse_time(payment.created_at) < since:
+                return found, True
+            found.append(payment)
+        return found, len(found) < max_pages * _PAGE_SIZE
 
     async def get_mandate(self, customer_id: str, mandate_id: str) -> GatewayMandate:
         def fetch() -> GatewayMandate:

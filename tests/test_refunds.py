@@ -17,24 +17,11 @@ from domain.refunds import RefundRequest, refund_request_key, refund_workflow_id
 from settings import EMULATOR_MOLLIE_API_KEY
 from tests.conftest import Connector
 from tests.support.billing import send_cleeng_webhook
-from tests.support.shop import choose_on_checkout, cleeng_payments, frontend_headers, seed_order
+from tests.support.shop import (
+    cleeng_payments,
+    paid_purchase,
+)
 from workflows.refund import PaymentFollowUpWorkflow, RefundWorkflow
-
-
-async def paid_purchase(connector: Connector, price: float = 20.00) -> dict[str, Any]:
-    """A captured initial payment: its Cleeng record (id, orderId, externalPaymentId...)."""
-    seeded = await seed_order(connector.emulators.cleeng_url, price=price, currency="EUR")
-    order_id = str(seeded["orderId"])
-    async with httpx.AsyncClient(timeout=60) as http:
-        started = await http.post(
-            f"{connector.api_url}/purchases",
-            json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks"},
-            headers=frontend_headers(connector.settings, seeded["customerId"]),
-        )
-        await choose_on_checkout(started.json()["checkoutUrl"], "paid")
-    await connector.client.get_workflow_handle(f"purchase:{order_id}").result()
-    [payment] = await cleeng_payments(connector.emulators.cleeng_url, order_id)
-    return payment
 
 
 def refund_data(

@@ -45,9 +45,8 @@ from settings import EMULATOR_MOLLIE_API_KEY, Settings
 from tests.conftest import Connector, Emulators, connector_on_own_emulators, connector_settings
 from tests.support.billing import authorised_renewal, send_cleeng_webhook
 from tests.support.servers import free_port
-from tests.support.shop import seed_order, set_faults
+from tests.support.shop import paid_purchase, seed_order, set_faults
 from tests.test_refunds import (
-    paid_purchase,
     refund_data,
     refund_handle,
     request_refund,

@@ -19,6 +19,17 @@ def describe_failure(error: FailureError) -> str:
     return str(cause or error)
 
 
+def describe_innermost_failure(error: FailureError) -> str:
+    """`Type: message` of the first application error down the chain of causes: a failed
+    child workflow's cause is the activity that failed it, whose cause says why."""
+    cause: BaseException | None = error
+    while isinstance(cause, FailureError):
+        if isinstance(cause, ApplicationError):
+            return f"{cause.type}: {cause.message}"
+        cause = cause.cause
+    return str(cause or error)
+
+
 def failure_message(error: FailureError) -> str:
     cause = error.cause
     return cause.message if isinstance(cause, ApplicationError) else str(cause or error)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -165,6 +166,15 @@ async def drive_every_gateway_method(emulator: RunningEmulator) -> set[str]:
         refund.id
     )
     assert await call("list_chargebacks", lambda: gateway.list_chargebacks(first.id)) == []
+    recent, covered = await call(
+        "payments_created_since",
+        lambda: gateway.payments_created_since(datetime.now(UTC) - timedelta(hours=1), max_pages=1),
+    )
+    assert covered
+    assert {first.id, held.id, released.id} <= {payment.id for payment in recent}
+    assert next(p for p in recent if p.id == first.id).amount_refunded == Money.from_decimal(
+        "4.00", "EUR"
+    )
     await call("revoke_mandate", lambda: gateway.revoke_mandate(customer, mandate_id))
     return driven
 

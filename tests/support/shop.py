@@ -4,11 +4,14 @@ the shopper on Mollie's checkout page, the operator reading both ledgers."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from settings import Settings
+
+if TYPE_CHECKING:
+    from tests.conftest import Connector
 
 # The publisher site tests send shoppers back to: the connector under test allows this origin
 # (FRONTEND_REDIRECT_ORIGINS, see tests/conftest.py).
@@ -71,3 +74,19 @@ async def advance_clock(base_url: str, seconds: float) -> None:
     async with httpx.AsyncClient() as http:
         response = await http.post(f"{base_url}/_emulator/clock/advance", json={"seconds": seconds})
         response.raise_for_status()
+
+
+async def paid_purchase(connector: Connector, price: float = 20.00) -> dict[str, Any]:
+    """A captured initial payment: its Cleeng record (id, orderId, externalPaymentId...)."""
+    seeded = await seed_order(connector.emulators.cleeng_url, price=price, currency="EUR")
+    order_id = str(seeded["orderId"])
+    async with httpx.AsyncClient(timeout=60) as http:
+        started = await http.post(
+            f"{connector.api_url}/purchases",
+            json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks"},
+            headers=frontend_headers(connector.settings, seeded["customerId"]),
+        )
+        await choose_on_checkout(started.json()["checkoutUrl"], "paid")
+    await connector.client.get_workflow_handle(f"purchase:{order_id}").result()
+    [payment] = await cleeng_payments(connector.emulators.cleeng_url, order_id)
+    return payment

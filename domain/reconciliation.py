@@ -1,0 +1,190 @@
+"""Reconciliation of Mollie against what the connector recorded: inputs, findings, report.
+
+Core API 3.1 has no call that lists or finds payments, so "is this Mollie payment recorded in
+Cleeng?" is answered by the workflow that made it (named in the payment's metadata), through
+its state and its `CleengPaymentId` search attribute, while Temporal keeps its history.
+Payload dataclasses: add fields only with defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from domain.money import Money
+
+# What can drift between Mollie and Cleeng.
+ORPHAN_HOLD: Final = "orphan_hold"
+"""An `authorized` Mollie payment (a card hold) that no running billing cycle owns."""
+PAID_NOT_RECORDED: Final = "paid_not_recorded"
+"""Money taken at Mollie whose workflow ended without recording it in Cleeng."""
+REFUND_NOT_RECORDED: Final = "refund_not_recorded"
+"""A refund Mollie settled that Cleeng was not told about."""
+CHARGEBACK_NOT_RECORDED: Final = "chargeback_not_recorded"
+"""A chargeback at Mollie that Cleeng was not told about."""
+WINDOW_NOT_COVERED: Final = "window_not_covered"
+"""The run read its page limit before reaching the start of its window."""
+
+REPAIRED: Final = "repaired"
+FOR_A_PERSON: Final = "left_for_a_person"
+
+# Temporal's names for a workflow that is no longer running, and the one that is.
+RUNNING: Final = "RUNNING"
+COMPLETED: Final = "COMPLETED"
+NOT_FOUND: Final = "NOT_FOUND"
+
+# The prefix of the ids of workflows that refund at Cleeng's request and record the refund
+# (domain.refunds.refund_workflow_id). Other refunds the connector makes are compensations for
+# payments Cleeng never recorded, so there is nothing to record for them.
+REFUND_WORKFLOW_PREFIX: Final = "refund:"
+
+
+def orphan_hold_workflow_id(mollie_payment_id: str) -> str:
+    return f"orphan-hold:{mollie_payment_id}"
+
+
+def outside_refund_workflow_id(mollie_refund_id: str) -> str:
+    return f"mollie-refund:{mollie_refund_id}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconciliationInput:
+    window_hours: int = 72
+    """How far back the run looks at Mollie's payments, by their creation time."""
+    repair: bool = True
+    """False: report what would be repaired, change nothing."""
+    max_pages: int = 40
+    """Pages of Mollie's payment list (250 each) one run reads at most."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectorPayment:
+    """A Mollie payment the connector made (its metadata names the workflow)."""
+
+    payment_id: str
+    status: str
+    amount: Money
+    created_at: str
+    owner_workflow_id: str
+    order_id: str | None = None
+    refunded: Money | None = None
+    charged_back: Money | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentsInWindow:
+    payments: list[ConnectorPayment]
+    others_skipped: int
+    """Payments in the window the connector did not make (no workflow in their metadata)."""
+    window_covered: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowState:
+    workflow_id: str
+    status: str
+    """RUNNING, COMPLETED, FAILED, TERMINATED, ... as Temporal names it, or NOT_FOUND."""
+    cleeng_payment_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MollieRefundSeen:
+    refund_id: str
+    status: str
+    amount: Money
+    operation_key: str | None
+    """The connector's operation key in the refund's metadata; None for a refund made
+    outside the connector (in Mollie's Dashboard, say)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrphanHoldInput:
+    mollie_payment_id: str
+    cleeng_payment_id: str | None
+    """The `authorized` Cleeng record of the hold, cancelled after the release, if known."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutsideRefundInput:
+    mollie_payment_id: str
+    refund_id: str
+    amount: Money
+    cleeng_payment_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    kind: str
+    mollie_payment_id: str
+    action: str
+    """REPAIRED, or FOR_A_PERSON (with the reason in `detail`)."""
+    detail: str
+    workflow_id: str | None = None
+    """The workflow that owns the payment, or the one that made the repair."""
+
+
+@dataclass(kw_only=True)
+class ReconciliationReport:
+    window_start: str
+    window_end: str
+    repair: bool
+    payments_checked: int = 0
+    holds_checked: int = 0
+    refunds_checked: int = 0
+    chargebacks_checked: int = 0
+    in_progress: int = 0
+    """Payments whose workflow is still working on them: not drift."""
+    others_skipped: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def repaired(self) -> int:
+        return sum(1 for finding in self.findings if finding.action == REPAIRED)
+
+    @property
+    def left_for_a_person(self) -> int:
+        return sum(1 for finding in self.findings if finding.action == FOR_A_PERSON)
+
+    def summary(self) -> str:
+        return (
+            f"reconciliation {self.window_start}..{self.window_end}: "
+            f"{self.payments_checked} payments, {self.holds_checked} holds, "
+            f"{self.refunds_checked} refunds, {self.chargebacks_checked} chargebacks checked; "
+            f"{self.in_progress} in progress; {len(self.findings)} drift found, "
+            f"{self.repaired} repaired, {self.left_for_a_person} left for a person"
+        )
+
+
+def is_running(state: WorkflowState) -> bool:
+    return state.status == RUNNING
+
+
+def payment_finding(payment: ConnectorPayment, owner: WorkflowState) -> Finding | None:
+    """What is wrong with a paid payment, judged by its owner, or None when nothing is.
+
+    Only payments for a Cleeng order are recorded in Cleeng (a card check made while changing
+    payment details carries no order and is refunded by its own workflow)."""
+    if payment.status != "paid" or payment.order_id is None or is_running(owner):
+        return None
+    if owner.status == COMPLETED and owner.cleeng_payment_id is not None:
+        return None
+    if payment.refunded is not None and payment.refunded.minor >= payment.amount.minor:
+        return None  # given back (Cleeng refused the record, and the workflow refunded)
+    return Finding(
+        kind=PAID_NOT_RECORDED,
+        mollie_payment_id=payment.payment_id,
+        action=FOR_A_PERSON,
+        workflow_id=owner.workflow_id,
+        detail=(
+            f"{payment.amount} paid for order {payment.order_id}, but workflow "
+            f"{owner.workflow_id} is {owner.status} without a Cleeng payment: find out why it "
+            "stopped, then reset it (it adopts the payment it made) or record it by hand"
+        ),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentsWindowRequest:
+    since: str
+    """ISO 8601 with offset: the oldest creation time the run looks at."""
+    max_pages: int

@@ -1,0 +1,204 @@
+"""Reconciliation: drift injected into the emulators is found, repaired once, and reported.
+
+Each test has emulators of its own: a run reads every payment Mollie holds in its window, and
+on the shared emulators it would find (and repair) other tests' payments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+
+from api.cleeng_payloads import iso_utc
+from connector_ops.schedules import (
+    RECONCILIATION_SCHEDULE_ID,
+    ensure_schedules,
+    reconcile_now,
+)
+from domain.billing import billing_workflow_id
+from domain.reconciliation import (
+    CHARGEBACK_NOT_RECORDED,
+    FOR_A_PERSON,
+    ORPHAN_HOLD,
+    PAID_NOT_RECORDED,
+    REFUND_NOT_RECORDED,
+    REPAIRED,
+    ReconciliationReport,
+)
+from settings import EMULATOR_MOLLIE_API_KEY
+from tests.conftest import Connector, connector_on_own_emulators
+from tests.support.billing import authorised_renewal, cleeng_subscription_payments
+from tests.support.shop import (
+    choose_on_checkout,
+    cleeng_payments,
+    frontend_headers,
+    paid_purchase,
+    seed_order,
+    set_faults,
+)
+
+MOLLIE_AUTH = {"Authorization": f"Bearer {EMULATOR_MOLLIE_API_KEY}"}
+
+
+@pytest.fixture
+async def connector(temporal_env: WorkflowEnvironment) -> AsyncIterator[Connector]:
+    async with connector_on_own_emulators(temporal_env) as own:
+        yield own
+
+
+async def reconcile(connector: Connector, *, repair: bool = True) -> ReconciliationReport:
+    return await reconcile_now(connector.client, connector.settings, window_hours=1, repair=repair)
+
+
+def kinds(report: ReconciliationReport) -> list[tuple[str, str]]:
+    return sorted((finding.kind, finding.action) for finding in report.findings)
+
+
+async def mollie_payment(connector: Connector, payment_id: str) -> dict[str, Any]:
+    async with httpx.AsyncClient() as http:
+        response = await http.get(
+            f"{connector.emulators.mollie_url}/v2/payments/{payment_id}", headers=MOLLIE_AUTH
+        )
+    response.raise_for_status()
+    payment: dict[str, Any] = response.json()
+    return payment
+
+
+async def mollie_requests(connector: Connector, method: str, path_end: str) -> int:
+    async with httpx.AsyncClient() as http:
+        response = await http.get(f"{connector.emulators.mollie_url}/_emulator/requests")
+    journal = response.json()["requests"]
+    return sum(1 for r in journal if r["method"] == method and str(r["path"]).endswith(path_end))
+
+
+async def test_an_orphan_hold_is_released_once_and_a_live_one_is_left_alone(
+    connector: Connector,
+) -> None:
+    sub, mollie_payment_id = await authorised_renewal(connector)
+
+    # The cycle is waiting for Cleeng's capture webhook: its hold is not drift.
+    live = await reconcile(connector)
+    assert live.holds_checked == 1
+    assert live.findings == []
+    assert (await mollie_payment(connector, mollie_payment_id))["status"] == "authorized"
+
+    # Someone terminates the cycle: nobody will capture or release the hold any more.
+    cycle = billing_workflow_id(sub.subscription_id, iso_utc(sub.expiration_date))
+    await connector.client.get_workflow_handle(cycle).terminate("operator mistake")
+
+    # A run without repairs reports it and changes nothing.
+    dry = await reconcile(connector, repair=False)
+    assert kinds(dry) == [(ORPHAN_HOLD, FOR_A_PERSON)]
+    assert (await mollie_payment(connector, mollie_payment_id))["status"] == "authorized"
+
+    repaired = await reconcile(connector)
+    assert kinds(repaired) == [(ORPHAN_HOLD, REPAIRED)]
+    assert (await mollie_payment(connector, mollie_payment_id))["status"] == "canceled"
+    [record] = await cleeng_subscription_payments(connector, sub.subscription_id)
+    assert record["externalPaymentId"] == mollie_payment_id
+    assert record["status"] == "cancelled"
+
+    # Found once, repaired once: the next run sees a released hold and nothing to do.
+    again = await reconcile(connector)
+    assert again.findings == []
+    assert await mollie_requests(connector, "POST", "/release-authorization") == 1
+
+
+async def test_a_refund_made_outside_the_connector_and_a_lost_chargeback_reach_cleeng_once(
+    connector: Connector,
+) -> None:
+    payment = await paid_purchase(connector, price=20.00)
+    mollie_payment_id = payment["externalPaymentId"]
+    mollie = connector.emulators.mollie_url
+    # Mollie's webhooks are lost from here on: only reconciliation can notice.
+    await set_faults(mollie, {"dropWebhookRate": 1.0})
+    async with httpx.AsyncClient() as http:
+        refund = await http.post(
+            f"{mollie}/v2/payments/{mollie_payment_id}/refunds",
+            json={"amount": {"currency": "EUR", "value": "5.00"}, "description": "Dashboard"},
+            headers=MOLLIE_AUTH,
+        )
+        refund.raise_for_status()
+        settled = await http.post(
+            f"{mollie}/_emulator/refunds/{refund.json()['id']}/status", json={"status": "refunded"}
+        )
+        settled.raise_for_status()
+        chargeback = await http.post(
+            f"{mollie}/_emulator/payments/{mollie_payment_id}/chargeback",
+            json={"amount": {"currency": "EUR", "value": "7.00"}, "reason": "fraud"},
+        )
+        chargeback.raise_for_status()
+
+    report = await reconcile(connector)
+    assert kinds(report) == [(CHARGEBACK_NOT_RECORDED, REPAIRED), (REFUND_NOT_RECORDED, REPAIRED)]
+    assert report.refunds_checked == 1
+    assert report.chargebacks_checked == 1
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, payment["orderId"])
+    assert recorded["status"] == "refunded"
+    refunded_after_repair = recorded["refundedAmount"]
+    assert refunded_after_repair == 12.00  # the 5.00 refund and the 7.00 chargeback
+
+    again = await reconcile(connector)
+    assert again.findings == []
+    [unchanged] = await cleeng_payments(connector.emulators.cleeng_url, payment["orderId"])
+    assert unchanged["refundedAmount"] == refunded_after_repair
+
+
+async def test_money_taken_but_never_recorded_is_left_for_a_person(connector: Connector) -> None:
+    seeded = await seed_order(connector.emulators.cleeng_url, price=15.00, currency="EUR")
+    order_id = str(seeded["orderId"])
+    async with httpx.AsyncClient(timeout=60) as http:
+        started = await http.post(
+            f"{connector.api_url}/purchases",
+            json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks"},
+            headers=frontend_headers(connector.settings, seeded["customerId"]),
+        )
+        assert started.status_code == 201, started.text
+        # Cleeng stops taking payment records; the workflow keeps trying to record.
+        await set_faults(
+            connector.emulators.cleeng_url,
+            {"failNext": [{"method": "POST", "pathPrefix": "/3.1/payments", "count": 1000}]},
+        )
+        await choose_on_checkout(started.json()["checkoutUrl"], "paid")
+    purchase = connector.client.get_workflow_handle(f"purchase:{order_id}")
+
+    still_trying = await reconcile(connector)
+    assert still_trying.findings == []
+    assert still_trying.in_progress >= 1
+
+    await purchase.terminate("operator gave up")
+    assert (await purchase.describe()).status == WorkflowExecutionStatus.TERMINATED
+    report = await reconcile(connector)
+    [finding] = report.findings
+    assert (finding.kind, finding.action) == (PAID_NOT_RECORDED, FOR_A_PERSON)
+    assert finding.workflow_id == f"purchase:{order_id}"
+    assert order_id in finding.detail
+    # Reported, not guessed: the money stays where it is.
+    mollie_payment_id = finding.mollie_payment_id
+    paid = await mollie_payment(connector, mollie_payment_id)
+    assert paid["status"] == "paid"
+    assert paid.get("amountRefunded", {"value": "0.00"})["value"] == "0.00"
+
+
+async def test_the_schedule_is_created_once_and_follows_the_settings(connector: Connector) -> None:
+    settings = connector.settings.model_copy(
+        update={"reconciliation_interval_minutes": 30, "reconciliation_window_hours": 12}
+    )
+    handle = connector.client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID)
+    try:
+        assert await ensure_schedules(connector.client, settings) in ("created", "updated")
+        described = await handle.describe()
+        [interval] = described.schedule.spec.intervals
+        assert interval.every.total_seconds() == 30 * 60
+        assert not described.schedule.state.paused
+
+        paused = settings.model_copy(update={"reconciliation_interval_minutes": 0})
+        assert await ensure_schedules(connector.client, paused) == "updated"
+        assert (await handle.describe()).schedule.state.paused
+    finally:
+        await handle.delete()

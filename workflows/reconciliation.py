@@ -1,0 +1,452 @@
+"""Reconciliation (started by the `connector-reconciliation` schedule) and its repairs.
+
+A run reads Mollie's payments of its window and checks, for each one the connector made:
+- a hold (`authorized`) is owned by a running billing cycle; an orphan is released at Mollie
+  and its `authorized` Cleeng record cancelled, once, by `orphan-hold:{molliePaymentId}`;
+- money taken (`paid`) was recorded in Cleeng by the workflow that took it, or is still being
+  worked on, or was given back; anything else is left for a person (a reset of that workflow
+  adopts the payment it made, but why it stopped needs a look first);
+- every settled refund and every chargeback reached Cleeng: one made outside the connector
+  is recorded once by `mollie-refund:{refundId}`, a chargeback whose webhook was lost by
+  `chargeback:{chargebackId}` (the same workflow the webhook starts).
+
+Repairs are child workflows with those ids (rejecting duplicates), so a repair happens once
+however many runs find the drift, and a run changes nothing with `repair=False`. The report
+is the workflow's result, one log line, and the `connector_reconciliation_findings` metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+from domain.operations import ReleaseInput
+from domain.reconciliation import (
+    CHARGEBACK_NOT_RECORDED,
+    COMPLETED,
+    FOR_A_PERSON,
+    NOT_FOUND,
+    ORPHAN_HOLD,
+    REFUND_NOT_RECORDED,
+    REFUND_WORKFLOW_PREFIX,
+    REPAIRED,
+    WINDOW_NOT_COVERED,
+    ConnectorPayment,
+    Finding,
+    OrphanHoldInput,
+    OutsideRefundInput,
+    PaymentsWindowRequest,
+    ReconciliationInput,
+    ReconciliationReport,
+    WorkflowState,
+    is_running,
+    orphan_hold_workflow_id,
+    outside_refund_workflow_id,
+    payment_finding,
+)
+from domain.refunds import (
+    MOLLIE_REFUND_DONE,
+    REFUND_TYPE_REFUND,
+    ChargebackInput,
+    CleengRefundInput,
+    chargeback_workflow_id,
+)
+from workflows.failures import describe_innermost_failure
+from workflows.policies import CALL, RECORD, WALK
+
+with workflow.unsafe.imports_passed_through():
+    from activities.cleeng_activities import CleengActivities
+    from activities.directory import WorkflowDirectory
+    from activities.mollie_activities import MollieActivities
+    from workflows.refund import ChargebackWorkflow
+
+HOLD_NOT_RELEASED = "HoldNotReleased"
+REFUND_UNMATCHED = "OutsideRefundUnmatched"
+OUTSIDE_REFUND_REASON = "Refunded at Mollie outside the connector"
+# Workflow ids described per activity call: keeps each payload far below Temporal's limits.
+STATES_PER_CALL = 200
+
+
+@workflow.defn(name="Reconciliation")
+class ReconciliationWorkflow:
+    @workflow.run
+    async def run(self, request: ReconciliationInput) -> ReconciliationReport:
+        end = workflow.now()
+        start = end - timedelta(hours=request.window_hours)
+        report = ReconciliationReport(
+            window_start=start.isoformat(), window_end=end.isoformat(), repair=request.repair
+        )
+        window = await workflow.execute_activity_method(
+            MollieActivities.connector_payments_since,
+            PaymentsWindowRequest(since=start.isoformat(), max_pages=request.max_pages),
+            **WALK,
+        )
+        report.payments_checked = len(window.payments)
+        report.others_skipped = window.others_skipped
+        if not window.window_covered:
+            report.findings.append(
+                Finding(
+                    kind=WINDOW_NOT_COVERED,
+                    mollie_payment_id="",
+                    action=FOR_A_PERSON,
+                    detail=(
+                        f"read {request.max_pages} pages of payments without reaching "
+                        f"{report.window_start}: run again with a shorter window or more pages"
+                    ),
+                )
+            )
+        owners = await self._states(sorted({p.owner_workflow_id for p in window.payments}))
+        for payment in window.payments:
+            owner = owners[payment.owner_workflow_id]
+            if payment.status == "authorized":
+                await self._check_hold(payment, owner, request, report)
+            elif (finding := payment_finding(payment, owner)) is not None:
+                report.findings.append(finding)
+            elif is_running(owner):
+                report.in_progress += 1
+            if payment.refunded is not None and payment.refunded.minor > 0:
+                await self._check_refunds(payment, owner, request, report)
+            if payment.charged_back is not None and payment.charged_back.minor > 0:
+                await self._check_chargebacks(payment, request, report)
+        self._publish(report)
+        return report
+
+    async def _states(self, workflow_ids: list[str]) -> dict[str, WorkflowState]:
+        states: dict[str, WorkflowState] = {}
+        for first in range(0, len(workflow_ids), STATES_PER_CALL):
+            batch = workflow_ids[first : first + STATES_PER_CALL]
+            for state in await workflow.execute_activity_method(
+                WorkflowDirectory.workflow_states, batch, **CALL
+            ):
+                states[state.workflow_id] = state
+        return states
+
+    async def _check_hold(
+        self,
+        payment: ConnectorPayment,
+        owner: WorkflowState,
+        request: ReconciliationInput,
+        report: ReconciliationReport,
+    ) -> None:
+        report.holds_checked += 1
+        if is_running(owner):
+            report.in_progress += 1
+            return
+        if owner.status == NOT_FOUND:
+            report.findings.append(
+                Finding(
+                    kind=ORPHAN_HOLD,
+                    mollie_payment_id=payment.payment_id,
+                    action=FOR_A_PERSON,
+                    workflow_id=owner.workflow_id,
+                    detail=(
+                        f"{payment.amount} held, and Temporal no longer knows workflow "
+                        f"{owner.workflow_id}: whether Cleeng still expects to capture it "
+                        "cannot be read from Core API 3.1"
+                    ),
+                )
+            )
+            return
+        hold = OrphanHoldInput(
+            mollie_payment_id=payment.payment_id, cleeng_payment_id=owner.cleeng_payment_id
+        )
+        repair_id = orphan_hold_workflow_id(payment.payment_id)
+        what = f"{payment.amount} held for workflow {owner.workflow_id} ({owner.status})"
+        await self._repair(
+            report,
+            request,
+            kind=ORPHAN_HOLD,
+            payment_id=payment.payment_id,
+            repair_id=repair_id,
+            what=what,
+            start=partial(_release_hold, hold, repair_id),
+        )
+
+    async def _check_refunds(
+        self,
+        payment: ConnectorPayment,
+        owner: WorkflowState,
+        request: ReconciliationInput,
+        report: ReconciliationReport,
+    ) -> None:
+        refunds = await workflow.execute_activity_method(
+            MollieActivities.refunds_seen, payment.payment_id, **WALK
+        )
+        settled = [refund for refund in refunds if refund.status == MOLLIE_REFUND_DONE]
+        report.refunds_checked += len(settled)
+        by_connector = [r for r in settled if r.operation_key is not None]
+        outside = [r for r in settled if r.operation_key is None]
+        recorders = [
+            r.operation_key
+            for r in by_connector
+            if r.operation_key and r.operation_key.startswith(REFUND_WORKFLOW_PREFIX)
+        ]
+        states = await self._states(
+            recorders + [outside_refund_workflow_id(r.refund_id) for r in outside]
+        )
+        for key in recorders:
+            state = states[key]
+            if state.status == COMPLETED:
+                continue
+            if is_running(state):
+                report.in_progress += 1
+                continue
+            report.findings.append(
+                Finding(
+                    kind=REFUND_NOT_RECORDED,
+                    mollie_payment_id=payment.payment_id,
+                    action=FOR_A_PERSON,
+                    workflow_id=key,
+                    detail=f"refunded at Mollie, but workflow {key} is {state.status}",
+                )
+            )
+        for refund in outside:
+            repair_id = outside_refund_workflow_id(refund.refund_id)
+            if not self._needs_repair(
+                states[repair_id], payment.payment_id, REFUND_NOT_RECORDED, report
+            ):
+                continue
+            what = f"refund {refund.refund_id} of {refund.amount} made outside the connector"
+            if owner.cleeng_payment_id is None:
+                report.findings.append(
+                    Finding(
+                        kind=REFUND_NOT_RECORDED,
+                        mollie_payment_id=payment.payment_id,
+                        action=FOR_A_PERSON,
+                        workflow_id=owner.workflow_id,
+                        detail=f"{what}: no Cleeng payment is known for it ({owner.status})",
+                    )
+                )
+                continue
+            outside_refund = OutsideRefundInput(
+                mollie_payment_id=payment.payment_id,
+                refund_id=refund.refund_id,
+                amount=refund.amount,
+                cleeng_payment_id=owner.cleeng_payment_id,
+            )
+            await self._repair(
+                report,
+                request,
+                kind=REFUND_NOT_RECORDED,
+                payment_id=payment.payment_id,
+                repair_id=repair_id,
+                what=what,
+                start=partial(_record_refund, outside_refund, repair_id),
+            )
+
+    async def _check_chargebacks(
+        self, payment: ConnectorPayment, request: ReconciliationInput, report: ReconciliationReport
+    ) -> None:
+        chargebacks = await workflow.execute_activity_method(
+            MollieActivities.list_chargebacks, payment.payment_id, **WALK
+        )
+        report.chargebacks_checked += len(chargebacks)
+        states = await self._states([chargeback_workflow_id(c.chargeback_id) for c in chargebacks])
+        for chargeback in chargebacks:
+            repair_id = chargeback_workflow_id(chargeback.chargeback_id)
+            if not self._needs_repair(
+                states[repair_id], payment.payment_id, CHARGEBACK_NOT_RECORDED, report
+            ):
+                continue
+            await self._repair(
+                report,
+                request,
+                kind=CHARGEBACK_NOT_RECORDED,
+                payment_id=payment.payment_id,
+                repair_id=repair_id,
+                what=f"chargeback {chargeback.chargeback_id} of {chargeback.amount} not reported",
+                start=partial(_report_chargeback, chargeback, repair_id),
+            )
+
+    def _needs_repair(
+        self, state: WorkflowState, payment_id: str, kind: str, report: ReconciliationReport
+    ) -> bool:
+        """True when no workflow ever took this on. One still at it counts as in progress;
+        one that ended without success (a repair or a webhook's) is left for a person."""
+        if is_running(state):
+            report.in_progress += 1
+            return False
+        if state.status == NOT_FOUND:
+            return True
+        if state.status != COMPLETED:
+            report.findings.append(
+                Finding(
+                    kind=kind,
+                    mollie_payment_id=payment_id,
+                    action=FOR_A_PERSON,
+                    workflow_id=state.workflow_id,
+                    detail=f"workflow {state.workflow_id} ended {state.status}: see its history",
+                )
+            )
+        return False
+
+    async def _repair(
+        self,
+        report: ReconciliationReport,
+        request: ReconciliationInput,
+        *,
+        kind: str,
+        payment_id: str,
+        repair_id: str,
+        what: str,
+        start: _ChildStarter,
+    ) -> None:
+        if not request.repair:
+            report.findings.append(
+                Finding(
+                    kind=kind,
+                    mollie_payment_id=payment_id,
+                    action=FOR_A_PERSON,
+                    workflow_id=repair_id,
+                    detail=f"{what}: not repaired (a run without repairs)",
+                )
+            )
+            return
+        try:
+            handle = await start()
+            await handle
+        except WorkflowAlreadyStartedError:
+            # Another run (or a late webhook) took it on between our look and our start.
+            report.in_progress += 1
+            return
+        except ChildWorkflowError as error:
+            report.findings.append(
+                Finding(
+                    kind=kind,
+                    mollie_payment_id=payment_id,
+                    action=FOR_A_PERSON,
+                    workflow_id=repair_id,
+                    detail=f"{what}: the repair failed ({describe_innermost_failure(error)})",
+                )
+            )
+            return
+        report.findings.append(
+            Finding(
+                kind=kind,
+                mollie_payment_id=payment_id,
+                action=REPAIRED,
+                workflow_id=repair_id,
+                detail=f"{what}: repaired by {repair_id}",
+            )
+        )
+
+    def _publish(self, report: ReconciliationReport) -> None:
+        findings = workflow.metric_meter().create_counter(
+            "connector_reconciliation_findings",
+            description="Drift found by reconciliation runs, by kind and what was done",
+        )
+        for finding in report.findings:
+            findings.add(1, {"kind": finding.kind, "action": finding.action})
+            log = (
+                workflow.logger.warning if finding.action == FOR_A_PERSON else workflow.logger.info
+            )
+            log(
+                "reconciliation %s %s: %s",
+                finding.kind,
+                finding.action,
+                finding.detail,
+                extra={"mollie_payment_id": finding.mollie_payment_id},
+            )
+        workflow.logger.info(report.summary())
+
+
+_AnyChild = workflow.ChildWorkflowHandle[Any, Any]
+# Starts one repair child workflow (see `_repair`).
+_ChildStarter = Callable[[], Awaitable[_AnyChild]]
+
+
+# Repairs run at most once per id, ever (a failed one is for a person, not for the next run),
+# and go on if the reconciliation run that started them is stopped.
+async def _release_hold(hold: OrphanHoldInput, repair_id: str) -> _AnyChild:
+    return await workflow.start_child_workflow(
+        ReleaseOrphanHoldWorkflow.run,
+        hold,
+        id=repair_id,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        parent_close_policy=ParentClosePolicy.ABANDON,
+    )
+
+
+async def _record_refund(refund: OutsideRefundInput, repair_id: str) -> _AnyChild:
+    return await workflow.start_child_workflow(
+        RecordOutsideRefundWorkflow.run,
+        refund,
+        id=repair_id,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        parent_close_policy=ParentClosePolicy.ABANDON,
+    )
+
+
+async def _report_chargeback(chargeback: ChargebackInput, repair_id: str) -> _AnyChild:
+    return await workflow.start_child_workflow(
+        ChargebackWorkflow.run,
+        chargeback,
+        id=repair_id,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        parent_close_policy=ParentClosePolicy.ABANDON,
+    )
+
+
+@workflow.defn(name="ReleaseOrphanHold")
+class ReleaseOrphanHoldWorkflow:
+    """Release a card hold no billing cycle owns, then cancel its `authorized` Cleeng record."""
+
+    @workflow.run
+    async def run(self, hold: OrphanHoldInput) -> str:
+        payment = await workflow.execute_activity_method(
+            MollieActivities.release_authorization,
+            ReleaseInput(
+                payment_id=hold.mollie_payment_id,
+                operation_key=f"{workflow.info().workflow_id}:release",
+            ),
+            **CALL,
+        )
+        if payment.status == "authorized":
+            # Mollie documents that a release "is not guaranteed" to succeed.
+            raise ApplicationError(
+                f"Mollie did not release the hold on {hold.mollie_payment_id}",
+                type=HOLD_NOT_RELEASED,
+                non_retryable=True,
+            )
+        if payment.status == "canceled" and hold.cleeng_payment_id is not None:
+            await workflow.execute_activity_method(
+                CleengActivities.cancel_payment, hold.cleeng_payment_id, **RECORD
+            )
+        return payment.status
+
+
+@workflow.defn(name="RecordOutsideRefund")
+class RecordOutsideRefundWorkflow:
+    """Record in Cleeng, once, a refund made at Mollie without the connector."""
+
+    @workflow.run
+    async def run(self, refund: OutsideRefundInput) -> str:
+        context = await workflow.execute_activity_method(
+            MollieActivities.refund_context, refund.mollie_payment_id, **CALL
+        )
+        if context is None:
+            raise ApplicationError(
+                f"refund {refund.refund_id}: Mollie payment {refund.mollie_payment_id} names "
+                "no Cleeng order",
+                type=REFUND_UNMATCHED,
+                non_retryable=True,
+            )
+        return await workflow.execute_activity_method(
+            CleengActivities.record_refund,
+            CleengRefundInput(
+                cleeng_payment_id=refund.cleeng_payment_id,
+                order_id=context.order_id,
+                amount=refund.amount,
+                refund_type=REFUND_TYPE_REFUND,
+                reason=OUTSIDE_REFUND_REASON,
+                payment_operation=context.payment_operation,
+            ),
+            **RECORD,
+        )
