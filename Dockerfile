@@ -9,7 +9,7 @@ COPY clients ./clients
 COPY domain ./domain
 COPY emulators ./emulators
 COPY workflows ./workflows
-COPY worker.py settings.py launcher.py ./
+COPY worker.py settings.py launcher.py webhook_registration.py temporal_connection.py offline_docs.py ./
 RUN pip install .
 # The workflow sandbox runs each workflow's module again for every workflow run: from bytecode
 # written here, since `nobody` cannot write it at run time.

@@ -28,6 +28,7 @@ from api.schemas import Problem
 from api.services import BoundedTtlCache, ShimServices
 from api.temporal_access import TemporalAccess
 from clients.cleeng import CleengClient
+from offline_docs import serve_docs_offline
 from settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,11 @@ def create_app(settings: Settings, temporal: TemporalAccess | None = None) -> Fa
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by offline_docs instead: FastAPI's own pages load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
+    serve_docs_offline(app, docs_url="/docs", redoc_url="/redoc", assets_url="/docs-assets")
     app.state.services = ShimServices(settings=settings, temporal=temporal_access, cleeng=cleeng)
     app.state.metrics = ShimMetrics()
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from offline_docs import serve_docs_offline
+
 from ..state_file import DEFAULT_SAVE_INTERVAL_SECONDS, CountRequests
 from .clock import EmulatorClock
 from .config import CleengEmulatorConfig
@@ -146,7 +148,11 @@ def create_app(
         description=_DESCRIPTION,
         lifespan=lifespan,
         servers=[{"url": config.public_url}],
+        # Served by offline_docs instead: FastAPI's own pages load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
+    serve_docs_offline(app, docs_url="/docs", redoc_url="/redoc", assets_url="/docs-assets")
     app.state.emulator = emulator
     install_error_handlers(app)
     app.include_router(landing_router)

@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from offline_docs import serve_docs_offline
+
 from ..state_file import DEFAULT_SAVE_INTERVAL_SECONDS, CountRequests
 from . import checkout, routes_api, routes_control
 from .config import MollieEmulatorConfig
@@ -68,11 +70,15 @@ def create_app(
     app = FastAPI(
         title="Mollie API v2 emulator",
         lifespan=lifespan,
-        docs_url="/_emulator/docs",
+        # Served by offline_docs instead: FastAPI's own pages load from a CDN.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/_emulator/openapi.json",
         # Mollie does not redirect `/v2/payments/` to `/v2/payments`; an unknown path is a 404.
         redirect_slashes=False,
+    )
+    serve_docs_offline(
+        app, docs_url="/_emulator/docs", redoc_url=None, assets_url="/_emulator/docs-assets"
     )
     app.state.emulator = emulator
     app.state.config = config
