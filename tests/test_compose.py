@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import fnmatch
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.testing import WorkflowEnvironment
 
 from domain.search_attributes import ALL as SEARCH_ATTRIBUTES
 from settings import Settings
@@ -236,6 +242,48 @@ def test_namespace_job_registers_the_search_attributes_the_code_uses() -> None:
     retention = job["NAMESPACE_RETENTION"]
     assert re.fullmatch(r"\d+h", retention)
     assert int(retention[:-1]) >= 30 * 24
+
+
+async def test_namespace_job_sets_up_a_namespace_and_can_run_again(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    """The job's script, with the `temporal` CLI, against the dev server: a new namespace with
+    the compose file's retention and attributes; the second run finds them all in place."""
+    job = services()["temporal-namespace"]
+    namespace = f"compose-{uuid.uuid4().hex[:8]}"
+    environment = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": namespace,
+        "NAMESPACE_RETENTION": job["environment"]["NAMESPACE_RETENTION"],
+        "SEARCH_ATTRIBUTES": job["environment"]["SEARCH_ATTRIBUTES"],
+    }
+    script = REPO / job["entrypoint"][1].replace("/deploy/", "deploy/temporal/", 1)
+
+    def run_job() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["sh", str(script)], env=environment, capture_output=True, text=True, timeout=120
+        )
+
+    first, second = run_job(), run_job()
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "is registered" not in first.stdout
+    assert "search attribute CleengOrderId is registered" in second.stdout
+    described = await temporal_env.client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=namespace)
+    )
+    retention = described.config.workflow_execution_retention_ttl.ToSeconds()
+    assert retention == int(job["environment"]["NAMESPACE_RETENTION"][:-1]) * 3600
+    listed = await temporal_env.client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    assert {
+        name: value_type
+        for name, value_type in listed.custom_attributes.items()
+        if not name.startswith("Temporal")
+    } == {key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in SEARCH_ATTRIBUTES}
 
 
 def test_mounted_files_exist() -> None:
