@@ -473,7 +473,7 @@ def load_settings() -> Settings:
     """`Settings()` for a process's entry point: a configuration problem ends the process
     with one line per problem naming the setting (never its value), not a traceback."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as error:
         lines = []
         for problem in error.errors():
@@ -482,6 +482,16 @@ def load_settings() -> Settings:
             named = not setting or message.startswith(setting)
             lines.append(f"  {message}" if named else f"  {setting}: {message}")
         raise SystemExit("configuration error:\n" + "\n".join(lines)) from None
+    # Temporal's connection settings can name files (a profile, certificates): read them now,
+    # so a wrong one stops the process at its start rather than at its first connection (the
+    # API connects on its first request). Imported here: temporal_connection imports this module.
+    from temporal_connection import TemporalConnectionSettingsError, client_connect_config
+
+    try:
+        client_connect_config(settings)
+    except TemporalConnectionSettingsError as error:
+        raise SystemExit(f"configuration error:\n  {error}") from None
+    return settings
 
 
 def _origin_of(url: str, setting: str, *, bare: bool = False) -> str:

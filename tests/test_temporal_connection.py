@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from temporalio.service import TLSConfig
 from temporalio.testing import WorkflowEnvironment
 
-from settings import Settings
+from settings import Settings, load_settings
 from temporal_connection import (
     TemporalConnectionSettingsError,
     client_connect_config,
@@ -175,6 +175,21 @@ def test_unreadable_client_key_names_the_setting_and_no_secret(tmp_path: Path) -
     assert str(missing) in message
     assert API_KEY not in message
     assert "CERTIFICATE" not in message
+
+
+def test_an_entry_point_stops_at_start_on_an_unreadable_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("TEMPORAL_API_KEY", API_KEY)
+    monkeypatch.setenv("TEMPORAL_TLS_SERVER_CA_CERT_PATH", str(tmp_path / "ca.pem"))
+
+    with pytest.raises(SystemExit) as raised:
+        load_settings()
+
+    message = str(raised.value)
+    assert message.startswith("configuration error:\n  TEMPORAL_TLS_SERVER_CA_CERT_PATH: ")
+    assert API_KEY not in message
 
 
 def test_unreadable_file_of_a_profile_names_the_profile_key(tmp_path: Path) -> None:
