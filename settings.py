@@ -111,6 +111,56 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "cleeng-mollie"
+    # A remote cluster or Temporal Cloud, through Temporal's own environment configuration:
+    # the same variable names as the Temporal CLI and SDKs, and optionally a profile of a
+    # TOML file (temporal_connection.py). TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE above
+    # override the profile's when they are set.
+    temporal_config_file: str | None = Field(
+        default=None,
+        description=(
+            "TOML file of Temporal client profiles (Temporal's environment configuration); "
+            "unset = no file (the CLI's default file in the home directory is not read)"
+        ),
+    )
+    temporal_profile: str | None = Field(
+        default=None,
+        description="Profile of TEMPORAL_CONFIG_FILE to connect with; unset = 'default'",
+    )
+    temporal_api_key: SecretStr | None = Field(
+        default=None,
+        description="API key sent to Temporal (Temporal Cloud); set => TLS on by default",
+    )
+    temporal_tls: bool | None = Field(
+        default=None,
+        description=(
+            "TLS towards Temporal: true / false; unset = on with an API key or TLS material, "
+            "off otherwise"
+        ),
+    )
+    temporal_tls_client_cert_path: str | None = Field(
+        default=None, description="Client certificate (PEM file) for mTLS to Temporal"
+    )
+    temporal_tls_client_cert_data: str | None = Field(
+        default=None, description="Client certificate (PEM text) for mTLS to Temporal"
+    )
+    temporal_tls_client_key_path: str | None = Field(
+        default=None, description="Client private key (PEM file) for mTLS to Temporal"
+    )
+    temporal_tls_client_key_data: SecretStr | None = Field(
+        default=None, description="Client private key (PEM text) for mTLS to Temporal"
+    )
+    temporal_tls_server_ca_cert_path: str | None = Field(
+        default=None,
+        description="CA (PEM file) that signed Temporal's server certificate; unset = system CAs",
+    )
+    temporal_tls_server_ca_cert_data: str | None = Field(
+        default=None,
+        description="CA (PEM text) that signed Temporal's server certificate; unset = system CAs",
+    )
+    temporal_tls_server_name: str | None = Field(
+        default=None,
+        description="Name to expect on Temporal's server certificate (SNI), if not the host's",
+    )
     # How much one worker process takes on at once (Temporal's SDK default is 100 of each).
     worker_max_concurrent_activities: int = Field(
         default=64,
@@ -438,7 +488,7 @@ def load_settings() -> Settings:
     """`Settings()` for a process's entry point: a configuration problem ends the process
     with one line per problem naming the setting (never its value), not a traceback."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as error:
         lines = []
         for problem in error.errors():
@@ -447,6 +497,16 @@ def load_settings() -> Settings:
             named = not setting or message.startswith(setting)
             lines.append(f"  {message}" if named else f"  {setting}: {message}")
         raise SystemExit("configuration error:\n" + "\n".join(lines)) from None
+    # Temporal's connection settings can name files (a profile, certificates): read them now,
+    # so a wrong one stops the process at its start rather than at its first connection (the
+    # API connects on its first request). Imported here: temporal_connection imports this module.
+    from temporal_connection import TemporalConnectionSettingsError, client_connect_config
+
+    try:
+        client_connect_config(settings)
+    except TemporalConnectionSettingsError as error:
+        raise SystemExit(f"configuration error:\n  {error}") from None
+    return settings
 
 
 def _origin_of(url: str, setting: str, *, bare: bool = False) -> str:

@@ -2,13 +2,24 @@
 
 The worker, the API, the operator CLI and the schedules all connect through here, so they
 agree on the address, the namespace, how payloads are encoded and which interceptors run.
+
+Where Temporal is comes from Temporal's own environment configuration (the variables and TOML
+profiles the Temporal CLI and SDKs share: `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`,
+`TEMPORAL_API_KEY`, `TEMPORAL_TLS_*`, `TEMPORAL_CONFIG_FILE`, `TEMPORAL_PROFILE`), read through
+the connector's settings so `.env` works for them as for everything else. The SDK merges a
+profile with the variables (a variable wins); the connector then reads any certificate files
+itself, so a path that cannot be read stops the process with the setting's name.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pydantic import SecretStr
 from temporalio.client import Client, Interceptor
 from temporalio.converter import DataConverter
-from temporalio.service import RetryConfig
+from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig, DataSource
+from temporalio.service import RetryConfig, TLSConfig
 
 from settings import Settings
 
@@ -23,13 +34,153 @@ def client_interceptors(settings: Settings) -> list[Interceptor]:
     return []
 
 
+# The settings handed to Temporal's loader under Temporal's own variable names (each field's
+# environment name is its upper-cased name, the same for pydantic-settings and Temporal).
+_ENVIRONMENT_CONFIG_FIELDS = (
+    "temporal_api_key",
+    "temporal_tls",
+    "temporal_tls_client_cert_path",
+    "temporal_tls_client_cert_data",
+    "temporal_tls_client_key_path",
+    "temporal_tls_client_key_data",
+    "temporal_tls_server_ca_cert_path",
+    "temporal_tls_server_ca_cert_data",
+    "temporal_tls_server_name",
+)
+# Fields with a connector default: only a value someone set outranks a profile's.
+_DEFAULTED_FIELDS = ("temporal_address", "temporal_namespace")
+
+
+class TemporalConnectionSettingsError(ValueError):
+    """The Temporal connection settings cannot be used. The message names the setting (or the
+    profile key) and never carries a value that may be secret."""
+
+
 async def connect_temporal(
     settings: Settings, *, retry_config: RetryConfig | None = None
 ) -> Client:
     return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
+        **client_connect_config(settings),
         data_converter=data_converter(settings),
         interceptors=client_interceptors(settings),
         retry_config=retry_config,
     )
+
+
+def client_connect_config(settings: Settings) -> ClientConnectConfig:
+    """The arguments of `Client.connect` that say where Temporal is and how to authenticate:
+    a profile of `TEMPORAL_CONFIG_FILE` (if set) under the `TEMPORAL_*` settings, with any
+    certificate files already read. Raises `TemporalConnectionSettingsError`."""
+    profile = _load_profile(settings)
+    config: ClientConnectConfig = {
+        "target_host": profile.address or settings.temporal_address,
+        "namespace": profile.namespace or settings.temporal_namespace,
+    }
+    if profile.api_key is not None:
+        config["api_key"] = profile.api_key
+    tls = _tls(profile, settings)
+    if tls is not None:
+        config["tls"] = tls
+    if profile.grpc_meta:
+        config["rpc_metadata"] = profile.grpc_meta
+    return config
+
+
+def _load_profile(settings: Settings) -> ClientConfigProfile:
+    source: bytes | None = None
+    if settings.temporal_config_file is not None:
+        # Read here: Temporal's loader treats a missing file as an empty one, and a typo in
+        # the path would quietly connect to the local default instead of the cluster.
+        try:
+            source = Path(settings.temporal_config_file).read_bytes()
+        except OSError as exc:
+            raise TemporalConnectionSettingsError(
+                f"TEMPORAL_CONFIG_FILE: cannot read {settings.temporal_config_file} "
+                f"({exc.strerror or type(exc).__name__})"
+            ) from exc
+    elif settings.temporal_profile is not None:
+        raise TemporalConnectionSettingsError(
+            "TEMPORAL_PROFILE is set but TEMPORAL_CONFIG_FILE is not: name the file that "
+            "holds the profile"
+        )
+    try:
+        return ClientConfigProfile.load(
+            profile=settings.temporal_profile,
+            config_source=source,
+            # Only an explicit file: a service's configuration is its environment, not a
+            # developer's ~/.config/temporalio/temporal.toml.
+            disable_file=source is None,
+            override_env_vars=_environment(settings),
+        )
+    except RuntimeError as exc:
+        # The loader's first line says what is wrong (a missing profile, a TOML error's
+        # line and column); the lines after it quote the file, which may hold an API key.
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        where = "TEMPORAL_CONFIG_FILE" if source is not None else "TEMPORAL_* settings"
+        raise TemporalConnectionSettingsError(f"{where}: {reason}") from None
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    """The settings that take part, as the environment Temporal's loader reads."""
+    environment: dict[str, str] = {}
+    for name in _DEFAULTED_FIELDS:
+        if name in settings.model_fields_set:
+            environment[name.upper()] = str(getattr(settings, name))
+    for name in _ENVIRONMENT_CONFIG_FIELDS:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        if value is not None:
+            environment[name.upper()] = value
+    return environment
+
+
+def _tls(profile: ClientConfigProfile, settings: Settings) -> bool | TLSConfig | None:
+    """TLS as Temporal's environment configuration defines it: off when disabled, on with the
+    given material when any TLS setting is present, on with system CAs for an API key alone."""
+    if profile.tls is None:
+        return True if profile.api_key is not None else None
+    if profile.tls.disabled is True:
+        return False
+    client_cert = _read(profile.tls.client_cert, "client_cert", settings)
+    client_key = _read(profile.tls.client_private_key, "client_key", settings)
+    if (client_cert is None) != (client_key is None):
+        raise TemporalConnectionSettingsError(
+            "TEMPORAL_TLS_CLIENT_CERT_* and TEMPORAL_TLS_CLIENT_KEY_* (tls.client_cert_* and "
+            "tls.client_key_* in a profile) go together: set both for mTLS, or neither"
+        )
+    return TLSConfig(
+        domain=profile.tls.server_name,
+        server_root_ca_cert=_read(profile.tls.server_root_ca_cert, "server_ca_cert", settings),
+        client_cert=client_cert,
+        client_private_key=client_key,
+    )
+
+
+def _read(source: DataSource | None, key: str, settings: Settings) -> bytes | None:
+    """PEM bytes of one TLS source: the text itself, or the file a path names."""
+    if source is None:
+        return None
+    if isinstance(source, bytes):
+        return source
+    if isinstance(source, str):
+        return source.encode()
+    try:
+        return source.read_bytes()
+    except OSError as exc:
+        raise TemporalConnectionSettingsError(
+            f"{_path_setting(key, settings)}: cannot read {source} "
+            f"({exc.strerror or type(exc).__name__})"
+        ) from exc
+
+
+def _path_setting(key: str, settings: Settings) -> str:
+    """Where a certificate path came from: the variable when it is set (it outranks any
+    profile), else the key of the profile in the file."""
+    variable = f"TEMPORAL_TLS_{key.upper()}_PATH"
+    if getattr(settings, variable.lower()) is not None:
+        return variable
+    profile = settings.temporal_profile or "default"
+    return f"tls.{key}_path of profile {profile!r} in TEMPORAL_CONFIG_FILE"
