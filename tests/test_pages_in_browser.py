@@ -31,10 +31,9 @@ from playwright.async_api import (
 )
 from temporalio.testing import WorkflowEnvironment
 
-from domain.purchase import purchase_workflow_id
+from domain.purchase import PurchaseView, purchase_workflow_id
 from tests.conftest import Connector, connector_on_own_emulators
 from tests.support.shop import frontend_headers, seed_order
-from workflows.initial_purchase import InitialPurchaseWorkflow
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Flags that keep Chromium working and quiet on these machines: no sandbox (tests run as
@@ -234,8 +233,8 @@ async def test_a_shopper_pays_on_the_checkout_page_and_the_purchase_is_captured(
         timeout=RENDER_TIMEOUT_MS
     )
     outcome = await asyncio.wait_for(
-        sandbox.client.get_workflow_handle_for(
-            InitialPurchaseWorkflow.run, purchase_workflow_id(order_id)
+        sandbox.client.get_workflow_handle(
+            purchase_workflow_id(order_id), result_type=PurchaseView
         ).result(),
         CAPTURE_TIMEOUT_SECONDS,
     )
