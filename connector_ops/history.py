@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.api.common.v1 import Payloads
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
@@ -156,12 +156,16 @@ class HistoryReader:
             reading.last_task_completed = event.event_id
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
             failed = event.workflow_task_failed_event_attributes
+            # A reset shows in the new run as a workflow task failed on purpose, with the reason.
+            reset = (
+                failed.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW
+            )
             reading.steps.append(
                 Step(
                     at=at,
-                    kind="workflow task",
+                    kind="workflow" if reset else "workflow task",
                     name="",
-                    outcome="failed",
+                    outcome="reset here" if reset else "failed",
                     detail=_described_failure(failed.failure),
                 )
             )

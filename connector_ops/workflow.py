@@ -120,7 +120,13 @@ async def _reset(
     reading = await read_run(ctx.client, workflow_id, run_id)
     if point == ResetPoint.FIRST_TASK.value:
         event_id = reading.first_task_completed
-    elif point == FAILED_STEP and reading.failed_step_task:
+    elif (
+        point == FAILED_STEP
+        and status != WorkflowExecutionStatus.RUNNING
+        and reading.failed_step_task
+    ):
+        # A running workflow's earlier failed steps were handled (it went on); only a closed
+        # one ended on its last failure.
         event_id = reading.failed_step_task
     else:
         event_id = reading.last_task_completed
@@ -132,8 +138,9 @@ async def _reset(
             workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
             reason=why,
             workflow_task_finish_event_id=event_id,
-            # The same run and point give the same request id, so a repeated call (a lost
-            # reply, a second operator) is the same reset, not a second one.
+            # The same run and point give the same request id. Temporal does not deduplicate
+            # resets by it (the same request again resets the new run too), so the health
+            # check above is what refuses a second retry: the new run is running and healthy.
             request_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{workflow_id}/{run_id}/{event_id}")),
             identity=ctx.client.identity,
         )
