@@ -38,6 +38,7 @@ from tests.support.billing import (
 )
 from tests.support.shop import (
     choose_on_checkout,
+    cleeng_payments,
     frontend_headers,
     mollie_payments_for_order,
     seed_order,
@@ -243,6 +244,49 @@ async def test_workflow_retry_runs_a_purchase_failed_by_an_outage_again(
     assert view.checkout_url is not None
     await choose_on_checkout(view.checkout_url, "paid")
     assert (await purchase_handle(connector, order_id).result()).status == "captured"
+    [charge] = await mollie_payments_for_order(connector.emulators.mollie_url, order_id)
+    assert charge["status"] == "paid"
+
+
+async def test_workflow_retry_resets_a_purchase_stuck_on_cleeng(
+    connector: Connector, clean_faults: None, cli_dir: Path
+) -> None:
+    cleeng = connector.emulators.cleeng_url
+    seeded = await seed_order(cleeng, price=16.00, currency="EUR")
+    order_id = str(seeded["orderId"])
+    workflow_id = purchase_workflow_id(order_id)
+    # Cleeng refuses to record payments: the purchase is paid and waits, retrying the record.
+    refuse_records = {"method": "POST", "pathPrefix": "/3.1/payments", "status": 500, "count": 1000}
+    await set_faults(cleeng, {"failNext": [refuse_records]})
+    async with httpx.AsyncClient(timeout=60) as http:
+        started = await http.post(
+            f"{connector.api_url}/purchases",
+            json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks"},
+            headers=frontend_headers(connector.settings, seeded["customerId"]),
+        )
+    assert started.status_code == 201, started.text
+    await choose_on_checkout(started.json()["checkoutUrl"], "paid")
+    handle = connector.client.get_workflow_handle(workflow_id)
+    async with asyncio.timeout(60):
+        while not any(
+            a.attempt > 1 for a in (await handle.describe()).raw_description.pending_activities
+        ):
+            await asyncio.sleep(0.1)
+
+    shown = (await ops(connector, "purchase", order_id, "--json", cwd=cli_dir)).json()["purchase"]
+    assert (shown["workflow_status"], shown["state"]) == ("RUNNING", "recording")
+    [pending] = [s for s in shown["story"] if s["kind"] == "pending activity"]
+    assert (pending["name"], pending["outcome"]) == ("record_payment", "retrying")
+    assert "last failure" in pending["detail"]
+
+    retried = (await ops(connector, "workflow", "retry", workflow_id, "--json", cwd=cli_dir)).json()
+    assert retried["was"].startswith("stuck: record_payment")
+    async with httpx.AsyncClient() as http:
+        (await http.delete(f"{cleeng}/_emulator/faults")).raise_for_status()
+    final = await purchase_handle(connector, order_id).result()
+    assert final.status == "captured"
+    [recorded] = await cleeng_payments(cleeng, order_id)
+    assert recorded["status"] == "captured"
     [charge] = await mollie_payments_for_order(connector.emulators.mollie_url, order_id)
     assert charge["status"] == "paid"
 
