@@ -194,6 +194,27 @@ async def test_purchase_shows_a_captured_purchase(connector: Connector, cli_dir:
     assert "InitialPurchase that no Cleeng webhook starts" in not_from_cleeng.stderr
 
 
+async def test_purchase_is_told_from_its_history_when_no_worker_answers(
+    connector: Connector, cli_dir: Path
+) -> None:
+    """At night the worker may be down: the query cannot be answered, the history still is."""
+    order_id = "999999997"
+    handle = await connector.client.start_workflow(
+        InitialPurchaseWorkflow.run,
+        PurchaseInput(order_id=order_id, redirect_url="https://shop.example/thanks"),
+        id=purchase_workflow_id(order_id),
+        task_queue=f"{connector.settings.temporal_task_queue}-no-worker",
+    )
+    try:
+        shown = (await ops(connector, "purchase", order_id, "--json", cwd=cli_dir)).json()
+    finally:
+        await handle.terminate("test over")
+    purchase = shown["purchase"]
+    assert (purchase["workflow_status"], purchase["state"]) == ("RUNNING", None)
+    assert "view query unavailable" in purchase["view_note"]
+    assert purchase["story"][0]["outcome"] == "started"
+
+
 def purchase_handle(connector: Connector, order_id: str) -> WorkflowHandle[Any, PurchaseView]:
     return connector.client.get_workflow_handle_for(
         InitialPurchaseWorkflow.run, purchase_workflow_id(order_id)
