@@ -36,7 +36,8 @@ _CLOSING_EVENTS = {
 class Step:
     at: datetime
     kind: str
-    """workflow, signal, activity, local activity, timer, workflow task, pending"""
+    """workflow, signal, activity, local activity, timer, workflow task, pending activity,
+    pending workflow task"""
     name: str
     outcome: str
     detail: str | None = None
@@ -89,8 +90,14 @@ def failure_text(failure: Failure) -> tuple[str | None, str]:
             message = node.message
             break
         if node.HasField("timeout_failure_info"):
+            # The step's last failure before its time ran out, when there was one, says why.
+            last_type, last_message = (
+                failure_text(node.cause) if node.HasField("cause") else (None, "")
+            )
             error_type = "Timeout"
             message = node.message or "timed out"
+            if last_type:
+                message = f"{message}; last failure {last_type}: {last_message}"
             break
         node = node.cause if node.HasField("cause") else None
     else:

@@ -48,7 +48,16 @@ from workflows.initial_purchase import InitialPurchaseWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
 
 # Settings a developer's shell may hold that must not reach the CLI under test.
-_CONNECTOR_ENV_PREFIXES = ("CLEENG_", "MOLLIE_", "TEMPORAL_", "CONNECTOR_", "API_", "FRONTEND_")
+_CONNECTOR_ENV_PREFIXES = (
+    "CLEENG_",
+    "MOLLIE_",
+    "TEMPORAL_",
+    "CONNECTOR_",
+    "API_",
+    "FRONTEND_",
+    "MAX_",
+    "WEBHOOK_",
+)
 CLI_TIMEOUT_SECONDS = 120
 ROOT = Path(__file__).resolve().parents[1]
 
