@@ -452,3 +452,15 @@ def test_a_refund_webhook_is_sent_only_when_its_digest_matches() -> None:
     with_customer = refund_workflow_id("55", refund_request_key({**data, "customerId": 7}))
     with pytest.raises(webhook.Unfaithful, match="digest"):
         webhook.refund_webhook(with_customer, reading)
+
+
+def test_a_deactivation_webhook_is_rebuilt_from_the_saga_input() -> None:
+    started = {"payment_details_id": "321", "customer_id": "456", "token": None}
+    reading = HistoryReading(workflow_type="DetailsDeactivation", start_input=started)
+    envelope, _ = webhook.deactivation_webhook("details-deactivated:321", reading)
+    assert envelope == {
+        "topic": "paymentDetailsDeactivated",
+        "data": {"paymentDetailsId": "321", "customerId": "456"},
+    }
+    with pytest.raises(webhook.Unfaithful, match="another workflow"):
+        webhook.deactivation_webhook("details-deactivated:999", reading)
