@@ -430,6 +430,11 @@ def start_stack(settings: Settings, ports: Ports, stack: Supervisor) -> None:
             stack.start(name, [python, "-m", "worker"], env)
         stack.start("api", [python, "-m", "api", "--port", str(ports.api)], env)
         wait_until("API", http_ok(f"http://127.0.0.1:{ports.api}/health"), stack)
+        # The reconciliation schedule, created or brought up to the settings (idempotent).
+        subprocess.run(
+            [python, "-m", "connector_ops", "schedules", "ensure"],
+            env=env, check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
         if settings.cleeng_emulated:
             # Against real Cleeng an operator runs this once, on purpose (see README).
             subprocess.run(

@@ -362,6 +362,19 @@ class MollieGateway:
             found.append(payment)
         return found, len(found) < max_pages * _PAGE_SIZE
 
+    async def authorized_payments(self) -> list[GatewayPayment]:
+        """Every payment of the account that holds funds (status `authorized`), newest first.
+
+        For operators looking for open card holds. Mollie's payments list has no status filter
+        (only `from`, `limit` and `sort`), so every page is read: one GET per 250 payments.
+        """
+        payments = self._every_item(lambda: self._client.payments.list(limit=_PAGE_SIZE))
+        return [
+            _payment_from_json(payment)
+            async for payment in payments
+            if payment.get("status") == "authorized"
+        ]
+
     async def get_mandate(self, customer_id: str, mandate_id: str) -> GatewayMandate:
         def fetch() -> GatewayMandate:
             mandate = self._customer_stub(customer_id).mandates.get(mandate_id)

@@ -41,7 +41,7 @@ ENV_EXAMPLE = REPO / ".env.example"
 # Modules the compose file runs that are written on their own and may not be in this tree yet.
 # While one is missing its command is accepted; once it exists it is checked like the others.
 # Delete each name here when its module lands.
-PENDING_MODULES = frozenset({"codec", "connector_ops"})
+PENDING_MODULES = frozenset({"codec"})
 
 # The `temporal operator search-attribute create --type` name of each type.
 CLI_TYPE_NAMES = {

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from connector_ops.schedules import RECONCILIATION_SCHEDULE_ID
 from launcher import Backoff, StartupFailed, Supervisor, dev_server_cache_flags, worker_names
 from tests.support.servers import start_launcher, stop_if_running
 
@@ -339,6 +341,15 @@ async def poller_pids(temporal_address: str, task_queue: str, expected: set[int]
         await asyncio.sleep(0.2)
 
 
+async def schedule_interval(temporal_address: str) -> timedelta | None:
+    client = await Client.connect(temporal_address)
+    described = await client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID).describe()
+    if described.schedule.state.paused:
+        return None
+    [interval] = described.schedule.spec.intervals
+    return interval.every
+
+
 def test_the_launcher_runs_as_many_workers_as_asked_on_one_task_queue(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -359,6 +370,8 @@ def test_the_launcher_runs_as_many_workers_as_asked_on_one_task_queue(
         # Both poll the connector's task queue, for workflow and for activity tasks.
         temporal = f"127.0.0.1:{ports['temporal']}"
         assert asyncio.run(poller_pids(temporal, "cleeng-mollie", workers)) == workers
+        # The reconciliation schedule was created at start, from the settings.
+        assert asyncio.run(schedule_interval(temporal)) == timedelta(minutes=60)
 
         # And the connector still works: a purchase is paid and captured.
         demo = subprocess.run(

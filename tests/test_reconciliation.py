@@ -7,6 +7,7 @@ on the shared emulators it would find (and repair) other tests' payments.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,6 +34,7 @@ from domain.reconciliation import (
 from settings import EMULATOR_MOLLIE_API_KEY
 from tests.conftest import Connector, connector_on_own_emulators
 from tests.support.billing import authorised_renewal, cleeng_subscription_payments
+from tests.support.cli import ops
 from tests.support.shop import (
     choose_on_checkout,
     cleeng_payments,
@@ -202,3 +204,27 @@ async def test_the_schedule_is_created_once_and_follows_the_settings(connector: 
         assert (await handle.describe()).schedule.state.paused
     finally:
         await handle.delete()
+
+
+async def test_an_operator_reconciles_from_the_command_line(
+    connector: Connector, tmp_path: Path
+) -> None:
+    sub, mollie_payment_id = await authorised_renewal(connector)
+    cycle = billing_workflow_id(sub.subscription_id, iso_utc(sub.expiration_date))
+    await connector.client.get_workflow_handle(cycle).terminate("operator mistake")
+
+    dry = await ops(
+        connector, "reconcile", "now", "--dry-run", "--fail-on-drift", "--window-hours", "1",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert dry.exit_code == 1, dry.stderr
+    assert "1 finding(s) left for a person" in dry.stderr
+    assert f"orphan_hold              left_for_a_person  {mollie_payment_id}" in dry.stdout
+    assert (await mollie_payment(connector, mollie_payment_id))["status"] == "authorized"
+
+    report = (await ops(connector, "reconcile", "now", "--json", cwd=tmp_path)).json()
+    assert report["repaired"] == 1
+    [finding] = report["findings"]
+    assert finding["kind"] == ORPHAN_HOLD
+    assert finding["workflow_id"] == f"orphan-hold:{mollie_payment_id}"
+    assert (await mollie_payment(connector, mollie_payment_id))["status"] == "canceled"

@@ -139,6 +139,8 @@ async def drive_every_gateway_method(emulator: RunningEmulator) -> set[str]:
 
     held = await gateway.create_payment(renewal(1), "billing:1")
     assert held.status == "authorized"
+    holds = await call("authorized_payments", gateway.authorized_payments)
+    assert [payment.id for payment in holds] == [held.id]
     await call(
         "create_capture",
         lambda: gateway.create_capture(held.id, description="Renewal 1", idempotency_key="cap:1"),
