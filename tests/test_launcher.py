@@ -273,7 +273,14 @@ def test_the_launcher_survives_a_sigkill_of_the_worker_and_of_an_emulator(
     try:
         console.wait_for("Ctrl-C stops everything")
         pids = {p.stem: int(p.read_text()) for p in run.glob("*.pid")}
-        assert set(pids) == {"temporal", "mollie-emulator", "cleeng-emulator", "worker", "api"}
+        assert set(pids) == {
+            "temporal",
+            "codec-server",
+            "mollie-emulator",
+            "cleeng-emulator",
+            "worker",
+            "api",
+        }
 
         mollie = f"http://127.0.0.1:{ports['mollie']}"
         key = {"Authorization": "Bearer test_emulator0000000000000000000000"}
