@@ -490,7 +490,7 @@ def banner(settings: Settings, ports: Ports, data_dir: Path) -> str:
         f"  Temporal Web UI     http://127.0.0.1:{ports.temporal_ui}",
         f"  Temporal gRPC       127.0.0.1:{ports.temporal}",
         f"  Codec server        http://127.0.0.1:{ports.codec}   (decrypts histories for the "
-        "Web UI; temporal ... --codec-endpoint)",
+        "Web UI and the CLI)",
         f"  Workers             {workers_shown(settings.worker_processes)} on task queue "
         f"{settings.temporal_task_queue} (WORKER_PROCESSES)",
     ]
