@@ -6,10 +6,11 @@ COPY pyproject.toml README.md ./
 COPY api ./api
 COPY activities ./activities
 COPY clients ./clients
+COPY codec ./codec
 COPY domain ./domain
 COPY emulators ./emulators
 COPY workflows ./workflows
-COPY worker.py settings.py launcher.py ./
+COPY worker.py settings.py launcher.py temporal_connection.py webhook_registration.py ./
 RUN pip install .
 # The workflow sandbox runs each workflow's module again for every workflow run: from bytecode
 # written here, since `nobody` cannot write it at run time.
