@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 from fastapi import Depends, FastAPI, Request, Response, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from google.protobuf import json_format
-from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import Payload, Payloads
 
 from codec.payload_codec import EncryptionCodec, PayloadDecryptionError
 
@@ -41,11 +40,15 @@ class CodecServerConfig:
     namespace: str
     allowed_origins: tuple[str, ...]
     # None: no token asked (the server must then listen on loopback only; see __main__).
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
 
 
 class CodecRequestRefused(Exception):
-    def __init__(self, status_code: int, detail: str, headers: dict[str, str] | None = None):
+    """A request the server will not serve; answered as `{"detail": ...}` with its status."""
+
+    def __init__(
+        self, status_code: int, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
@@ -153,7 +156,7 @@ def create_app(config: CodecServerConfig) -> FastAPI:
     return app
 
 
-def _payloads_response(payloads: list[Any]) -> Response:
+def _payloads_response(payloads: Sequence[Payload]) -> Response:
     # Built field by field: MessageToDict leaves out an empty list, and the protocol's
     # callers expect the `payloads` key in every answer.
     return JSONResponse({"payloads": [json_format.MessageToDict(p) for p in payloads]})
