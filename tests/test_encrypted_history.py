@@ -21,20 +21,22 @@ from google.protobuf import json_format
 from pydantic import SecretStr
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
+from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from codec.__main__ import server_config
 from codec.keys import new_key_entry
 from codec.server import create_app as create_codec_app
-from domain.purchase import purchase_workflow_id
+from domain.purchase import PurchaseView, purchase_workflow_id
 from domain.tokens import MollieToken
 from launcher import find_temporal
-from tests.conftest import Connector, Emulators, connector_settings
+from tests.conftest import Connector, connector_settings, own_emulators
 from tests.support.servers import free_port, serve_in_thread
-from tests.support.shop import choose_on_checkout, frontend_headers, seed_order
+from tests.support.shop import advance_clock, choose_on_checkout, frontend_headers, seed_order
 from tests.support.temporal import client_for
 from worker import build_worker
+from workflows.initial_purchase import InitialPurchaseWorkflow
 
 pytestmark = pytest.mark.asyncio
 
@@ -43,25 +45,29 @@ ENCRYPTED = base64.b64encode(b"binary/encrypted").decode()
 
 
 @pytest.fixture
-async def encrypted_connector(
-    emulators: Emulators, temporal_env: WorkflowEnvironment
-) -> AsyncIterator[Connector]:
-    """The connector with a key ring, as a deployment with PAYLOAD_ENCRYPTION_KEYS runs it."""
+async def encrypted_connector(temporal_env: WorkflowEnvironment) -> AsyncIterator[Connector]:
+    """The connector with a key ring, as a deployment with PAYLOAD_ENCRYPTION_KEYS runs it, on
+    emulators of its own (a test moves Cleeng's clock)."""
     api_port = free_port()
     api_url = f"http://127.0.0.1:{api_port}"
     address = temporal_env.client.service_client.config.target_host
-    settings = connector_settings(
-        emulators, address, api_url, f"tests-encrypted-{uuid.uuid4().hex[:8]}"
-    ).model_copy(
-        update={
-            "payload_encryption_keys": SecretStr(f"{new_key_entry('now')},{new_key_entry('old')}"),
-            "codec_server_cors_origins": (UI_ORIGIN,),
-        }
-    )
-    client = client_for(settings, temporal_env.client)
-    with serve_in_thread(create_app(settings), api_port):
-        async with build_worker(client, settings) as worker, worker:
-            yield Connector(settings=settings, client=client, api_url=api_url, emulators=emulators)
+    with own_emulators() as emulators:
+        settings = connector_settings(
+            emulators, address, api_url, f"tests-encrypted-{uuid.uuid4().hex[:8]}"
+        ).model_copy(
+            update={
+                "payload_encryption_keys": SecretStr(
+                    f"{new_key_entry('now')},{new_key_entry('old')}"
+                ),
+                "codec_server_cors_origins": (UI_ORIGIN,),
+            }
+        )
+        client = client_for(settings, temporal_env.client)
+        with serve_in_thread(create_app(settings), api_port):
+            async with build_worker(client, settings) as worker, worker:
+                yield Connector(
+                    settings=settings, client=client, api_url=api_url, emulators=emulators
+                )
 
 
 async def paid_purchase(connector: Connector) -> tuple[str, list[str]]:
@@ -192,3 +198,50 @@ async def test_no_customer_data_in_clear_in_the_history_yet_the_codec_server_rea
     assert customer_data[0] in readable(payloads_in(json.loads(shown.stdout)))
     assert customer_data[0] not in without_codec.stdout
     assert customer_data[0] not in readable(payloads_in(json.loads(without_codec.stdout)))
+
+
+async def test_failure_messages_are_stored_encrypted_and_read_in_clear_by_the_connector(
+    encrypted_connector: Connector, temporal_env: WorkflowEnvironment
+) -> None:
+    """Cleeng refuses the payment of an expired order for good: the workflow reads the
+    activity's error message (to report it), the client reads the workflow's failure; in the
+    stored history both messages are ciphertext and only the failure types are in clear."""
+    connector = encrypted_connector
+    seeded = await seed_order(connector.emulators.cleeng_url, price=20.00, currency="EUR")
+    order_id = str(seeded["orderId"])
+    async with httpx.AsyncClient(timeout=60) as http:
+        started = await http.post(
+            f"{connector.api_url}/purchases",
+            json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks"},
+            headers=frontend_headers(connector.settings, seeded["customerId"]),
+        )
+    assert started.status_code == 201, started.text
+    await advance_clock(connector.emulators.cleeng_url, 25 * 3600)  # orders expire after 24 h
+    await choose_on_checkout(started.json()["checkoutUrl"], "paid")
+
+    workflow_id = purchase_workflow_id(order_id)
+    handle = connector.client.get_workflow_handle_for(InitialPurchaseWorkflow.run, workflow_id)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert "refunded" in str(failure.value.cause)
+    state: PurchaseView = await handle.query(InitialPurchaseWorkflow.view)
+    assert state.status == "refunded_cleeng_refused"
+    assert state.error is not None
+    assert "expired" in state.error
+
+    failures = [
+        event[attributes]["failure"]
+        for event in await raw_history(temporal_env, workflow_id)
+        for attributes in (
+            "activityTaskFailedEventAttributes",
+            "workflowExecutionFailedEventAttributes",
+        )
+        if attributes in event
+    ]
+    assert failures, "the history holds the failures"
+    for stored in failures:
+        assert stored["message"] == "Encoded failure"
+        assert stored.get("stackTrace", "") == ""
+        assert stored["encodedAttributes"]["metadata"]["encoding"] == ENCRYPTED
+        assert stored["applicationFailureInfo"]["type"], "types stay readable for operators"
+    assert "expired" not in json.dumps(failures)
