@@ -29,7 +29,9 @@ from pathlib import Path
 from types import FrameType
 
 import httpx
+from pydantic import SecretStr
 
+from codec.keys import dev_key_ring_text
 from domain.search_attributes import dev_server_flags
 from settings import EMULATOR_FRONTEND_API_KEY, Settings, load_settings
 
@@ -45,6 +47,7 @@ class Ports:
     temporal_metrics: int = 7244
     mollie: int = 8101
     cleeng: int = 8102
+    codec: int = 8234
 
 
 @dataclass(frozen=True)
@@ -329,7 +332,20 @@ def child_env(settings: Settings, ports: Ports) -> dict[str, str]:
             "CONNECTOR_PUBLIC_URL", f"http://127.0.0.1:{ports.api}"
         ),
         PYTHONUNBUFFERED="1",
+        # The codec server answers the Web UI this launcher starts, whichever name it is
+        # opened under, besides any origins configured.
+        CODEC_SERVER_CORS_ORIGINS=",".join(
+            dict.fromkeys(
+                (
+                    f"http://127.0.0.1:{ports.temporal_ui}",
+                    f"http://localhost:{ports.temporal_ui}",
+                    *settings.codec_server_cors_origins,
+                )
+            )
+        ),
     )
+    if settings.payload_encryption_keys is not None:
+        env["PAYLOAD_ENCRYPTION_KEYS"] = settings.payload_encryption_keys.get_secret_value()
     # Each service without credentials is replaced by its emulator, independently.
     if settings.cleeng_emulated:
         env["CLEENG_BASE_URL"] = f"http://127.0.0.1:{ports.cleeng}/3.1"
@@ -388,6 +404,8 @@ def start_stack(settings: Settings, ports: Ports, stack: Supervisor) -> None:
                 "--sqlite-pragma", "journal_mode=wal",
                 "--sqlite-pragma", "synchronous=normal",
                 "--ui-disable-news-fetch",
+                # The Web UI sends the payloads it shows to the codec server to decrypt them.
+                "--ui-codec-endpoint", f"http://127.0.0.1:{ports.codec}",
                 *dev_server_flags(),
                 *dev_server_cache_flags(settings.dev_server_cached_workflows),
             ],
@@ -419,6 +437,12 @@ def start_stack(settings: Settings, ports: Ports, stack: Supervisor) -> None:
                 env,
             )  # fmt: skip
             wait_until("Cleeng emulator", http_ok(f"http://127.0.0.1:{ports.cleeng}/"), stack)
+        stack.start(
+            "codec-server",
+            [python, "-m", "codec", "--host", "127.0.0.1", "--port", str(ports.codec)],
+            env,
+        )
+        wait_until("codec server", http_ok(f"http://127.0.0.1:{ports.codec}/health"), stack)
         address = f"127.0.0.1:{ports.temporal}"
         wait_until("Temporal dev server", temporal_ready(temporal, address), stack, timeout=90)
         subprocess.run(
@@ -447,6 +471,16 @@ def start_stack(settings: Settings, ports: Ports, stack: Supervisor) -> None:
     stack.begin_supervising()
 
 
+def with_payload_keys(settings: Settings, data_dir: Path) -> Settings:
+    """The settings every child gets: PAYLOAD_ENCRYPTION_KEYS when configured, else the data
+    dir's own key ring, made on the first start and reused on every later one, so the
+    histories in `temporal.db` stay readable across restarts."""
+    if settings.payload_encryption_keys is not None:
+        return settings
+    keys = SecretStr(dev_key_ring_text(data_dir))
+    return settings.model_copy(update={"payload_encryption_keys": keys})
+
+
 def workers_shown(processes: int) -> str:
     return "1 process" if processes == 1 else f"{processes} processes"
 
@@ -460,6 +494,8 @@ def banner(settings: Settings, ports: Ports, data_dir: Path) -> str:
         f"  API + docs          {api}/docs",
         f"  Temporal Web UI     http://127.0.0.1:{ports.temporal_ui}",
         f"  Temporal gRPC       127.0.0.1:{ports.temporal}",
+        f"  Codec server        http://127.0.0.1:{ports.codec}   (decrypts histories for the "
+        "Web UI and the CLI)",
         f"  Workers             {workers_shown(settings.worker_processes)} on task queue "
         f"{settings.temporal_task_queue} (WORKER_PROCESSES)",
     ]
@@ -518,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     data_dir = args.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    settings = with_payload_keys(settings, data_dir)
     stack = Supervisor(data_dir)
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

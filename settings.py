@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from clients.cleeng_contract import DEFAULT_SIGNATURE_HEADER
+from codec.keys import KeyRing, parse_key_ring
 
 EMULATOR_PUBLISHER_TOKEN = "emulator-publisher-token"
 EMULATOR_MOLLIE_API_KEY = "test_emulator0000000000000000000000"
@@ -311,7 +312,44 @@ class Settings(BaseSettings):
     max_query_bytes: int = Field(default=2048, ge=64, description="Longer query strings: 414")
     max_json_depth: int = Field(default=32, ge=2, description="Deeper JSON bodies: 400")
 
-    @field_validator("frontend_api_keys", "frontend_redirect_origins", mode="before")
+    # --- Encrypted history (codec/) -------------------------------------------------------
+    # Workflow payloads carry customer emails, names and Mollie customer/mandate ids; with
+    # keys set, Temporal stores them AES-GCM encrypted and the codec server decrypts them for
+    # the Web UI and the CLI.
+    payload_encryption_keys: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Keys that encrypt workflow payloads in Temporal's history: comma-separated "
+            "`id:base64key` entries (32-byte keys, e.g. `openssl rand -base64 32`); the first "
+            "encrypts, every one decrypts. Unset: the launcher makes one in its data dir; a "
+            "worker or API with real credentials refuses to start (see ALLOW_CLEAR_PAYLOADS)"
+        ),
+    )
+    allow_clear_payloads: bool = Field(
+        default=False,
+        description=(
+            "Let the worker and the API start with real credentials and no "
+            "PAYLOAD_ENCRYPTION_KEYS, storing customer data in clear in Temporal's history"
+        ),
+    )
+    codec_server_cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("http://127.0.0.1:8233", "http://localhost:8233"),
+        description=(
+            "Origins of the Temporal Web UI allowed to call the codec server, comma-separated "
+            "(the launcher sets its own UI's); requests from any other origin get 403"
+        ),
+    )
+    codec_server_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token the codec server requires (`Authorization: Bearer <token>`, at least "
+            "32 characters); required to listen on anything but loopback"
+        ),
+    )
+
+    @field_validator(
+        "frontend_api_keys", "frontend_redirect_origins", "codec_server_cors_origins", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -335,6 +373,30 @@ class Settings(BaseSettings):
         return tuple(
             _origin_of(origin, "FRONTEND_REDIRECT_ORIGINS", bare=True) for origin in origins
         )
+
+    @field_validator("codec_server_cors_origins")
+    @classmethod
+    def _codec_origins_well_formed(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(
+            _origin_of(origin, "CODEC_SERVER_CORS_ORIGINS", bare=True) for origin in origins
+        )
+
+    @field_validator("payload_encryption_keys")
+    @classmethod
+    def _key_ring_readable(cls, keys: SecretStr | None) -> SecretStr | None:
+        if keys is not None:
+            parse_key_ring(keys.get_secret_value())
+        return keys
+
+    @field_validator("codec_server_token")
+    @classmethod
+    def _codec_token_long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < FRONTEND_API_KEY_MIN_CHARS:
+            raise ValueError(
+                f"CODEC_SERVER_TOKEN is shorter than {FRONTEND_API_KEY_MIN_CHARS} characters "
+                "(use e.g. `openssl rand -hex 32`)"
+            )
+        return token
 
     @field_validator("cleeng_webhook_secret")
     @classmethod
@@ -462,6 +524,12 @@ class Settings(BaseSettings):
         if self.cleeng_publisher_token is not None:
             return self.cleeng_publisher_token.get_secret_value()
         return EMULATOR_PUBLISHER_TOKEN
+
+    def payload_key_ring(self) -> KeyRing | None:
+        """The keys workflow payloads are encrypted with; None: payloads are stored in clear."""
+        if self.payload_encryption_keys is None:
+            return None
+        return parse_key_ring(self.payload_encryption_keys.get_secret_value())
 
     @property
     def effective_mollie_api_key(self) -> str:

@@ -13,20 +13,66 @@ itself, so a path that cannot be read stops the process with the setting's name.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from pathlib import Path
 
 from pydantic import SecretStr
 from temporalio.client import Client, Interceptor
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig, DataSource
 from temporalio.service import RetryConfig, TLSConfig
 
+from codec.payload_codec import EncryptionCodec
 from settings import Settings
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    """How workflow inputs, results and signals become payloads in the history."""
-    return DataConverter.default
+    """How workflow inputs, results and signals become payloads in the history: encrypted
+    with the current key of PAYLOAD_ENCRYPTION_KEYS when it is set. Failure messages and
+    stack traces are encrypted too (a Mollie or Cleeng error may quote what it refused);
+    failure types stay in clear, so an operator can still search and triage by them."""
+    key_ring = settings.payload_key_ring()
+    if key_ring is None:
+        return DataConverter.default
+    return dataclasses.replace(
+        DataConverter.default,
+        payload_codec=EncryptionCodec(key_ring),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
+class ClearPayloadsRefused(SystemExit):
+    """Real credentials, no PAYLOAD_ENCRYPTION_KEYS, and clear payloads not explicitly allowed."""
+
+
+def check_payload_encryption(settings: Settings, logger: logging.Logger) -> None:
+    """Called as the worker and the API start. Without keys, customer emails, names and
+    Mollie customer/mandate ids would sit in clear in Temporal's history (and its backups)
+    for the namespace's retention, and a cluster (or Temporal Cloud) operator could read them.
+
+    - keys set: nothing to say;
+    - sandbox mode (emulators, made-up customers): start, with a warning;
+    - real credentials: refuse to start, unless ALLOW_CLEAR_PAYLOADS=true says on purpose
+      that the history may hold them (then a warning at every start).
+
+    This is checked here, not when the settings are read, because the launcher reads the
+    settings first and only then supplies its own data dir's key to the processes it starts.
+    """
+    if settings.payload_encryption_keys is not None:
+        return
+    if settings.sandbox_mode or settings.allow_clear_payloads:
+        logger.warning(
+            "PAYLOAD_ENCRYPTION_KEYS is not set: workflow payloads (customer emails, names, "
+            "Mollie customer and mandate ids) are stored in clear in Temporal's history%s",
+            "" if settings.sandbox_mode else " (ALLOW_CLEAR_PAYLOADS=true)",
+        )
+        return
+    raise ClearPayloadsRefused(
+        "configuration error:\n  PAYLOAD_ENCRYPTION_KEYS is required with real credentials: "
+        "without it customer data is stored in clear in Temporal's history (set "
+        "ALLOW_CLEAR_PAYLOADS=true to start anyway)"
+    )
 
 
 def client_interceptors(settings: Settings) -> list[Interceptor]:

@@ -26,7 +26,7 @@ from activities.mollie_activities import MollieActivities
 from clients.cleeng import CleengClient
 from clients.mollie import MollieGateway
 from settings import Settings, load_settings
-from temporal_connection import connect_temporal
+from temporal_connection import check_payload_encryption, connect_temporal
 from workflows.initial_purchase import InitialPurchaseWorkflow
 from workflows.payment_details import DetailsDeactivationWorkflow, NewPaymentDetailsWorkflow
 from workflows.reconciliation import (
@@ -203,7 +203,9 @@ async def run_worker(settings: Settings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(run_worker(load_settings()))
+    settings = load_settings()
+    check_payload_encryption(settings, logger)
+    asyncio.run(run_worker(settings))
 
 
 if __name__ == "__main__":

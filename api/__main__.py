@@ -9,6 +9,7 @@ import uvicorn
 
 from api.app import create_app
 from settings import load_settings
+from temporal_connection import check_payload_encryption
 
 logger = logging.getLogger("api")
 
@@ -26,6 +27,7 @@ def main() -> None:
             "sandbox mode: the front-end API accepts the public sandbox key; set "
             "FRONTEND_API_KEYS before exposing this API"
         )
+    check_payload_encryption(settings, logger)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
 
 

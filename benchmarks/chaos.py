@@ -93,6 +93,7 @@ class Ports:
     temporal_metrics: int
     mollie: int
     cleeng: int
+    codec: int
 
 
 @dataclass
@@ -664,7 +665,7 @@ async def settle(run: Run, temporal: Client) -> None:
 
 async def chaos(args: argparse.Namespace) -> InvariantReport:
     started = time.monotonic()
-    port_list = free_ports(7)
+    port_list = free_ports(len(Ports.__dataclass_fields__))
     ports = Ports(*port_list)
     data_dir = Path(tempfile.mkdtemp(prefix="chaos-"))
     rates = Rates(

@@ -103,7 +103,7 @@ from launcher import find_temporal
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCHER_PORTS = ("api", "temporal", "temporal-ui", "temporal-http", "temporal-metrics",
-                  "mollie", "cleeng")  # fmt: skip
+                  "mollie", "cleeng", "codec")  # fmt: skip
 # Settings a developer's shell may hold that must not reach the benchmark's sandbox stack.
 CONNECTOR_ENV_PREFIXES = ("CLEENG_", "MOLLIE_", "TEMPORAL_", "CONNECTOR_", "API_", "FRONTEND_",
                           "MAX_", "WEBHOOK_", "RENEWAL_", "WORKER_")  # fmt: skip

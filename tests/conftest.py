@@ -29,7 +29,7 @@ from settings import EMULATOR_MOLLIE_API_KEY, EMULATOR_PUBLISHER_TOKEN, Settings
 from tests.support.histories import save_histories
 from tests.support.servers import free_port, serve_in_thread
 from tests.support.shop import TEST_SHOP_ORIGIN
-from tests.support.temporal import register_search_attributes
+from tests.support.temporal import client_for, register_search_attributes
 from worker import build_worker
 
 
@@ -109,11 +109,10 @@ async def connector(
     address = temporal_env.client.service_client.config.target_host
     settings = connector_settings(emulators, address, api_url, f"tests-{uuid.uuid4().hex[:8]}")
     shim = create_app(settings)
+    client = client_for(settings, temporal_env.client)
     with serve_in_thread(shim, api_port):
-        async with build_worker(temporal_env.client, settings) as worker, worker:
-            yield Connector(
-                settings=settings, client=temporal_env.client, api_url=api_url, emulators=emulators
-            )
+        async with build_worker(client, settings) as worker, worker:
+            yield Connector(settings=settings, client=client, api_url=api_url, emulators=emulators)
             await save_histories(temporal_env.client, settings.temporal_task_queue)
 
 
@@ -166,11 +165,12 @@ async def connector_on_own_emulators(
         settings = connector_settings(
             emulators, address, api_url, f"tests-own-{uuid.uuid4().hex[:8]}"
         ).model_copy(update=overrides)
+        client = client_for(settings, temporal_env.client)
         with serve_in_thread(create_app(settings), api_port):
-            async with build_worker(temporal_env.client, settings) as worker, worker:
+            async with build_worker(client, settings) as worker, worker:
                 yield Connector(
                     settings=settings,
-                    client=temporal_env.client,
+                    client=client,
                     api_url=api_url,
                     emulators=emulators,
                 )

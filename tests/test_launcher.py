@@ -11,6 +11,7 @@ import asyncio
 import os
 import queue
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -26,6 +27,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from codec.keys import DEV_KEY_FILE
 from connector_ops.schedules import RECONCILIATION_SCHEDULE_ID
 from launcher import Backoff, StartupFailed, Supervisor, dev_server_cache_flags, worker_names
 from tests.support.servers import start_launcher, stop_if_running
@@ -275,7 +277,20 @@ def test_the_launcher_survives_a_sigkill_of_the_worker_and_of_an_emulator(
     try:
         console.wait_for("Ctrl-C stops everything")
         pids = {p.stem: int(p.read_text()) for p in run.glob("*.pid")}
-        assert set(pids) == {"temporal", "mollie-emulator", "cleeng-emulator", "worker", "api"}
+        assert set(pids) == {
+            "temporal",
+            "codec-server",
+            "mollie-emulator",
+            "cleeng-emulator",
+            "worker",
+            "api",
+        }
+        # The Web UI decrypts through the codec server, with the data dir's private key ring.
+        ui = f"http://127.0.0.1:{ports['temporal-ui']}"
+        codec_url = f"http://127.0.0.1:{ports['codec']}"
+        assert httpx.get(f"{ui}/api/v1/settings").json()["Codec"]["Endpoint"] == codec_url
+        assert httpx.get(f"{codec_url}/health").status_code == 200
+        assert stat.S_IMODE((data_dir / DEV_KEY_FILE).stat().st_mode) == 0o600
 
         mollie = f"http://127.0.0.1:{ports['mollie']}"
         key = {"Authorization": "Bearer test_emulator0000000000000000000000"}

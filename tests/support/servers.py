@@ -66,6 +66,7 @@ LAUNCHER_PORTS = (
     "temporal-metrics",
     "mollie",
     "cleeng",
+    "codec",
 )
 
 # Settings a developer's shell may hold that must not reach a sandbox stack under test.
@@ -77,6 +78,9 @@ _CONNECTOR_ENV_PREFIXES = (
     "API_",
     "FRONTEND_",
     "MAX_",
+    "PAYLOAD_",
+    "CODEC_",
+    "ALLOW_",
 )
 
 

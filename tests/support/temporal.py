@@ -7,6 +7,8 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 
 from domain import search_attributes
+from settings import Settings
+from temporal_connection import data_converter
 
 
 async def register_search_attributes(client: Client, namespace: str = "default") -> None:
@@ -20,3 +22,11 @@ async def register_search_attributes(client: Client, namespace: str = "default")
             },
         )
     )
+
+
+def client_for(settings: Settings, client: Client) -> Client:
+    """`client`'s connection, with the payload encoding `settings` give every process (the
+    codec when PAYLOAD_ENCRYPTION_KEYS is set), as `connect_temporal` would build it."""
+    config = client.config()
+    config["data_converter"] = data_converter(settings)
+    return Client(**config)
