@@ -41,7 +41,7 @@ ENV_EXAMPLE = REPO / ".env.example"
 # Modules the compose file runs that are written on their own and may not be in this tree yet.
 # While one is missing its command is accepted; once it exists it is checked like the others.
 # Delete each name here when its module lands.
-PENDING_MODULES = frozenset({"codec"})
+PENDING_MODULES: frozenset[str] = frozenset()
 
 # The `temporal operator search-attribute create --type` name of each type.
 CLI_TYPE_NAMES = {
@@ -142,7 +142,12 @@ def project_copy(directory: Path, compose_text: str) -> Path:
     `.env.example` with the required secret filled in), as an operator's checkout has it."""
     (directory / "docker-compose.yml").write_text(compose_text)
     shutil.copytree(REPO / "deploy", directory / "deploy")
-    env = ENV_EXAMPLE.read_text().replace("POSTGRES_PASSWORD=\n", "POSTGRES_PASSWORD=example\n")
+    env = (
+        ENV_EXAMPLE.read_text()
+        .replace("POSTGRES_PASSWORD=\n", "POSTGRES_PASSWORD=example\n")
+        .replace("PAYLOAD_ENCRYPTION_KEYS=\n", "PAYLOAD_ENCRYPTION_KEYS=k1:example\n")
+        .replace("CODEC_SERVER_TOKEN=\n", "CODEC_SERVER_TOKEN=example\n")
+    )
     (directory / ".env").write_text(env)
     return directory
 
