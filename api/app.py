@@ -16,9 +16,11 @@ from fastapi.exception_handlers import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
 
 from api import cleeng_webhooks, mollie_webhooks, payment_details, purchases
 from api.frontend_auth import FrontendAuth
@@ -26,9 +28,10 @@ from api.limits import BoundedInput
 from api.metrics import ShimMetrics
 from api.schemas import Problem
 from api.services import BoundedTtlCache, ShimServices
-from api.temporal_access import TemporalAccess
+from api.temporal_access import TemporalAccess, TemporalUnavailable
 from clients.cleeng import CleengClient
 from settings import Settings
+from telemetry.tracing import tracing_on
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,14 @@ APP_WIDE_RESPONSES: dict[str, dict[str, Any]] = {
 }
 # Rate-limit refusals are logged per episode by their own dependency (api/services.py).
 _NOT_LOGGED_PER_REQUEST = frozenset({status.HTTP_429_TOO_MANY_REQUESTS})
+# Requests to these paths make no span: scrapes and probes would drown the payments.
+_UNTRACED_PATHS = "/health,/metrics"
+
+
+def route_template(request: Request) -> str:
+    """`/purchases/{orderId}`, not the concrete path: a metric label must not carry ids."""
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "unmatched"))
 
 
 class Health(BaseModel):
@@ -97,6 +108,10 @@ def create_app(settings: Settings, temporal: TemporalAccess | None = None) -> Fa
     @app.exception_handler(StarletteHTTPException)
     async def log_refusal(request: Request, error: StarletteHTTPException) -> Response:
         # One line per refused request (never a traceback); the detail never holds secrets.
+        if error.status_code == status.HTTP_503_SERVICE_UNAVAILABLE and isinstance(
+            error.__cause__, TemporalUnavailable | RPCError
+        ):
+            app.state.metrics.temporal_unavailable.labels(route_template(request)).inc()
         if error.status_code not in _NOT_LOGGED_PER_REQUEST:
             logger.info(
                 "refused %s %s: %d %s",
@@ -114,6 +129,8 @@ def create_app(settings: Settings, temporal: TemporalAccess | None = None) -> Fa
             ".".join(str(part) for part in problem.get("loc", ())) for problem in error.errors()
         )
         logger.info("refused %s %s: 422 %s", request.method, request.url.path[:200], fields)
+        if route_template(request) == "/webhooks/mollie":
+            app.state.metrics.webhooks.labels("mollie", "rejected").inc()
         return await request_validation_exception_handler(request, error)
 
     app.include_router(purchases.router)
@@ -174,4 +191,7 @@ def create_app(settings: Settings, temporal: TemporalAccess | None = None) -> Fa
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    if tracing_on(settings):
+        # A server span per request, the parent of the workflow start or signal it makes.
+        FastAPIInstrumentor.instrument_app(app, excluded_urls=_UNTRACED_PATHS)
     return app
