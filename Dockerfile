@@ -8,8 +8,9 @@ COPY activities ./activities
 COPY clients ./clients
 COPY domain ./domain
 COPY emulators ./emulators
+COPY telemetry ./telemetry
 COPY workflows ./workflows
-COPY worker.py settings.py launcher.py ./
+COPY worker.py settings.py launcher.py temporal_connection.py webhook_registration.py ./
 RUN pip install .
 # The workflow sandbox runs each workflow's module again for every workflow run: from bytecode
 # written here, since `nobody` cannot write it at run time.
