@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,7 +16,6 @@ from fastapi.exception_handlers import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -31,7 +30,6 @@ from api.services import BoundedTtlCache, ShimServices
 from api.temporal_access import TemporalAccess, TemporalUnavailable
 from clients.cleeng import CleengClient
 from settings import Settings
-from telemetry.tracing import tracing_on
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +55,7 @@ APP_WIDE_RESPONSES: dict[str, dict[str, Any]] = {
 # Rate-limit refusals are logged per episode by their own dependency (api/services.py).
 _NOT_LOGGED_PER_REQUEST = frozenset({status.HTTP_429_TOO_MANY_REQUESTS})
 # Requests to these paths make no span: scrapes and probes would drown the payments.
-_UNTRACED_PATHS = "/health,/metrics"
+_UNTRACED_PATHS = frozenset({"/health", "/metrics"})
 
 
 def route_template(request: Request) -> str:
@@ -88,6 +86,12 @@ def create_app(settings: Settings, temporal: TemporalAccess | None = None) -> Fa
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry support: once the process has a tracer provider
+        # (TRACING_EXPORTER, telemetry/tracing.py) each request gets a server span, the parent
+        # of the workflow start or signal it makes; without one it does nothing. Its log
+        # records (validation failures with the values sent) and its metrics stay off: the
+        # shim's logs and /metrics are its own.
+        telemetry={"exclude": untraced, "logs": False, "metrics": False},
     )
     app.state.services = ShimServices(settings=settings, temporal=temporal_access, cleeng=cleeng)
     app.state.metrics = ShimMetrics()
@@ -191,7 +195,8 @@ def create_app(settings: Settings, temporal: TemporalAccess | None = None) -> Fa
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    if tracing_on(settings):
-        # A server span per request, the parent of the workflow start or signal it makes.
-        FastAPIInstrumentor.instrument_app(app, excluded_urls=_UNTRACED_PATHS)
     return app
+
+
+def untraced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in _UNTRACED_PATHS

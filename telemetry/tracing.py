@@ -1,6 +1,7 @@
 """OpenTelemetry tracing: shim request → workflow → activity → HTTP call, as one trace.
 
-- The shim's FastAPI app gets a server span per request (`api/app.py`).
+- The shim's FastAPI app gets a server span per request (FastAPI's own OpenTelemetry
+  support, which acts once a tracer provider is set: `api/app.py`).
 - The Temporal client carries the current span into workflow and activity headers
   (`temporalio.contrib.opentelemetry.TracingInterceptor`, see `temporal_connection.py`), so
   the workflow's and its activities' spans are children of the request that started them.
@@ -105,7 +106,8 @@ class RedactingSpanExporter(SpanExporter):
         return self.exporter.force_flush(timeout_millis)
 
 
-def _chosen_exporter(settings: Settings) -> SpanExporter:
+def chosen_exporter(settings: Settings) -> SpanExporter:
+    """The exporter TRACING_EXPORTER names (console for `none`: install_tracing never asks)."""
     if settings.tracing_exporter == "otlp":
         # Imported here: only a process that sends OTLP pays for the protobuf exporter.
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -132,7 +134,7 @@ def install_tracing(
         return None
     resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service_name)})
     provider = TracerProvider(resource=resource)
-    chosen = exporter or _chosen_exporter(settings)
+    chosen = exporter or chosen_exporter(settings)
     redacting = RedactingSpanExporter(chosen, Redactor(secrets))
     provider.add_span_processor(BatchSpanProcessor(redacting))
     trace.set_tracer_provider(provider)
