@@ -13,16 +13,20 @@ import asyncio
 import io
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, ClassVar
 
 import httpx
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from pydantic import SecretStr
@@ -37,7 +41,12 @@ from settings import EMULATOR_FRONTEND_API_KEY, Settings
 from telemetry.logs import configure_logging, log_handler, record_ids, settings_secrets
 from telemetry.redaction import Redactor
 from telemetry.sdk_metrics import worker_runtime
-from telemetry.tracing import install_tracing, uninstall_tracing
+from telemetry.tracing import (
+    RedactingSpanExporter,
+    chosen_exporter,
+    install_tracing,
+    uninstall_tracing,
+)
 from temporal_connection import connect_temporal, tracing_interceptors
 from tests.conftest import Emulators, connector_settings
 from tests.support.servers import free_port, serve_in_thread, start_launcher, stop_if_running
@@ -442,3 +451,50 @@ async def test_saved_histories_replay_with_the_tracing_interceptor() -> None:
         history = WorkflowHistory.from_json(f"replay:{path.stem}", path.read_text())
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+
+
+class CollectorHandler(BaseHTTPRequestHandler):
+    """An OTLP/HTTP trace collector's one endpoint: keeps what it receives."""
+
+    received: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        del format, args  # quiet: the test reads what was received
+
+
+def test_otlp_sends_redacted_spans_to_the_collector_the_standard_variable_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), CollectorHandler)
+    thread = threading.Thread(target=collector.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = collector.server_address[:2]
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{host!s}:{port}")
+        settings = Settings(_env_file=None, tracing_exporter="otlp")
+        # A provider of the test's own: the process-wide one belongs to the fixtures above.
+        provider = TracerProvider()
+        exporter = RedactingSpanExporter(chosen_exporter(settings), Redactor([FRONTEND_KEY]))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        with provider.get_tracer("tests").start_as_current_span(
+            "RunActivity:load_order",
+            attributes={"temporalWorkflowID": "purchase:123", "note": SHOPPER_EMAIL},
+        ):
+            pass
+        provider.shutdown()
+    finally:
+        collector.shutdown()
+        thread.join(timeout=10)
+    [(path, body)] = CollectorHandler.received
+    assert path == "/v1/traces"
+    assert b"RunActivity:load_order" in body
+    assert b"purchase:123" in body
+    assert SHOPPER_EMAIL.encode() not in body
