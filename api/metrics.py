@@ -8,9 +8,9 @@ from prometheus_client import CollectorRegistry, Counter
 class ShimMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        # Outcomes: accepted ones (`started`, `signalled`, `duplicate`, `coalesced`,
-        # `ignored`, ...) and refusals (`bad_signature` 401, `rejected` 400/422,
-        # `rate_limited` 429, `unavailable` 503).
+        # Outcomes: taken (`accepted`, `signalled`, `follow_up`, `coalesced`, `duplicate`,
+        # `ignored`) and refused (`bad_signature` 401, `rejected` 400/422, `rate_limited`
+        # 429, `unavailable` 503).
         self.webhooks = Counter(
             "connector_webhooks_total",
             "Webhooks received, by source and outcome",

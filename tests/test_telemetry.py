@@ -348,7 +348,9 @@ def test_text_lines_are_redacted_too() -> None:
     assert stream.getvalue().endswith("t INFO key <redacted> for <email>\n")
 
 
-async def test_temporal_unavailable_answers_are_counted_by_route(emulators: Emulators) -> None:
+async def test_temporal_unavailable_answers_and_refused_webhooks_are_counted(
+    emulators: Emulators,
+) -> None:
     settings = connector_settings(emulators, "127.0.0.1:1", "http://127.0.0.1:1", "unused")
     app = create_app(settings)
     body, headers = signed(settings, dunning_envelope())
@@ -356,9 +358,12 @@ async def test_temporal_unavailable_answers_are_counted_by_route(emulators: Emul
     async with httpx.AsyncClient(transport=transport, base_url="http://shim") as shim:
         answer = await shim.post("/webhooks/cleeng", content=body, headers=headers)
         assert answer.status_code == 503
+        malformed = await shim.post("/webhooks/mollie", data={"id": "not-a-mollie-id"})
+        assert malformed.status_code == 422
         metrics = (await shim.get("/metrics")).text
     assert 'connector_temporal_unavailable_total{route="/webhooks/cleeng"} 1.0' in metrics
     assert 'connector_webhooks_total{outcome="unavailable",source="cleeng"} 1.0' in metrics
+    assert 'connector_webhooks_total{outcome="rejected",source="mollie"} 1.0' in metrics
 
 
 def test_the_launchers_processes_log_json_and_each_worker_serves_its_metrics(
