@@ -13,6 +13,7 @@ from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig
 
 from settings import Settings
+from telemetry.logs import WorkflowIdsInLogs
 from telemetry.tracing import tracing_on
 
 
@@ -23,7 +24,7 @@ def data_converter(settings: Settings) -> DataConverter:
 
 def client_interceptors(settings: Settings) -> list[Interceptor]:
     """Interceptors on every client (and so on every worker built from it)."""
-    return tracing_interceptors(settings)
+    return [WorkflowIdsInLogs(), *tracing_interceptors(settings)]
 
 
 def tracing_interceptors(settings: Settings) -> list[Interceptor]:

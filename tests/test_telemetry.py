@@ -256,7 +256,8 @@ async def test_json_log_lines_parse_and_carry_the_workflows_ids(
     assert lines, "nothing was logged"
     workflow_id = purchase_workflow_id(purchase.order_id)
     ours = [line for line in lines if line.get("workflow_id") == workflow_id]
-    assert ours, "no line names the purchase's workflow"
+    assert {"temporalio.workflow", "api.purchases"} <= {line["logger"] for line in ours}
+    assert all(line["order_id"] == purchase.order_id for line in ours)
     careless = [line for line in lines if line["logger"] == "careless"]
     assert careless[0]["level"] == "WARNING"
     assert "ValueError" in careless[1]["exception"]
