@@ -13,8 +13,8 @@ from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig
 
 from settings import Settings
-from telemetry.logs import WorkflowIdsInLogs
 from telemetry.tracing import tracing_on
+from telemetry.workflow_log_ids import WorkflowIdsInLogs
 
 
 def data_converter(settings: Settings) -> DataConverter:

@@ -9,7 +9,7 @@ A JSON line carries what the record knows about where it comes from: the SDK's
 (type, id, attempt); the business ids are read from the workflow id (`purchase:{orderId}`,
 `billing:{subscriptionId}:{expiry}`, ...), the Mollie payment and refund ids from the message;
 and the current trace and span ids where a span is active. Lines written outside workflow code
-(the shim's) carry the id of the workflow the task last called (`WorkflowIdsInLogs`).
+(the shim's) carry the id of the workflow the task last called (`telemetry.workflow_log_ids`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-import temporalio.client
 from opentelemetry import trace
 
 from telemetry.redaction import Redactor
@@ -63,7 +62,7 @@ EXTRA_ID_FIELDS = (
 
 
 # Ids bound to the current task: a shim request's lines name the workflow it started,
-# signalled or asked about (see WorkflowIdsInLogs).
+# signalled or asked about (telemetry/workflow_log_ids.py).
 _bound_ids: ContextVar[Mapping[str, str] | None] = ContextVar("log_ids", default=None)
 
 
@@ -71,51 +70,6 @@ def bind_log_ids(**ids: str) -> None:
     """Add `ids` to every line logged from here on in this task (an asyncio task, e.g. one
     request the shim serves, has a context of its own, so they end with it)."""
     _bound_ids.set({**(_bound_ids.get() or {}), **ids})
-
-
-class WorkflowIdsInLogs(temporalio.client.Interceptor):
-    """Binds the id of each workflow a client starts, signals, updates, queries or describes
-    to the calling task's log lines, so the shim's lines about a request carry the workflow
-    id (and the business id in it) without each route passing it along."""
-
-    def intercept_client(
-        self, next: temporalio.client.OutboundInterceptor
-    ) -> temporalio.client.OutboundInterceptor:
-        return _BindWorkflowIds(next)
-
-
-class _BindWorkflowIds(temporalio.client.OutboundInterceptor):
-    async def start_workflow(
-        self, input: temporalio.client.StartWorkflowInput
-    ) -> temporalio.client.WorkflowHandle[Any, Any]:
-        bind_log_ids(workflow_id=input.id)
-        return await super().start_workflow(input)
-
-    async def start_update_with_start_workflow(
-        self, input: temporalio.client.StartWorkflowUpdateWithStartInput
-    ) -> temporalio.client.WorkflowUpdateHandle[Any]:
-        bind_log_ids(workflow_id=input.start_workflow_input.id)
-        return await super().start_update_with_start_workflow(input)
-
-    async def start_workflow_update(
-        self, input: temporalio.client.StartWorkflowUpdateInput
-    ) -> temporalio.client.WorkflowUpdateHandle[Any]:
-        bind_log_ids(workflow_id=input.id)
-        return await super().start_workflow_update(input)
-
-    async def signal_workflow(self, input: temporalio.client.SignalWorkflowInput) -> None:
-        bind_log_ids(workflow_id=input.id)
-        await super().signal_workflow(input)
-
-    async def query_workflow(self, input: temporalio.client.QueryWorkflowInput) -> Any:
-        bind_log_ids(workflow_id=input.id)
-        return await super().query_workflow(input)
-
-    async def describe_workflow(
-        self, input: temporalio.client.DescribeWorkflowInput
-    ) -> temporalio.client.WorkflowExecutionDescription:
-        bind_log_ids(workflow_id=input.id)
-        return await super().describe_workflow(input)
 
 
 def settings_secrets(settings: Settings) -> list[str]:
