@@ -13,6 +13,7 @@ import asyncio
 import io
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -287,6 +288,9 @@ async def test_no_secret_or_customer_data_in_logs_spans_or_metrics(
     }.items():
         for value in forbidden(traced.settings):
             assert value not in text, f"{value[:6]}... leaked into the {name}"
+        # The flow's own Mollie customer and mandate (its recurring token) too: the emulator
+        # logs and traces the Mollie URLs that name them.
+        assert not re.search(r"\b(?:cst|mdt)_(?!<redacted>)", text), f"a token in the {name}"
 
 
 def test_redaction_removes_secrets_and_customer_data_and_keeps_payment_ids() -> None:
