@@ -95,7 +95,13 @@ class RedactingFilter(logging.Filter):
         self.redact = redact
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.redact(record.getMessage())
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            # A filter's exception would reach the code that logged (a workflow task would
+            # fail on a log line): keep the template, drop arguments that do not fit it.
+            message = f"{record.msg} [arguments did not fit the message]"
+        record.msg = self.redact(message)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

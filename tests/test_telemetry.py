@@ -352,6 +352,17 @@ def test_text_lines_are_redacted_too() -> None:
     assert stream.getvalue().endswith("t INFO key <redacted> for <email>\n")
 
 
+def test_a_line_whose_arguments_do_not_fit_is_written_not_raised() -> None:
+    stream = io.StringIO()
+    handler = configure_logging("json", "tests", stream=stream)
+    try:
+        logging.getLogger("t").info("%d for %s", "not a number", SHOPPER_EMAIL)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    line = json.loads(stream.getvalue())
+    assert line["message"] == "%d for %s [arguments did not fit the message]"
+
+
 async def test_temporal_unavailable_answers_and_refused_webhooks_are_counted(
     emulators: Emulators,
 ) -> None:
