@@ -48,6 +48,8 @@ class Ports:
     mollie: int = 8101
     cleeng: int = 8102
     codec: int = 8234
+    # The first worker's Temporal SDK metrics; worker N serves them on this port + N - 1.
+    worker_metrics: int = 9464
 
 
 @dataclass(frozen=True)
@@ -382,6 +384,15 @@ def worker_names(processes: int) -> list[str]:
     return ["worker", *(f"worker-{number}" for number in range(2, processes + 1))]
 
 
+def worker_metrics_addresses(processes: int, ports: Ports) -> dict[str, str]:
+    """Where each worker serves its Temporal SDK metrics: one port each, from
+    `ports.worker_metrics` up (one SDK runtime serves one address)."""
+    return {
+        name: f"127.0.0.1:{ports.worker_metrics + offset}"
+        for offset, name in enumerate(worker_names(processes))
+    }
+
+
 def start_stack(settings: Settings, ports: Ports, stack: Supervisor) -> None:
     """Start every child in order and wait until the stack serves; stop it all on failure."""
     data_dir = stack.data_dir
@@ -450,8 +461,10 @@ def start_stack(settings: Settings, ports: Ports, stack: Supervisor) -> None:
              "-n", "default", "--retention", RETENTION],
             check=True, capture_output=True, timeout=30,
         )  # fmt: skip
-        for name in worker_names(settings.worker_processes):
-            stack.start(name, [python, "-m", "worker"], env)
+        metrics = worker_metrics_addresses(settings.worker_processes, ports)
+        for name, metrics_address in metrics.items():
+            worker_env = {**env, "WORKER_METRICS_ADDRESS": metrics_address}
+            stack.start(name, [python, "-m", "worker"], worker_env)
         stack.start("api", [python, "-m", "api", "--port", str(ports.api)], env)
         wait_until("API", http_ok(f"http://127.0.0.1:{ports.api}/health"), stack)
         # The reconciliation schedule, created or brought up to the settings (idempotent).
@@ -499,6 +512,9 @@ def banner(settings: Settings, ports: Ports, data_dir: Path) -> str:
         f"  Workers             {workers_shown(settings.worker_processes)} on task queue "
         f"{settings.temporal_task_queue} (WORKER_PROCESSES)",
     ]
+    for name, address in worker_metrics_addresses(settings.worker_processes, ports).items():
+        lines.append(f"  SDK metrics         http://{address}/metrics   ({name})")
+    lines.append(f"  Shim metrics        {api}/metrics")
     mollie = f"http://127.0.0.1:{ports.mollie}"
     cleeng = f"http://127.0.0.1:{ports.cleeng}"
     if settings.mollie_emulated:

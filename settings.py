@@ -235,6 +235,30 @@ class Settings(BaseSettings):
         description="How far back each reconciliation run reads Mollie's payments",
     )
 
+    # Telemetry: logs, traces, the worker's SDK metrics (README, "Telemetry")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description=(
+            "How every process writes its log lines: 'text' for a person at a terminal, "
+            "'json' (one object a line, with workflow, activity and business ids) for a "
+            "log pipeline; both are redacted of secrets and customer data"
+        ),
+    )
+    tracing_exporter: Literal["none", "console", "otlp"] = Field(
+        default="none",
+        description=(
+            "Where OpenTelemetry spans go: 'none' (no tracing), 'console' (stdout) or 'otlp' "
+            "(OTLP over HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318)"
+        ),
+    )
+    worker_metrics_address: str = Field(
+        default="",
+        description=(
+            "host:port where a worker serves the Temporal SDK's Prometheus metrics (workflow, "
+            "activity and worker series); empty = none. The launcher gives each worker its own"
+        ),
+    )
+
     # API server
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -19,12 +19,16 @@ from pathlib import Path
 
 from pydantic import SecretStr
 from temporalio.client import Client, Interceptor
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig, DataSource
+from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig, TLSConfig
 
 from codec.payload_codec import EncryptionCodec
 from settings import Settings
+from telemetry.tracing import tracing_on
+from telemetry.workflow_log_ids import WorkflowIdsInLogs
 
 
 def data_converter(settings: Settings) -> DataConverter:
@@ -77,7 +81,14 @@ def check_payload_encryption(settings: Settings, logger: logging.Logger) -> None
 
 def client_interceptors(settings: Settings) -> list[Interceptor]:
     """Interceptors on every client (and so on every worker built from it)."""
-    return []
+    return [WorkflowIdsInLogs(), *tracing_interceptors(settings)]
+
+
+def tracing_interceptors(settings: Settings) -> list[Interceptor]:
+    """With tracing on, the current span travels in the headers of workflow starts, signals,
+    updates and activities, so the worker's spans join the trace of the request that caused
+    them. Off, nothing is added to any call."""
+    return [TracingInterceptor()] if tracing_on(settings) else []
 
 
 # The settings handed to Temporal's loader under Temporal's own variable names (each field's
@@ -103,13 +114,19 @@ class TemporalConnectionSettingsError(ValueError):
 
 
 async def connect_temporal(
-    settings: Settings, *, retry_config: RetryConfig | None = None
+    settings: Settings,
+    *,
+    retry_config: RetryConfig | None = None,
+    runtime: Runtime | None = None,
 ) -> Client:
+    """`runtime`: the SDK runtime (e.g. one serving metrics, `telemetry.sdk_metrics`); the
+    SDK's default when None."""
     return await Client.connect(
         **client_connect_config(settings),
         data_converter=data_converter(settings),
         interceptors=client_interceptors(settings),
         retry_config=retry_config,
+        runtime=runtime,
     )
 
 

@@ -26,6 +26,9 @@ from activities.mollie_activities import MollieActivities
 from clients.cleeng import CleengClient
 from clients.mollie import MollieGateway
 from settings import Settings, load_settings
+from telemetry.logs import configure_process_logging, settings_secrets
+from telemetry.sdk_metrics import worker_runtime
+from telemetry.tracing import install_tracing
 from temporal_connection import check_payload_encryption, connect_temporal
 from workflows.initial_purchase import InitialPurchaseWorkflow
 from workflows.payment_details import DetailsDeactivationWorkflow, NewPaymentDetailsWorkflow
@@ -178,7 +181,10 @@ async def build_worker(
 async def run_worker(settings: Settings) -> None:
     if not compile_workflow_sources():
         logger.warning("could not write the workflows' bytecode: each workflow run compiles them")
-    client = await connect_temporal(settings)
+    # The SDK's metrics come from the runtime of the client the worker polls with.
+    client = await connect_temporal(settings, runtime=worker_runtime(settings))
+    if settings.worker_metrics_address:
+        logger.info("Temporal SDK metrics at http://%s/metrics", settings.worker_metrics_address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -202,8 +208,9 @@ async def run_worker(settings: Settings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_settings()
+    configure_process_logging(settings, "worker")
+    install_tracing(settings, "connector-worker", settings_secrets(settings))
     check_payload_encryption(settings, logger)
     asyncio.run(run_worker(settings))
 

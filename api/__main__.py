@@ -9,6 +9,8 @@ import uvicorn
 
 from api.app import create_app
 from settings import load_settings
+from telemetry.logs import configure_process_logging, settings_secrets
+from telemetry.tracing import install_tracing
 from temporal_connection import check_payload_encryption
 
 logger = logging.getLogger("api")
@@ -20,7 +22,8 @@ def main() -> None:
     parser.add_argument("--host", default=settings.api_host)
     parser.add_argument("--port", type=int, default=settings.api_port)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_process_logging(settings, "api")
+    install_tracing(settings, "connector-api", settings_secrets(settings))
     if settings.sandbox_mode and not settings.frontend_api_keys:
         # Never silent: the public sandbox key opens the front-end API of this process.
         logger.warning(
@@ -28,7 +31,11 @@ def main() -> None:
             "FRONTEND_API_KEYS before exposing this API"
         )
     check_payload_encryption(settings, logger)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    # log_config=None: uvicorn's own lines go through the root handler above (format,
+    # redaction) instead of handlers of its own.
+    uvicorn.run(
+        create_app(settings), host=args.host, port=args.port, log_level="info", log_config=None
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
 
 from api import cleeng_webhooks, mollie_webhooks, payment_details, purchases
 from api.frontend_auth import FrontendAuth
@@ -26,7 +27,7 @@ from api.limits import BoundedInput
 from api.metrics import ShimMetrics
 from api.schemas import Problem
 from api.services import BoundedTtlCache, ShimServices
-from api.temporal_access import TemporalAccess
+from api.temporal_access import TemporalAccess, TemporalUnavailable
 from clients.cleeng import CleengClient
 from offline_docs import serve_docs_offline
 from settings import Settings
@@ -54,6 +55,14 @@ APP_WIDE_RESPONSES: dict[str, dict[str, Any]] = {
 }
 # Rate-limit refusals are logged per episode by their own dependency (api/services.py).
 _NOT_LOGGED_PER_REQUEST = frozenset({status.HTTP_429_TOO_MANY_REQUESTS})
+# Requests to these paths make no span: scrapes and probes would drown the payments.
+_UNTRACED_PATHS = frozenset({"/health", "/metrics"})
+
+
+def route_template(request: Request) -> str:
+    """`/purchases/{orderId}`, not the concrete path: a metric label must not carry ids."""
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "unmatched"))
 
 
 class Health(BaseModel):
@@ -81,6 +90,12 @@ def create_app(settings: Settings, temporal: TemporalAccess | None = None) -> Fa
         # Served by offline_docs instead: FastAPI's own pages load from a CDN.
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry support: once the process has a tracer provider
+        # (TRACING_EXPORTER, telemetry/tracing.py) each request gets a server span, the parent
+        # of the workflow start or signal it makes; without one it does nothing. Its log
+        # records (validation failures with the values sent) and its metrics stay off: the
+        # shim's logs and /metrics are its own.
+        telemetry={"exclude": untraced, "logs": False, "metrics": False},
     )
     serve_docs_offline(app, docs_url="/docs", redoc_url="/redoc", assets_url="/docs-assets")
     app.state.services = ShimServices(settings=settings, temporal=temporal_access, cleeng=cleeng)
@@ -102,6 +117,10 @@ def create_app(settings: Settings, temporal: TemporalAccess | None = None) -> Fa
     @app.exception_handler(StarletteHTTPException)
     async def log_refusal(request: Request, error: StarletteHTTPException) -> Response:
         # One line per refused request (never a traceback); the detail never holds secrets.
+        if error.status_code == status.HTTP_503_SERVICE_UNAVAILABLE and isinstance(
+            error.__cause__, TemporalUnavailable | RPCError
+        ):
+            app.state.metrics.temporal_unavailable.labels(route_template(request)).inc()
         if error.status_code not in _NOT_LOGGED_PER_REQUEST:
             logger.info(
                 "refused %s %s: %d %s",
@@ -119,6 +138,8 @@ def create_app(settings: Settings, temporal: TemporalAccess | None = None) -> Fa
             ".".join(str(part) for part in problem.get("loc", ())) for problem in error.errors()
         )
         logger.info("refused %s %s: 422 %s", request.method, request.url.path[:200], fields)
+        if route_template(request) == "/webhooks/mollie":
+            app.state.metrics.webhooks.labels("mollie", "rejected").inc()
         return await request_validation_exception_handler(request, error)
 
     app.include_router(purchases.router)
@@ -180,3 +201,7 @@ def create_app(settings: Settings, temporal: TemporalAccess | None = None) -> Fa
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def untraced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in _UNTRACED_PATHS

@@ -8,6 +8,9 @@ from prometheus_client import CollectorRegistry, Counter
 class ShimMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # Outcomes: taken (`accepted`, `signalled`, `follow_up`, `coalesced`, `duplicate`,
+        # `ignored`) and refused (`bad_signature` 401, `rejected` 400/422, `rate_limited`
+        # 429, `unavailable` 503).
         self.webhooks = Counter(
             "connector_webhooks_total",
             "Webhooks received, by source and outcome",
@@ -27,5 +30,13 @@ class ShimMetrics:
             "connector_mollie_webhook_lookups_total",
             "Mollie payment look-ups made to route Mollie webhooks, by result",
             ["result"],
+            registry=self.registry,
+        )
+        # Every 503 answered because Temporal was unreachable or too busy, by route template
+        # (never the concrete path: it may carry an order id per request).
+        self.temporal_unavailable = Counter(
+            "connector_temporal_unavailable_total",
+            "Requests answered 503 because Temporal was unreachable or busy, by route",
+            ["route"],
             registry=self.registry,
         )

@@ -193,6 +193,12 @@ class InitialPurchaseWorkflow:
             [search_attributes.CLEENG_PAYMENT_ID.value_set(self._cleeng_payment_id)]
         )
         self._status = STATUS_CAPTURED
+        # The line an operator searches for: the outcome, with both ledgers' ids.
+        workflow.logger.info(
+            "Mollie payment %s captured; recorded in Cleeng as payment %s",
+            payment.payment_id,
+            self._cleeng_payment_id,
+        )
 
     async def _details_for(
         self, order: OrderSnapshot, payment: GatewayPaymentView

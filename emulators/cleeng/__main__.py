@@ -13,6 +13,8 @@ from pathlib import Path
 
 import uvicorn
 
+from telemetry.logs import configure_logging, env_log_format
+
 from ..state_file import DEFAULT_SAVE_INTERVAL_SECONDS
 from .app import create_app
 from .config import CleengEmulatorConfig
@@ -71,8 +73,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    # LOG_FORMAT as the connector's processes read it, so the launcher's logs are alike.
+    configure_logging(
+        env_log_format(), "cleeng-emulator", [args.publisher_token], level=args.log_level
     )
     config = CleengEmulatorConfig(
         public_url=args.public_url or f"http://{args.host}:{args.port}",
@@ -95,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         access_log=False,
+        log_config=None,
         log_level=args.log_level.lower(),
         # The app stamps Date from the emulator's (movable) clock.
         date_header=False,

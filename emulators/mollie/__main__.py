@@ -6,12 +6,13 @@ Every option falls back to an environment variable MOLLIE_EMULATOR_<OPTION>.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
+
+from telemetry.logs import configure_logging, env_log_format
 
 from ..state_file import DEFAULT_SAVE_INTERVAL_SECONDS
 from .app import create_app
@@ -78,9 +79,8 @@ def config_from_args(args: argparse.Namespace) -> MollieEmulatorConfig:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # LOG_FORMAT as the connector's processes read it, so the launcher's logs are alike.
+    configure_logging(env_log_format(), "mollie-emulator", [args.api_key], level=args.log_level)
     config = config_from_args(args)
     # uvicorn's access log is off: RequestLogMiddleware writes the one line per request.
     uvicorn.run(
@@ -89,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         port=args.port,
         log_level=args.log_level,
         access_log=False,
+        log_config=None,
     )
 
 

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,7 @@ LAUNCHER_PORTS = (
     "mollie",
     "cleeng",
     "codec",
+    "worker-metrics",
 )
 
 # Settings a developer's shell may hold that must not reach a sandbox stack under test.
@@ -84,9 +85,12 @@ _CONNECTOR_ENV_PREFIXES = (
 )
 
 
-def start_launcher(data_dir: Path, cwd: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
-    """`python -m launcher` exactly as `scripts/run` runs it, on free ports, in sandbox mode;
-    its console (stdout and stderr) is readable line by line. Returns it and its ports."""
+def start_launcher(
+    data_dir: Path, cwd: Path, extra_env: Mapping[str, str] | None = None
+) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    """`python -m launcher` exactly as `scripts/run` runs it, on free ports, in sandbox mode
+    (with `extra_env` set, e.g. LOG_FORMAT); its console (stdout and stderr) is readable line
+    by line. Returns it and its ports."""
     ports = {name: free_port() for name in LAUNCHER_PORTS}
     args = [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
     env = {
@@ -94,6 +98,7 @@ def start_launcher(data_dir: Path, cwd: Path) -> tuple[subprocess.Popen[str], di
         for key, value in os.environ.items()
         if not key.startswith(_CONNECTOR_ENV_PREFIXES)
     }
+    env.update(extra_env or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "launcher", "--data-dir", str(data_dir), *args],
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
