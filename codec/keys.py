@@ -17,6 +17,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    from settings import Settings
 
 KEY_BYTES = 32  # AES-256
 # A key id travels in clear in every payload's metadata and in error messages: short, plain.
@@ -106,3 +112,20 @@ def dev_key_ring_text(data_dir: Path) -> str:
     text = path.read_text().strip()
     parse_key_ring(text)  # a damaged file is named now, not at the first payload
     return text
+
+
+# Where `scripts/run` keeps its data (the launcher's --data-dir default), relative to the
+# directory it runs in.
+SANDBOX_DATA_DIR = Path(".data")
+
+
+def with_sandbox_keys(settings: Settings) -> Settings:
+    """For a tool run beside `scripts/run` (the operator CLI, the demos): the sandbox stack's
+    own key ring when no PAYLOAD_ENCRYPTION_KEYS is set, so it reads what the stack wrote.
+    Never creates a key, and never applies outside sandbox mode."""
+    if settings.payload_encryption_keys is not None or not settings.sandbox_mode:
+        return settings
+    if not (SANDBOX_DATA_DIR / DEV_KEY_FILE).exists():
+        return settings
+    keys = SecretStr(dev_key_ring_text(SANDBOX_DATA_DIR))
+    return settings.model_copy(update={"payload_encryption_keys": keys})

@@ -18,6 +18,7 @@ import typer
 from temporalio.client import Client
 from temporalio.service import RetryConfig, RPCError
 
+from codec.keys import with_sandbox_keys
 from settings import Settings, load_settings
 from temporal_connection import connect_temporal
 
@@ -74,7 +75,7 @@ async def connect(settings: Settings) -> Client:
 def run(command: Callable[[Context], Awaitable[None]]) -> None:
     """Load the settings, connect to Temporal and run `command`, turning expected failures
     into one line and an exit code."""
-    settings = load_settings()
+    settings = with_sandbox_keys(load_settings())
 
     async def main() -> tuple[str, int] | None:
         # Failures become plain values before leaving the event loop: an exception carried out

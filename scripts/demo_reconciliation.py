@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 from demo_renewals import buy, iso, show, subscription_of, utc
 
+from codec.keys import with_sandbox_keys
 from connector_ops.schedules import reconcile_now
 from domain.reconciliation import ReconciliationReport
 from settings import EMULATOR_FRONTEND_API_KEY, EMULATOR_MOLLIE_API_KEY, load_settings
@@ -58,7 +59,7 @@ def print_report(title: str, report: ReconciliationReport) -> None:
 
 
 async def reconcile(args: argparse.Namespace) -> tuple[ReconciliationReport, ReconciliationReport]:
-    settings = load_settings()
+    settings = with_sandbox_keys(load_settings())
     client = await connect_temporal(settings)
     first = await reconcile_now(client, settings, window_hours=args.window_hours, repair=True)
     second = await reconcile_now(client, settings, window_hours=args.window_hours, repair=True)
@@ -66,7 +67,7 @@ async def reconcile(args: argparse.Namespace) -> tuple[ReconciliationReport, Rec
 
 
 async def terminate(workflow_id: str) -> None:
-    client = await connect_temporal(load_settings())
+    client = await connect_temporal(with_sandbox_keys(load_settings()))
     await client.get_workflow_handle(workflow_id).terminate("demo: terminated by mistake")
 
 

@@ -8,6 +8,7 @@ launcher (Temporal, emulators, worker, API) and SIGKILLs the worker and the Moll
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import queue
 import signal
@@ -30,7 +31,7 @@ from temporalio.client import Client
 from codec.keys import DEV_KEY_FILE
 from connector_ops.schedules import RECONCILIATION_SCHEDULE_ID
 from launcher import Backoff, StartupFailed, Supervisor, dev_server_cache_flags, worker_names
-from tests.support.servers import start_launcher, stop_if_running
+from tests.support.servers import clean_env, start_launcher, stop_if_running
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 # Records its name in a file when asked to stop, so the order of stops can be checked. It
@@ -400,6 +401,18 @@ def test_the_launcher_runs_as_many_workers_as_asked_on_one_task_queue(
         )  # fmt: skip
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert '"status": "captured"' in demo.stdout
+
+        # The operator CLI run beside the stack reads its encrypted histories with the
+        # stack's own key (nothing configured), and reconciliation finds nothing to repair.
+        reconciled = subprocess.run(
+            [sys.executable, "-m", "connector_ops", "reconcile", "now", "--json"],
+            cwd=tmp_path, env={**clean_env(), "TEMPORAL_ADDRESS": temporal},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+        report = json.loads(reconciled.stdout)
+        assert report["payments_checked"] >= 1
+        assert report["findings"] == []
 
         launcher.send_signal(signal.SIGINT)
         assert launcher.wait(timeout=60) == 0

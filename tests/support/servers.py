@@ -85,6 +85,15 @@ _CONNECTOR_ENV_PREFIXES = (
 )
 
 
+def clean_env() -> dict[str, str]:
+    """This process's environment without any connector setting a developer's shell holds."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(_CONNECTOR_ENV_PREFIXES)
+    }
+
+
 def start_launcher(
     data_dir: Path, cwd: Path, extra_env: Mapping[str, str] | None = None
 ) -> tuple[subprocess.Popen[str], dict[str, int]]:
@@ -93,12 +102,7 @@ def start_launcher(
     by line. Returns it and its ports."""
     ports = {name: free_port() for name in LAUNCHER_PORTS}
     args = [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(_CONNECTOR_ENV_PREFIXES)
-    }
-    env.update(extra_env or {})
+    env = {**clean_env(), **(extra_env or {})}
     process = subprocess.Popen(
         [sys.executable, "-m", "launcher", "--data-dir", str(data_dir), *args],
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
