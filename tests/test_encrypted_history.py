@@ -33,7 +33,13 @@ from domain.tokens import MollieToken
 from launcher import find_temporal
 from tests.conftest import Connector, connector_settings, own_emulators
 from tests.support.servers import free_port, serve_in_thread
-from tests.support.shop import advance_clock, choose_on_checkout, frontend_headers, seed_order
+from tests.support.shop import (
+    advance_clock,
+    choose_on_checkout,
+    cleeng_payments,
+    seed_order,
+    start_purchase,
+)
 from tests.support.temporal import client_for
 from worker import build_worker
 from workflows.initial_purchase import InitialPurchaseWorkflow
@@ -75,24 +81,14 @@ async def paid_purchase(connector: Connector) -> tuple[str, list[str]]:
     email = f"ada-{uuid.uuid4().hex[:10]}@example.com"
     seeded = await seed_order(connector.emulators.cleeng_url, email=email)
     order_id = str(seeded["orderId"])
+    checkout_url = await start_purchase(connector, seeded)
+    await choose_on_checkout(checkout_url, "paid")
+    workflow_id = purchase_workflow_id(order_id)
+    # Read back through the codec: the client that started it can read its result.
+    final = await connector.client.get_workflow_handle(workflow_id).result()
+    assert final["status"] == "captured"
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, order_id)
     async with httpx.AsyncClient(timeout=60) as http:
-        started = await http.post(
-            f"{connector.api_url}/purchases",
-            json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks"},
-            headers=frontend_headers(connector.settings, seeded["customerId"]),
-        )
-        assert started.status_code == 201, started.text
-        await choose_on_checkout(started.json()["checkoutUrl"], "paid")
-        workflow_id = purchase_workflow_id(order_id)
-        # Read back through the codec: the client that started it can read its result.
-        final = await connector.client.get_workflow_handle(workflow_id).result()
-        assert final["status"] == "captured"
-        payment = (
-            await http.get(
-                f"{connector.emulators.cleeng_url}/_emulator/payments", params={"orderId": order_id}
-            )
-        ).json()
-        [recorded] = payment["items"] if isinstance(payment, dict) else payment
         details = await http.get(
             f"{connector.emulators.cleeng_url}/_emulator/payment-details/"
             f"{recorded['paymentDetailsId']}"
@@ -209,15 +205,9 @@ async def test_failure_messages_are_stored_encrypted_and_read_in_clear_by_the_co
     connector = encrypted_connector
     seeded = await seed_order(connector.emulators.cleeng_url, price=20.00, currency="EUR")
     order_id = str(seeded["orderId"])
-    async with httpx.AsyncClient(timeout=60) as http:
-        started = await http.post(
-            f"{connector.api_url}/purchases",
-            json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks"},
-            headers=frontend_headers(connector.settings, seeded["customerId"]),
-        )
-    assert started.status_code == 201, started.text
+    checkout_url = await start_purchase(connector, seeded)
     await advance_clock(connector.emulators.cleeng_url, 25 * 3600)  # orders expire after 24 h
-    await choose_on_checkout(started.json()["checkoutUrl"], "paid")
+    await choose_on_checkout(checkout_url, "paid")
 
     workflow_id = purchase_workflow_id(order_id)
     handle: WorkflowHandle[Any, PurchaseView] = connector.client.get_workflow_handle_for(

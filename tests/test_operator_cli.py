@@ -38,10 +38,10 @@ from tests.support.cli import ops
 from tests.support.shop import (
     choose_on_checkout,
     cleeng_payments,
-    frontend_headers,
     mollie_payments_for_order,
     seed_order,
     set_faults,
+    start_purchase,
 )
 from workflows.initial_purchase import InitialPurchaseWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
@@ -124,14 +124,8 @@ async def test_subscription_shows_each_cycle_with_its_payments_and_story(
 async def test_purchase_shows_a_captured_purchase(connector: Connector, cli_dir: Path) -> None:
     seeded = await seed_order(connector.emulators.cleeng_url, price=12.00, currency="EUR")
     order_id = str(seeded["orderId"])
-    async with httpx.AsyncClient(timeout=60) as http:
-        started = await http.post(
-            f"{connector.api_url}/purchases",
-            json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks"},
-            headers=frontend_headers(connector.settings, seeded["customerId"]),
-        )
-    assert started.status_code == 201, started.text
-    await choose_on_checkout(started.json()["checkoutUrl"], "paid")
+    checkout_url = await start_purchase(connector, seeded)
+    await choose_on_checkout(checkout_url, "paid")
     final = await purchase_handle(connector, order_id).result()
 
     shown = (await ops(connector, "purchase", order_id, "--json", cwd=cli_dir)).json()
@@ -239,14 +233,8 @@ async def test_workflow_retry_resets_a_purchase_stuck_on_cleeng(
     # Cleeng refuses to record payments: the purchase is paid and waits, retrying the record.
     refuse_records = {"method": "POST", "pathPrefix": "/3.1/payments", "status": 500, "count": 1000}
     await set_faults(cleeng, {"failNext": [refuse_records]})
-    async with httpx.AsyncClient(timeout=60) as http:
-        started = await http.post(
-            f"{connector.api_url}/purchases",
-            json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks"},
-            headers=frontend_headers(connector.settings, seeded["customerId"]),
-        )
-    assert started.status_code == 201, started.text
-    await choose_on_checkout(started.json()["checkoutUrl"], "paid")
+    checkout_url = await start_purchase(connector, seeded)
+    await choose_on_checkout(checkout_url, "paid")
     handle = connector.client.get_workflow_handle(workflow_id)
     async with asyncio.timeout(60):
         while not any(

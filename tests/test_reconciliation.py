@@ -38,10 +38,10 @@ from tests.support.cli import ops
 from tests.support.shop import (
     choose_on_checkout,
     cleeng_payments,
-    frontend_headers,
     paid_purchase,
     seed_order,
     set_faults,
+    start_purchase,
 )
 
 MOLLIE_AUTH = {"Authorization": f"Bearer {EMULATOR_MOLLIE_API_KEY}"}
@@ -154,19 +154,13 @@ async def test_a_refund_made_outside_the_connector_and_a_lost_chargeback_reach_c
 async def test_money_taken_but_never_recorded_is_left_for_a_person(connector: Connector) -> None:
     seeded = await seed_order(connector.emulators.cleeng_url, price=15.00, currency="EUR")
     order_id = str(seeded["orderId"])
-    async with httpx.AsyncClient(timeout=60) as http:
-        started = await http.post(
-            f"{connector.api_url}/purchases",
-            json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks"},
-            headers=frontend_headers(connector.settings, seeded["customerId"]),
-        )
-        assert started.status_code == 201, started.text
-        # Cleeng stops taking payment records; the workflow keeps trying to record.
-        await set_faults(
-            connector.emulators.cleeng_url,
-            {"failNext": [{"method": "POST", "pathPrefix": "/3.1/payments", "count": 1000}]},
-        )
-        await choose_on_checkout(started.json()["checkoutUrl"], "paid")
+    checkout_url = await start_purchase(connector, seeded)
+    # Cleeng stops taking payment records; the workflow keeps trying to record.
+    await set_faults(
+        connector.emulators.cleeng_url,
+        {"failNext": [{"method": "POST", "pathPrefix": "/3.1/payments", "count": 1000}]},
+    )
+    await choose_on_checkout(checkout_url, "paid")
     purchase = connector.client.get_workflow_handle(f"purchase:{order_id}")
 
     still_trying = await reconcile(connector)

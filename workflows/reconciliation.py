@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from temporalio import workflow
@@ -54,7 +53,6 @@ from domain.reconciliation import (
 from domain.refunds import (
     MOLLIE_REFUND_DONE,
     REFUND_TYPE_REFUND,
-    ChargebackInput,
     CleengRefundInput,
     chargeback_workflow_id,
 )
@@ -166,7 +164,8 @@ class ReconciliationWorkflow:
             payment_id=payment.payment_id,
             repair_id=repair_id,
             what=what,
-            start=partial(_release_hold, hold, repair_id),
+            run=ReleaseOrphanHoldWorkflow.run,
+            arg=hold,
         )
 
     async def _check_refunds(
@@ -238,7 +237,8 @@ class ReconciliationWorkflow:
                 payment_id=payment.payment_id,
                 repair_id=repair_id,
                 what=what,
-                start=partial(_record_refund, outside_refund, repair_id),
+                run=RecordOutsideRefundWorkflow.run,
+                arg=outside_refund,
             )
 
     async def _check_chargebacks(
@@ -262,7 +262,8 @@ class ReconciliationWorkflow:
                 payment_id=payment.payment_id,
                 repair_id=repair_id,
                 what=f"chargeback {chargeback.chargeback_id} of {chargeback.amount} not reported",
-                start=partial(_report_chargeback, chargeback, repair_id),
+                run=ChargebackWorkflow.run,
+                arg=chargeback,
             )
 
     def _needs_repair(
@@ -296,8 +297,12 @@ class ReconciliationWorkflow:
         payment_id: str,
         repair_id: str,
         what: str,
-        start: _ChildStarter,
+        run: Callable[[Any, Any], Awaitable[Any]],
+        arg: object,
     ) -> None:
+        """Run the repair workflow `run(arg)` as child `repair_id`: at most once per id, ever
+        (a failed repair is for a person, not for the next run), and on to its end if this run
+        is stopped."""
         if not request.repair:
             report.findings.append(
                 Finding(
@@ -310,8 +315,13 @@ class ReconciliationWorkflow:
             )
             return
         try:
-            handle = await start()
-            await handle
+            await workflow.execute_child_workflow(
+                run,
+                arg,
+                id=repair_id,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
         except WorkflowAlreadyStartedError:
             # Another run (or a late webhook) took it on between our look and our start.
             report.in_progress += 1
@@ -355,43 +365,6 @@ class ReconciliationWorkflow:
                 extra={"mollie_payment_id": finding.mollie_payment_id},
             )
         workflow.logger.info(report.summary())
-
-
-_AnyChild = workflow.ChildWorkflowHandle[Any, Any]
-# Starts one repair child workflow (see `_repair`).
-_ChildStarter = Callable[[], Awaitable[_AnyChild]]
-
-
-# Repairs run at most once per id, ever (a failed one is for a person, not for the next run),
-# and go on if the reconciliation run that started them is stopped.
-async def _release_hold(hold: OrphanHoldInput, repair_id: str) -> _AnyChild:
-    return await workflow.start_child_workflow(
-        ReleaseOrphanHoldWorkflow.run,
-        hold,
-        id=repair_id,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        parent_close_policy=ParentClosePolicy.ABANDON,
-    )
-
-
-async def _record_refund(refund: OutsideRefundInput, repair_id: str) -> _AnyChild:
-    return await workflow.start_child_workflow(
-        RecordOutsideRefundWorkflow.run,
-        refund,
-        id=repair_id,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        parent_close_policy=ParentClosePolicy.ABANDON,
-    )
-
-
-async def _report_chargeback(chargeback: ChargebackInput, repair_id: str) -> _AnyChild:
-    return await workflow.start_child_workflow(
-        ChargebackWorkflow.run,
-        chargeback,
-        id=repair_id,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        parent_close_policy=ParentClosePolicy.ABANDON,
-    )
 
 
 @workflow.defn(name="ReleaseOrphanHold")

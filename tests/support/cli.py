@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import Connector
+from tests.support.servers import clean_env
 
-# Settings a developer's shell may hold that must not reach the CLI under test.
-_CONNECTOR_ENV_PREFIXES = (
-    "CLEENG_",
-    "MOLLIE_",
-    "TEMPORAL_",
-    "CONNECTOR_",
-    "API_",
-    "FRONTEND_",
-    "MAX_",
-    "WEBHOOK_",
-)
 CLI_TIMEOUT_SECONDS = 120
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +30,7 @@ class CliResult:
 async def ops(connector: Connector, *args: str, cwd: Path) -> CliResult:
     """`python -m connector_ops ARGS` as an operator runs it, configured like the worker."""
     settings = connector.settings
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_CONNECTOR_ENV_PREFIXES)}
+    env = clean_env()
     env.update(
         # The checkout under test, whatever the virtualenv's install last saw of it.
         PYTHONPATH=str(ROOT),

@@ -82,6 +82,7 @@ _CONNECTOR_ENV_PREFIXES = (
     "PAYLOAD_",
     "CODEC_",
     "ALLOW_",
+    "WEBHOOK_",
 )
 
 

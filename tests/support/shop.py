@@ -4,6 +4,7 @@ the shopper on Mollie's checkout page, the operator reading both ledgers."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -76,17 +77,26 @@ async def advance_clock(base_url: str, seconds: float) -> None:
         response.raise_for_status()
 
 
+async def start_purchase(connector: Connector, seeded: Mapping[str, Any]) -> str:
+    """`POST /purchases` for a seeded order, as the publisher's backend sends it (its key, the
+    customer it acts for); the checkout URL the shopper is sent to."""
+    async with httpx.AsyncClient(timeout=60) as http:
+        started = await http.post(
+            f"{connector.api_url}/purchases",
+            json={"orderId": str(seeded["orderId"]), "redirectUrl": f"{TEST_SHOP_ORIGIN}/thanks"},
+            headers=frontend_headers(connector.settings, seeded["customerId"]),
+        )
+    assert started.status_code == 201, started.text
+    checkout_url: str = started.json()["checkoutUrl"]
+    return checkout_url
+
+
 async def paid_purchase(connector: Connector, price: float = 20.00) -> dict[str, Any]:
     """A captured initial payment: its Cleeng record (id, orderId, externalPaymentId...)."""
     seeded = await seed_order(connector.emulators.cleeng_url, price=price, currency="EUR")
     order_id = str(seeded["orderId"])
-    async with httpx.AsyncClient(timeout=60) as http:
-        started = await http.post(
-            f"{connector.api_url}/purchases",
-            json={"orderId": order_id, "redirectUrl": "https://shop.example/thanks"},
-            headers=frontend_headers(connector.settings, seeded["customerId"]),
-        )
-        await choose_on_checkout(started.json()["checkoutUrl"], "paid")
+    checkout_url = await start_purchase(connector, seeded)
+    await choose_on_checkout(checkout_url, "paid")
     await connector.client.get_workflow_handle(f"purchase:{order_id}").result()
     [payment] = await cleeng_payments(connector.emulators.cleeng_url, order_id)
     return payment
