@@ -168,7 +168,9 @@ def start_launcher(ports: Ports, data_dir: Path) -> subprocess.Popen[bytes]:
     ]
     log = (data_dir / "launcher.log").open("ab")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEENG_", "MOLLIE_"))}
-    # Sandbox mode on loopback: no real credentials may leak in from the environment.
+    # Sandbox mode on loopback: no real credentials may leak in from the environment. No
+    # scheduled reconciliation: the invariants judge what the flows alone did under faults.
+    env["RECONCILIATION_INTERVAL_MINUTES"] = "0"
     return subprocess.Popen(
         [sys.executable, "-m", "launcher", "--data-dir", str(data_dir), *flags],
         cwd=REPO,
