@@ -19,6 +19,7 @@ from clients import cleeng_contract as contract
 from clients.errors import ServiceError
 from clients.mollie import (
     OPERATION_METADATA_KEY,
+    WORKFLOW_METADATA_KEY,
     GatewayPayment,
     GatewayRefund,
     MollieGateway,
@@ -121,7 +122,7 @@ class MollieActivities:
             "sequenceType": "first",
             "customerId": request.mollie_customer_id,
             "metadata": {
-                "workflowId": request.workflow_id,
+                WORKFLOW_METADATA_KEY: request.workflow_id,
                 OPERATION_METADATA_KEY: request.operation_key,
             },
         }
@@ -146,7 +147,7 @@ class MollieActivities:
             "mandateId": request.mandate_id,
             "metadata": {
                 **request.metadata,
-                "workflowId": request.workflow_id,
+                WORKFLOW_METADATA_KEY: request.workflow_id,
                 OPERATION_METADATA_KEY: request.operation_key,
             },
         }
@@ -310,7 +311,7 @@ class MollieActivities:
                 status=payment.status,
                 amount=payment.amount,
                 created_at=payment.created_at or "",
-                owner_workflow_id=str(payment.metadata["workflowId"]),
+                owner_workflow_id=str(payment.metadata[WORKFLOW_METADATA_KEY]),
                 order_id=(
                     str(payment.metadata["orderId"]) if payment.metadata.get("orderId") else None
                 ),
@@ -318,7 +319,7 @@ class MollieActivities:
                 charged_back=payment.amount_charged_back,
             )
             for payment in payments
-            if payment.metadata.get("workflowId")
+            if payment.metadata.get(WORKFLOW_METADATA_KEY)
         ]
         return PaymentsInWindow(
             payments=mine, others_skipped=len(payments) - len(mine), window_covered=covered

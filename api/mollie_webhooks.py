@@ -33,7 +33,7 @@ from api.metrics import ShimMetrics
 from api.services import PaymentRoute, ShimServices, services, webhook_rate_limit
 from api.temporal_access import service_unavailable, temporal_unavailable_as_503
 from clients.errors import ServiceError
-from clients.mollie import GatewayPayment
+from clients.mollie import WORKFLOW_METADATA_KEY, GatewayPayment
 from domain.operations import PaymentNotice
 from workflows.refund import PaymentFollowUpWorkflow
 
@@ -160,7 +160,7 @@ async def _look_up(
         raise MollieUnavailable(
             f"Mollie's answer about {payment_id} was unreadable ({type(error).__name__})"
         ) from error
-    owner = payment.metadata.get("workflowId")
+    owner = payment.metadata.get(WORKFLOW_METADATA_KEY)
     if not isinstance(owner, str) or not _OWNER_WORKFLOW.fullmatch(owner):
         shim.mollie_routing.negative.put(payment_id, "not_ours")
         metrics.mollie_lookups.labels("not_ours").inc()

@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 SERVICE = "mollie"
 OPERATION_METADATA_KEY = "operation"
+# The workflow that made a payment, in its metadata: a payment without it is not the
+# connector's.
+WORKFLOW_METADATA_KEY = "workflowId"
 _T = TypeVar("_T")
 _STATUS_IN_MESSAGE = re.compile(r"status code: (\d{3})")
 # The most items Mollie returns per page of a list (https://docs.mollie.com/reference/pagination).

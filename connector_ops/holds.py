@@ -6,18 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from temporalio.client import WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 
+from activities.directory import WorkflowDirectory
 from clients.errors import ServiceError
-from clients.mollie import MollieGateway
+from clients.mollie import WORKFLOW_METADATA_KEY, MollieGateway
 from connector_ops.common import Context, JsonFlag, OpsError, emit, run
+from domain.reconciliation import is_running
 
 app = typer.Typer(rich_markup_mode=None, no_args_is_help=True, help="Open card holds at Mollie.")
-
-# The connector names the workflow that made a payment in the payment's metadata
-# (activities/mollie_activities.py); a payment without it is not the connector's.
-_OWNER_KEY = "workflowId"
 
 
 @app.command("list")
@@ -42,20 +38,23 @@ async def _list_holds(ctx: Context, as_json: bool) -> None:
         raise OpsError(f"could not list Mollie's payments: {error}") from error
     finally:
         await gateway.aclose()
+    mine = [p for p in payments if p.metadata.get(WORKFLOW_METADATA_KEY)]
+    owners = {str(p.metadata[WORKFLOW_METADATA_KEY]) for p in mine}
+    states = {
+        state.workflow_id: state
+        for state in await WorkflowDirectory(ctx.client).workflow_states(sorted(owners))
+    }
     holds: list[dict[str, Any]] = []
-    for payment in payments:
-        owner = payment.metadata.get(_OWNER_KEY)
-        if not owner:
-            continue
-        status = await _owner_status(ctx, str(owner))
+    for payment in mine:
+        owner = states[str(payment.metadata[WORKFLOW_METADATA_KEY])]
         holds.append(
             {
                 "payment_id": payment.id,
                 "amount": str(payment.amount),
                 "subscription_id": payment.metadata.get("subscriptionId"),
-                "workflow_id": str(owner),
-                "workflow_status": status,
-                "orphan": status != WorkflowExecutionStatus.RUNNING.name,
+                "workflow_id": owner.workflow_id,
+                "workflow_status": owner.status,
+                "orphan": not is_running(owner),
             }
         )
     orphans = sum(1 for hold in holds if hold["orphan"])
@@ -67,13 +66,3 @@ async def _list_holds(ctx: Context, as_json: bool) -> None:
             f"{hold['workflow_status']}  {marker}"
         )
     emit({"holds": holds, "orphans": orphans}, "\n".join(lines), as_json)
-
-
-async def _owner_status(ctx: Context, workflow_id: str) -> str:
-    try:
-        description = await ctx.client.get_workflow_handle(workflow_id).describe()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return "NONE"
-        raise
-    return (description.status or WorkflowExecutionStatus.RUNNING).name
