@@ -21,12 +21,20 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from demo_renewals import buy, iso, show, subscription_of, utc
+from demo_renewals import (
+    buy,
+    iso,
+    mollie_customer_of,
+    show,
+    stack_arguments,
+    subscription_of,
+    utc,
+)
 
 from codec.keys import with_sandbox_keys
 from connector_ops.schedules import reconcile_now
 from domain.reconciliation import ReconciliationReport
-from settings import EMULATOR_FRONTEND_API_KEY, EMULATOR_MOLLIE_API_KEY, load_settings
+from settings import EMULATOR_MOLLIE_API_KEY, load_settings
 from temporal_connection import connect_temporal
 
 AUTHORISED_DEADLINE_SECONDS = 60
@@ -75,10 +83,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--api", default="http://127.0.0.1:8000")
-    parser.add_argument("--api-key", default=EMULATOR_FRONTEND_API_KEY)
-    parser.add_argument("--cleeng", default="http://127.0.0.1:8102")
-    parser.add_argument("--mollie", default="http://127.0.0.1:8101")
+    stack_arguments(parser)
     parser.add_argument("--window-hours", type=int, default=24)
     args = parser.parse_args()
     mollie_auth = {"Authorization": f"Bearer {EMULATOR_MOLLIE_API_KEY}"}
@@ -95,11 +100,7 @@ def main() -> int:
             json={"to": iso(due - timedelta(hours=71)), "settleSeconds": 5},
             timeout=None,
         ).raise_for_status()
-        details = http.get(
-            f"{args.cleeng}/_emulator/payment-details", params={"customerId": customer_id}
-        ).raise_for_status()
-        mollie_customer = details.json()["items"][-1]["token"].split(":")[1]
-        hold = wait_for_hold(http, args.mollie, mollie_customer)
+        hold = wait_for_hold(http, args.mollie, mollie_customer_of(http, args, customer_id))
         if hold is None:
             print("\nNo renewal was authorised. Is the connector subscribed to Cleeng's webhooks?")
             return 1

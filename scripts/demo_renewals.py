@@ -91,17 +91,34 @@ def buy(http: httpx.Client, args: argparse.Namespace) -> tuple[dict[str, Any], i
     return state, int(seeded["customerId"])
 
 
-def decline_charges(
-    http: httpx.Client, args: argparse.Namespace, customer_id: int, count: int
-) -> None:
-    """Make the card decline the customer's next `count` charges at Mollie."""
+def mollie_customer_of(http: httpx.Client, args: argparse.Namespace, customer_id: int) -> str:
+    """The Mollie customer behind the Cleeng customer's latest payment details."""
     details = (
         http.get(f"{args.cleeng}/_emulator/payment-details", params={"customerId": customer_id})
         .raise_for_status()
         .json()["items"]
     )
     # Payment details token: mollie:cst_...:mdt_...
-    mollie_customer = details[-1]["token"].split(":")[1]
+    return str(details[-1]["token"].split(":")[1])
+
+
+def stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the running `scripts/run` stack answers, and the front-end key it accepts."""
+    parser.add_argument("--api", default="http://127.0.0.1:8000")
+    parser.add_argument(
+        "--api-key",
+        default=EMULATOR_FRONTEND_API_KEY,
+        help="front-end API key (default: the sandbox key scripts/run accepts)",
+    )
+    parser.add_argument("--cleeng", default="http://127.0.0.1:8102")
+    parser.add_argument("--mollie", default="http://127.0.0.1:8101")
+
+
+def decline_charges(
+    http: httpx.Client, args: argparse.Namespace, customer_id: int, count: int
+) -> None:
+    """Make the card decline the customer's next `count` charges at Mollie."""
+    mollie_customer = mollie_customer_of(http, args, customer_id)
     outcome = {"status": "failed", "failureReason": "insufficient_funds"}
     answer = (
         http.post(
@@ -156,14 +173,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--api", default="http://127.0.0.1:8000")
-    parser.add_argument(
-        "--api-key",
-        default=EMULATOR_FRONTEND_API_KEY,
-        help="front-end API key (default: the sandbox key scripts/run accepts)",
-    )
-    parser.add_argument("--cleeng", default="http://127.0.0.1:8102")
-    parser.add_argument("--mollie", default="http://127.0.0.1:8101")
+    stack_arguments(parser)
     parser.add_argument("--temporal-ui", default="http://127.0.0.1:8233")
     parser.add_argument("--months", type=int, default=12, help="renewals to play (default 12)")
     parser.add_argument(
