@@ -1,0 +1,97 @@
+"""What each Mollie payment method can do for a subscription, in one table.
+
+The facts, each with its source page, are in docs/mollie-contract.md ("Method capabilities");
+`tests/test_method_capabilities.py` holds this module and that table together. Workflows decide
+from here what they may ask Mollie for:
+
+- the first payment of a subscription may be 0.00 only where `zero_first_payment` says so;
+  elsewhere a free trial pays the smallest amount, refunded once it is paid;
+- only a mandate whose method can hold funds is asked for `captureMode: manual`;
+- a charge whose method stays `pending` for days is put in Cleeng as `authorized` at once
+  (Cleeng's order would expire unpaid after 24 hours) and updated when Mollie settles it.
+
+Pure data and functions: the workflow sandbox imports this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+# Mandate methods (a Mollie mandate's `method`).
+MANDATE_CREDITCARD: Final = "creditcard"
+MANDATE_DIRECTDEBIT: Final = "directdebit"
+MANDATE_PAYPAL: Final = "paypal"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MethodCapability:
+    """One Mollie method as the first payment of a subscription."""
+
+    method: str
+    mandate_method: str | None
+    """The mandate a paid `first` payment leaves; None: the method starts no subscription."""
+    zero_first_payment: bool
+    """Mollie accepts 0.00 for a `first` payment with this method."""
+    manual_capture: bool
+    """Mollie accepts `captureMode: manual` (a hold) for this method."""
+
+
+def _method(
+    method: str, mandate: str | None, *, zero: bool = False, hold: bool = False
+) -> MethodCapability:
+    return MethodCapability(
+        method=method, mandate_method=mandate, zero_first_payment=zero, manual_capture=hold
+    )
+
+
+# The methods Mollie documents as able to start recurring payments, and what they leave.
+FIRST_PAYMENT_METHODS: Final[dict[str, MethodCapability]] = {
+    capability.method: capability
+    for capability in (
+        _method("creditcard", MANDATE_CREDITCARD, zero=True, hold=True),
+        # Apple Pay is a card payment: it leaves a creditcard mandate.
+        _method("applepay", MANDATE_CREDITCARD, zero=True, hold=True),
+        _method("paypal", MANDATE_PAYPAL, zero=True),
+        _method("ideal", MANDATE_DIRECTDEBIT),
+        _method("bancontact", MANDATE_DIRECTDEBIT),
+        _method("eps", MANDATE_DIRECTDEBIT),
+        _method("belfius", MANDATE_DIRECTDEBIT),
+        _method("kbc", MANDATE_DIRECTDEBIT),
+        _method("trustly", MANDATE_DIRECTDEBIT),
+    )
+}
+
+# Mandate methods whose recurring charge Mollie can hold with `captureMode: manual`.
+HOLDING_MANDATES: Final = frozenset({MANDATE_CREDITCARD})
+
+# Mandate methods whose recurring charge can stay `pending` longer than Cleeng keeps an order
+# (24 hours): SEPA Direct Debit settles a business day or more after its debit date.
+SLOW_SETTLING_MANDATES: Final = frozenset({MANDATE_DIRECTDEBIT})
+
+# The smallest amount a first payment can carry where 0.00 is not allowed, in minor units.
+SMALLEST_FIRST_PAYMENT_MINOR: Final = 1
+
+
+def capability(method: str | None) -> MethodCapability | None:
+    """The method's row, or None for a method unknown here (or none chosen yet)."""
+    return FIRST_PAYMENT_METHODS.get(method) if method else None
+
+
+def zero_first_payment_allowed(method: str | None) -> bool:
+    """May a `first` payment with this method be 0.00? With no method chosen, Mollie's checkout
+    offers only the methods that take 0.00, so it may."""
+    if method is None:
+        return True
+    row = capability(method)
+    return row is not None and row.zero_first_payment
+
+
+def mandate_can_hold(mandate_method: str | None) -> bool:
+    """Can Mollie hold funds (manual capture) on a recurring charge of this mandate?"""
+    return mandate_method in HOLDING_MANDATES
+
+
+def mandate_settles_slowly(mandate_method: str | None) -> bool:
+    """Can this mandate's recurring charge stay pending for days?"""
+    return mandate_method in SLOW_SETTLING_MANDATES
