@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from .clock import iso
 from .errors import HAL_JSON, MollieError
+from .methods import MethodQuery, PaymentMethod
 from .models import FINAL_STATUSES, OPEN, Capture, Chargeback, Customer, Mandate, Payment, Refund
 from .store import MollieStore
 
@@ -198,6 +199,40 @@ def chargeback_json(chargeback: Chargeback, base: str) -> dict[str, Any]:
             "payment": link(f"{base}/v2/payments/{chargeback.payment_id}"),
             "documentation": doc_link("get-chargeback"),
         },
+    }
+
+
+# Where Mollie serves its method logos; the answer names them, the emulator serves none.
+METHOD_ICONS = "https://www.mollie.com/external/icons/payment-methods"
+
+
+def methods_json(
+    methods: Sequence[PaymentMethod], query: MethodQuery, base: str, params: dict[str, str]
+) -> dict[str, Any]:
+    """Mollie's "List payment methods": one page holding every method (it is not paginated)."""
+    self_href = f"{base}/v2/methods" + (f"?{urlencode(params)}" if params else "")
+    return {
+        "count": len(methods),
+        "_embedded": {"methods": [method_json(method, query, base) for method in methods]},
+        "_links": {"self": link(self_href), "documentation": doc_link("list-methods")},
+    }
+
+
+def method_json(method: PaymentMethod, query: MethodQuery, base: str) -> dict[str, Any]:
+    maximum = method.maximum(query.currency)
+    return {
+        "resource": "method",
+        "id": method.id,
+        "description": method.description,
+        "minimumAmount": method.minimum(query.sequence_type, query.currency).to_json(),
+        "maximumAmount": maximum.to_json() if maximum else None,
+        "image": {
+            "size1x": f"{METHOD_ICONS}/{method.id}.png",
+            "size2x": f"{METHOD_ICONS}/{method.id}%402x.png",
+            "svg": f"{METHOD_ICONS}/{method.id}.svg",
+        },
+        "status": "activated",
+        "_links": {"self": link(f"{base}/v2/methods/{method.id}")},
     }
 
 

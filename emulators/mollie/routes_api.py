@@ -7,7 +7,7 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
 
-from . import render
+from . import methods, render
 from .emulator import MollieEmulator
 from .errors import HAL_JSON
 from .validation import parse_body
@@ -37,6 +37,16 @@ async def body_of(request: Request) -> dict[str, Any]:
 
 def params_of(request: Request) -> dict[str, str]:
     return dict(request.query_params)
+
+
+# -------------------------------------------------------------------------- methods
+
+
+@router.get("/methods")
+async def list_methods(request: Request) -> Response:
+    params = params_of(request)
+    query = methods.parse_query(params)
+    return hal(render.methods_json(methods.available(query), query, base_url(request), params))
 
 
 # ------------------------------------------------------------------------ customers
