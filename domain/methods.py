@@ -45,20 +45,28 @@ def _method(
     )
 
 
-# The methods Mollie documents as able to start recurring payments, and what they leave.
+# The methods a subscriber may pick for the first payment, and what they leave; one row per row
+# of "Method capabilities" in docs/mollie-contract.md, where each value has its source or [?].
 FIRST_PAYMENT_METHODS: Final[dict[str, MethodCapability]] = {
     capability.method: capability
     for capability in (
         _method("creditcard", MANDATE_CREDITCARD, zero=True, hold=True),
-        # Apple Pay is a card payment: it leaves a creditcard mandate.
-        _method("applepay", MANDATE_CREDITCARD, zero=True, hold=True),
+        # A card payment, but Mollie's Apple Pay page is silent on recurring: treated as a card
+        # for the mandate, without asking for 0.00 or a hold.
+        _method("applepay", MANDATE_CREDITCARD),
         _method("paypal", MANDATE_PAYPAL, zero=True),
         _method("ideal", MANDATE_DIRECTDEBIT),
+        # Minimum EUR 0.02 (EPS: EUR 1.00): above SMALLEST_FIRST_PAYMENT_MINOR.
         _method("bancontact", MANDATE_DIRECTDEBIT),
         _method("eps", MANDATE_DIRECTDEBIT),
         _method("belfius", MANDATE_DIRECTDEBIT),
         _method("kbc", MANDATE_DIRECTDEBIT),
         _method("trustly", MANDATE_DIRECTDEBIT),
+        # Gone from Mollie's method list and from its first payments for SEPA Direct Debit.
+        _method("sofort", None),
+        _method("giropay", None),
+        # Not among the methods Mollie names for a first payment that leaves a SEPA mandate.
+        _method("directdebit", None),
     )
 }
 
