@@ -4,7 +4,7 @@ and the amounts Mollie derives from them (captured, refunded, remaining, charged
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from . import validation as v
@@ -224,22 +224,44 @@ class Aftercare(AccountTables):
             return list(self.chargebacks.values())
         return [self.chargebacks[c] for c in self.payment(payment_id).chargeback_ids]
 
-    def create_chargeback(self, payment_id: str, amount_raw: Any, reason: str | None) -> Chargeback:
+    def create_chargeback(
+        self,
+        payment_id: str,
+        amount_raw: Any,
+        reason: str | None,
+        reason_code: str = "AC06",
+    ) -> Chargeback:
         payment = self.payment(payment_id)
         if payment.status != PAID:
             raise MollieError(
                 409, f"Only paid payments can be charged back (status: {payment.status})."
             )
-        disputable = self.amount_settled(payment) - self.amount_charged_back(payment)
+        disputable = self.amount_disputable(payment)
         amount = disputable if amount_raw is None else parse_amount(amount_raw)
         if amount.currency != payment.amount.currency or not 0 < amount.minor <= disputable.minor:
             raise unprocessable("The chargeback amount exceeds what was paid.", "amount")
+        return self._add_chargeback(
+            payment, amount, {"code": reason_code, "description": reason or "Account blocked"}
+        )
+
+    def amount_disputable(self, payment: Payment) -> Money:
+        """What can still be charged back: what was collected, less earlier chargebacks."""
+        return self.amount_settled(payment) - self.amount_charged_back(payment)
+
+    def _add_chargeback(
+        self,
+        payment: Payment,
+        amount: Money,
+        reason: dict[str, str],
+        at: datetime | None = None,
+    ) -> Chargeback:
+        """Record a chargeback on a paid payment and announce it through its webhook."""
         chargeback = Chargeback(
             id=new_id("chb_"),
             payment_id=payment.id,
             amount=amount,
-            created_at=self.clock.now(),
-            reason={"code": "AC06", "description": reason or "Account blocked"},
+            created_at=at or self.clock.now(),
+            reason=reason,
         )
         self.chargebacks[chargeback.id] = chargeback
         payment.chargeback_ids.append(chargeback.id)

@@ -72,12 +72,41 @@ def mandate_method_for(payment_method: str | None) -> str:
     return "creditcard"
 
 
+# SEPA return reason codes a bank gives when it takes a paid debit back (Mollie reports the
+# code on the chargeback); any other code is shown with a generic description.
+REVERSAL_REASONS: dict[str, str] = {
+    "AC04": "Account closed",
+    "AC06": "Account blocked",
+    "AM04": "Insufficient funds",
+    "MD01": "No valid mandate",
+    "MD06": "Refund requested by the customer",
+    "MS02": "Refused by the customer",
+    "MS03": "Reason not specified",
+}
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """A paid charge the customer's bank takes back later: a SEPA debit can still fail up to
+    five business days after it was paid (and be disputed for eight weeks); Mollie reports
+    either as a chargeback on the payment. `after_seconds` counts from the moment it was paid."""
+
+    reason_code: str
+    after_seconds: float
+
+    @property
+    def description(self) -> str:
+        return REVERSAL_REASONS.get(self.reason_code, "Reversed by the bank")
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """How a charge ends: a status and, for failures, Mollie's failure reason."""
+    """How a charge ends: a status and, for failures, Mollie's failure reason; a charge that
+    ends paid may carry a `reversal` that charges it back later."""
 
     status: str
     failure_reason: str | None = None
+    reversal: Reversal | None = None
 
 
 @dataclass
@@ -184,6 +213,12 @@ class Payment:
     # A pending charge resolves to `settle_outcome` once the clock passes `settle_at`.
     settle_at: datetime | None = None
     settle_outcome: Outcome | None = None
+    # When the payment went `pending` (a SEPA debit waiting for the bank), if it ever did.
+    pending_at: datetime | None = None
+    # A reversal forced on the charge: once paid it is scheduled at `reverse_at`, when a
+    # chargeback is created and the payment's webhook fires.
+    reversal: Reversal | None = None
+    reverse_at: datetime | None = None
     capture_ids: list[str] = field(default_factory=list)
     refund_ids: list[str] = field(default_factory=list)
     chargeback_ids: list[str] = field(default_factory=list)

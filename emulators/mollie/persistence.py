@@ -1,8 +1,10 @@
 """What of the Mollie emulator survives a restart (``--state-file``), and how it comes back.
 
-Kept: customers, mandates, payments with their captures, refunds and chargebacks (so the
-ledger), each payment's webhookUrl and its webhook delivery log, the answers remembered for
-Idempotency-Keys, and the clock's offset. Mollie ids are random, so there is no counter to keep.
+Kept: customers (with the outcomes forced for their next charges), mandates, payments with
+their captures, refunds and chargebacks (so the ledger) and what is scheduled for them (a
+pending debit's settlement, a paid one's reversal), each payment's webhookUrl and its webhook
+delivery log, the answers remembered for Idempotency-Keys, and the clock's offset. Mollie ids
+are random, so there is no counter to keep.
 Not kept: fault settings (a test sets them for itself), the request journal, and requests in
 flight (an Idempotency-Key whose first request had not finished is forgotten, so its retry does
 the work again, as after a server error).
@@ -21,7 +23,7 @@ from typing import Any
 from ..state_file import DEFAULT_SAVE_INTERVAL_SECONDS, StateKeeper, load_and_keep, schema_of
 from .emulator import MollieEmulator
 from .idempotency import StoredResponse
-from .models import Capture, Chargeback, Customer, Mandate, Outcome, Payment, Refund
+from .models import Capture, Chargeback, Customer, Mandate, Outcome, Payment, Refund, Reversal
 from .money import Money
 from .webhooks import Attempt, Delivery
 
@@ -34,6 +36,7 @@ SCHEMA = schema_of(
     Refund,
     Chargeback,
     Outcome,
+    Reversal,
     Money,
     Delivery,
     Attempt,

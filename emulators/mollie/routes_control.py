@@ -20,7 +20,7 @@ from .clock import iso
 from .emulator import MollieEmulator
 from .errors import MollieError
 from .faults import FaultSettingsIn
-from .models import Outcome, Payment
+from .models import AUTHORIZED, PAID, PENDING, Outcome, Payment, Reversal
 from .routes_api import Emu, base_url
 from .store import FORCEABLE
 
@@ -37,17 +37,44 @@ class AdvanceIn(_CamelModel):
     seconds: float = Field(ge=0)
 
 
+# A reversal is the bank taking back a charge that was paid (or will be, once pending or
+# authorized); eight weeks is as long as a SEPA customer may dispute a debit.
+REVERSIBLE = frozenset({PAID, PENDING, AUTHORIZED})
+MAX_REVERSAL_DAYS = 56
+
+
+class ReversalIn(_CamelModel):
+    """`{"reason": "AM04", "afterDays": 2}`: charged back this long after it was paid."""
+
+    reason: str = Field(default="AM04", pattern=r"^[A-Z0-9]{4}$")
+    after_days: float = Field(gt=0, le=MAX_REVERSAL_DAYS)
+
+    def reversal(self) -> Reversal:
+        return Reversal(self.reason, self.after_days * 24 * 3600)
+
+
 class OutcomeIn(_CamelModel):
-    """A payment outcome: status plus an optional Mollie failure reason."""
+    """A payment outcome: status plus an optional Mollie failure reason, and for a charge
+    that ends paid an optional reversal (a chargeback the bank makes later)."""
 
     status: str
     failure_reason: str | None = None
+    reversal: ReversalIn | None = None
 
     def outcome(self) -> Outcome:
         if self.status not in FORCEABLE:
             options = ", ".join(sorted(FORCEABLE))
             raise MollieError(400, f"The status must be one of: {options}.", field="status")
-        return Outcome(self.status, self.failure_reason)
+        if self.reversal is not None and self.status not in REVERSIBLE:
+            options = ", ".join(sorted(REVERSIBLE))
+            raise MollieError(
+                400, f"Only a charge that ends {options} can be reversed.", field="reversal"
+            )
+        return Outcome(
+            self.status,
+            self.failure_reason,
+            self.reversal.reversal() if self.reversal is not None else None,
+        )
 
 
 class NextOutcomesIn(_CamelModel):
@@ -67,6 +94,7 @@ class ChargebackIn(_CamelModel):
 
     amount: dict[str, Any] | None = None
     reason: str | None = None
+    reason_code: str = Field(default="AC06", pattern=r"^[A-Z0-9]{4}$")
 
 
 @router.get("/health")
@@ -152,7 +180,7 @@ async def force_refund_status(
 async def create_chargeback(
     payment_id: str, body: ChargebackIn, request: Request, emu: Emu
 ) -> dict[str, Any]:
-    chargeback = emu.store.create_chargeback(payment_id, body.amount, body.reason)
+    chargeback = emu.store.create_chargeback(payment_id, body.amount, body.reason, body.reason_code)
     return render.chargeback_json(chargeback, base_url(request))
 
 
@@ -213,7 +241,13 @@ async def reset(emu: Emu) -> dict[str, str]:
 
 
 def _outcome_json(outcome: Outcome) -> dict[str, Any]:
-    return {"status": outcome.status, "failureReason": outcome.failure_reason}
+    data: dict[str, Any] = {"status": outcome.status, "failureReason": outcome.failure_reason}
+    if outcome.reversal is not None:
+        data["reversal"] = {
+            "reason": outcome.reversal.reason_code,
+            "afterDays": outcome.reversal.after_seconds / (24 * 3600),
+        }
+    return data
 
 
 def _ledger_entry(payment: Payment, emu: MollieEmulator) -> dict[str, Any]:
@@ -234,7 +268,9 @@ def _ledger_entry(payment: Payment, emu: MollieEmulator) -> dict[str, Any]:
         "metadata": payment.metadata,
         "failureReason": payment.details.get("failureReason"),
         "createdAt": iso(payment.created_at),
+        "pendingAt": iso(payment.pending_at),
         "paidAt": iso(payment.paid_at),
+        "reversalDueAt": iso(payment.reverse_at),
         "captures": [
             {"id": c.id, "amount": c.amount.to_json(), "status": c.status}
             for c in (store.captures[i] for i in payment.capture_ids)
@@ -245,11 +281,17 @@ def _ledger_entry(payment: Payment, emu: MollieEmulator) -> dict[str, Any]:
                 "amount": r.amount.to_json(),
                 "status": r.status,
                 "description": r.description,
+                "metadata": r.metadata,
             }
             for r in (store.refunds[i] for i in payment.refund_ids)
         ],
         "chargebacks": [
-            {"id": c.id, "amount": c.amount.to_json()}
+            {
+                "id": c.id,
+                "amount": c.amount.to_json(),
+                "reason": c.reason,
+                "createdAt": iso(c.created_at),
+            }
             for c in (store.chargebacks[i] for i in payment.chargeback_ids)
         ],
     }

@@ -340,11 +340,15 @@ class MollieStore(Aftercare):
         else:
             outcome = Outcome(AUTHORIZED if payment.capture_mode == "manual" else PAID)
         payment.details = dict(mandate.details)
+        payment.reversal = outcome.reversal
         if mandate.method == "directdebit" or outcome.status == PENDING:
             # SEPA direct debits only settle days later; a forced `pending` behaves the same.
-            final = outcome if outcome.status != PENDING else Outcome(PAID)
+            final = (
+                outcome if outcome.status != PENDING else Outcome(PAID, reversal=outcome.reversal)
+            )
             payment.status = PENDING
-            payment.settle_at = self.clock.now() + timedelta(
+            payment.pending_at = self.clock.now()
+            payment.settle_at = payment.pending_at + timedelta(
                 seconds=self.config.pending_settle_seconds
             )
             payment.settle_outcome = final
@@ -429,8 +433,11 @@ class MollieStore(Aftercare):
             raise MollieError(
                 409, f"The payment {payment_id} is already final (status: {payment.status})."
             )
+        if outcome.reversal is not None:
+            payment.reversal = outcome.reversal
         if outcome.status == PENDING:
             payment.status = PENDING
+            payment.pending_at = self.clock.now()
             payment.expires_at = None
             payment.settle_at = None
             payment.settle_outcome = None
@@ -487,6 +494,10 @@ class MollieStore(Aftercare):
         if status == PAID:
             payment.paid_at = now
             payment.capture_before = None
+            if payment.reversal is not None and payment.reverse_at is None:
+                # Taken back later: stays in motion until its chargeback is created.
+                payment.reverse_at = now + timedelta(seconds=payment.reversal.after_seconds)
+                self.payments_in_motion[payment.id] = payment
         elif status == AUTHORIZED:
             payment.authorized_at = now
             payment.capture_before = now + timedelta(seconds=self.config.authorization_hold_seconds)
@@ -533,6 +544,8 @@ class MollieStore(Aftercare):
                 and not payment.capture_ids
             ):
                 moments.append(payment.capture_before)
+            elif payment.status == PAID and payment.reverse_at is not None:
+                moments.append(payment.reverse_at)
         moments.extend(
             c.settle_at
             for c in self.captures_in_motion.values()
@@ -564,16 +577,35 @@ class MollieStore(Aftercare):
                 and not payment.capture_ids
             ):
                 self._transition(payment, Outcome(EXPIRED), payment.capture_before)
+            elif payment.status == PAID and payment.reverse_at and payment.reverse_at <= now:
+                self._reverse(payment)
         for refund in list(self.refunds_in_motion.values()):
             if refund.status in _REFUND_UNSETTLED and refund.settle_at and refund.settle_at <= now:
                 refund.status = "refunded"
                 refund.settle_at = None
                 self._notify(self.payments[refund.payment_id])
 
+    def _reverse(self, payment: Payment) -> None:
+        """The bank takes a paid charge back: a chargeback of what is left to dispute, dated
+        at the scheduled moment, announced through the payment's webhook."""
+        at, reversal = payment.reverse_at, payment.reversal
+        payment.reverse_at = None
+        assert reversal is not None
+        amount = self.amount_disputable(payment)
+        if amount.minor <= 0:
+            return  # already charged back in full (an operator's chargeback came first)
+        reason = {"code": reversal.reason_code, "description": reversal.description}
+        self._add_chargeback(payment, amount, reason, at)
+
     def _forget_settled(self) -> None:
         """Drop the records nothing is scheduled for any more: a payment leaves open,
-        pending and authorized only for a final status; a capture and a refund settle once."""
-        for key in [k for k, p in self.payments_in_motion.items() if p.status not in _UNSETTLED]:
+        pending and authorized only for a final status (a paid one only once its scheduled
+        reversal happened); a capture and a refund settle once."""
+        for key in [
+            k
+            for k, p in self.payments_in_motion.items()
+            if p.status not in _UNSETTLED and p.reverse_at is None
+        ]:
             del self.payments_in_motion[key]
         for key in [k for k, c in self.captures_in_motion.items() if c.status != "pending"]:
             del self.captures_in_motion[key]
