@@ -13,7 +13,7 @@ import asyncio
 import contextvars
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -90,6 +90,16 @@ class GatewayChargeback:
     reason: str | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class GatewayMethod:
+    """A payment method Mollie offers for the amount asked about ("list-methods")."""
+
+    id: str
+    description: str
+    minimum_amount: Money | None
+    maximum_amount: Money | None
+
+
 def _refund_from_json(data: Mapping[str, Any]) -> GatewayRefund:
     metadata = data.get("metadata")
     return GatewayRefund(
@@ -128,6 +138,15 @@ def _payment_from_json(data: Mapping[str, Any]) -> GatewayPayment:
         created_at=data.get("createdAt"),
         amount_refunded=_optional_money(data, "amountRefunded"),
         amount_charged_back=_optional_money(data, "amountChargedBack"),
+    )
+
+
+def _method_from_json(data: Mapping[str, Any]) -> GatewayMethod:
+    return GatewayMethod(
+        id=str(data["id"]),
+        description=str(data.get("description") or data["id"]),
+        minimum_amount=_optional_money(data, "minimumAmount"),
+        maximum_amount=_optional_money(data, "maximumAmount"),
     )
 
 
@@ -275,6 +294,33 @@ class MollieGateway:
                 return
             page = await self._call(False, page.get_next)
             pages_read += 1
+
+    # Methods
+
+    async def list_methods(
+        self,
+        *,
+        sequence_type: str,
+        amount: Money | None = None,
+        billing_country: str | None = None,
+        include_wallets: Sequence[str] = (),
+    ) -> list[GatewayMethod]:
+        """The enabled methods Mollie offers for a payment of this sequence type, amount and
+        billing country ("list-methods"); `sequence_type="first"` lists only the methods that
+        can start a recurring sequence. One request: the list is not paginated."""
+        params: dict[str, Any] = {"sequenceType": sequence_type}
+        if amount is not None:
+            # The client writes a dict as amount[value]=...&amount[currency]=...
+            params["amount"] = money_to_mollie(amount)
+        if billing_country:
+            params["billingCountry"] = billing_country
+        if include_wallets:
+            params["includeWallets"] = ",".join(include_wallets)
+
+        def fetch() -> list[GatewayMethod]:
+            return [_method_from_json(method) for method in self._client.methods.list(**params)]
+
+        return await self._call(False, fetch)
 
     # Customers
 

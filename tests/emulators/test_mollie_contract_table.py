@@ -90,6 +90,17 @@ async def drive_every_gateway_method(emulator: RunningEmulator) -> set[str]:
         driven.add(name)
         return await make()
 
+    offered = await call(
+        "list_methods",
+        lambda: gateway.list_methods(
+            sequence_type="first",
+            amount=Money.from_decimal("10.00", "EUR"),
+            billing_country="NL",
+            include_wallets=("applepay",),
+        ),
+    )
+    assert [method.id for method in offered][:2] == ["creditcard", "applepay"]
+    assert offered[0].minimum_amount == Money.from_decimal("0.00", "EUR")
     assert await call("find_customer", lambda: gateway.find_customer("cleeng-1")) is None
     customer = await call(
         "create_customer",
