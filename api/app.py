@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
-from api import cleeng_webhooks, mollie_webhooks, payment_details, purchases
+from api import cleeng_webhooks, mollie_webhooks, payment_details, purchase_methods, purchases
 from api.frontend_auth import FrontendAuth
 from api.limits import BoundedInput
 from api.metrics import ShimMetrics
@@ -143,6 +143,7 @@ def create_app(settings: Settings, temporal: TemporalAccess | None = None) -> Fa
         return await request_validation_exception_handler(request, error)
 
     app.include_router(purchases.router)
+    app.include_router(purchase_methods.router)
     app.include_router(mollie_webhooks.router)
     app.include_router(cleeng_webhooks.router)
     app.include_router(payment_details.router)

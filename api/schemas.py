@@ -6,12 +6,20 @@ Every error answer is documented: `Problem` (`{"detail": "..."}`) for everything
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
 from clients.cleeng_contract import INT32_MAX, parse_int32_id
+from domain.methods import FIRST_PAYMENT_METHODS, capability
 from domain.purchase import PurchaseView
 
 INT32_ID_PATTERN = r"^[1-9][0-9]{0,9}$"
@@ -25,10 +33,29 @@ CLEENG_ID_SCHEMA: dict[str, Any] = {
     "description": "Cleeng id: a positive int32, as a string or a number",
 }
 
-# Methods whose Mollie `first` payment leaves a mandate for renewals behind (Mollie's
-# "Recurring payments" guide): cards and PayPal, and the bank methods that create a SEPA
-# Direct Debit mandate. Any other method could not pay for a subscription's renewals.
-MandateMethod = Literal["bancontact", "belfius", "creditcard", "eps", "ideal", "kbc", "paypal"]
+# Methods whose Mollie `first` payment leaves a mandate for renewals behind, as
+# domain/methods.py knows them (cards, Apple Pay and PayPal, and the bank methods that create a
+# SEPA Direct Debit mandate). Any other method could not pay for a subscription's renewals.
+SUBSCRIPTION_METHODS: tuple[str, ...] = tuple(
+    sorted(method for method, row in FIRST_PAYMENT_METHODS.items() if row.mandate_method)
+)
+
+
+def _subscription_method(value: str) -> str:
+    row = capability(value)
+    if row is None or row.mandate_method is None:
+        raise ValueError(
+            f"{value!r} cannot start a subscription (it leaves no mandate for renewals); "
+            f"use one of: {', '.join(SUBSCRIPTION_METHODS)}"
+        )
+    return value
+
+
+MandateMethod = Annotated[
+    str,
+    AfterValidator(_subscription_method),
+    WithJsonSchema({"type": "string", "enum": list(SUBSCRIPTION_METHODS)}),
+]
 
 # The two fields every checkout the front end starts (a purchase, a card change) carries.
 RedirectUrl = Annotated[
