@@ -1,7 +1,9 @@
-"""The payment methods of the emulated account, and Mollie's "List payment methods" filters.
+"""The payment methods of the emulated account, Mollie's "List payment methods" filters and
+"Get payment method" (which each listed method's `_links.self` points to).
 
-Written from docs.mollie.com: the reference page "List payment methods"
-(https://docs.mollie.com/reference/list-methods) for the query and the answer, and each
+Written from docs.mollie.com: the reference pages "List payment methods"
+(https://docs.mollie.com/reference/list-methods) and "Get payment method"
+(https://docs.mollie.com/reference/get-method) for the queries and answers, and each
 method's page (https://docs.mollie.com/docs/<method>, "Key information") for its countries,
 currencies, limits and whether it can be the first payment of a recurring sequence. What
 those pages leave open is marked [I] below and in docs/mollie-contract.md.
@@ -17,7 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import unprocessable
+from .errors import MollieError, unprocessable
 from .money import SUPPORTED_CURRENCIES, Money, decimals, parse_amount
 
 ONEOFF = "oneoff"
@@ -284,6 +286,44 @@ def _wallets(raw: str | None) -> frozenset[str]:
         unknown = ", ".join(sorted(named - WALLETS))
         raise unprocessable(f"Unknown wallet in 'includeWallets': {unknown}.", "includeWallets")
     return named
+
+
+def parse_single_query(params: Mapping[str, str]) -> MethodQuery:
+    """The query string of `GET /v2/methods/{id}` ("Get payment method"): `currency` for the
+    limits, `locale`, and [I] `sequenceType` for which minimum applies."""
+    sequence_type = params.get("sequenceType", ONEOFF)
+    if sequence_type not in SEQUENCE_TYPES:
+        options = ", ".join(sorted(SEQUENCE_TYPES))
+        raise unprocessable(f"The 'sequenceType' must be one of: {options}.", "sequenceType")
+    currency = params.get("currency", DEFAULT_CURRENCY)
+    if currency not in SUPPORTED_CURRENCIES:
+        raise unprocessable(f"The currency '{currency}' is not supported.", "currency")
+    locale = params.get("locale")
+    if locale is not None and locale not in LOCALES:
+        raise unprocessable(f"The locale '{locale}' is invalid.", "locale")
+    return MethodQuery(
+        sequence_type=sequence_type,
+        amount=None,
+        currency=currency,
+        billing_country=None,
+        wallets=WALLETS,
+        locale=locale,
+        resource="payments",
+    )
+
+
+def method_by_id(method_id: str, query: MethodQuery) -> PaymentMethod:
+    """One method by id; 404 for a method the account does not have, and [I] 422 naming
+    `currency` for a currency the method does not take ("we will return an error")."""
+    found = next((m for m in METHODS if m.id == method_id), None)
+    if found is None:
+        raise MollieError(404, f"No method exists with token {method_id}.")
+    if query.currency not in found.currencies:
+        raise unprocessable(
+            f"The currency '{query.currency}' is not supported by {found.description}.",
+            "currency",
+        )
+    return found
 
 
 def available(query: MethodQuery) -> list[PaymentMethod]:

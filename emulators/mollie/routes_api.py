@@ -49,6 +49,12 @@ async def list_methods(request: Request) -> Response:
     return hal(render.methods_json(methods.available(query), query, base_url(request), params))
 
 
+@router.get("/methods/{method_id}")
+async def get_method(method_id: str, request: Request) -> Response:
+    query = methods.parse_single_query(params_of(request))
+    return hal(render.method_json(methods.method_by_id(method_id, query), query, base_url(request)))
+
+
 # ------------------------------------------------------------------------ customers
 
 

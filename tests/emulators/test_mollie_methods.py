@@ -161,6 +161,29 @@ def test_the_official_client_raises_the_422(emulator: RunningEmulator) -> None:
     assert raised.value.field == "sequenceType"
 
 
+def test_each_listed_method_links_to_itself(emulator: RunningEmulator) -> None:
+    client = emulator.client()
+    for listed_method in client.methods.list(sequenceType="first", includeWallets="applepay"):
+        href = listed_method["_links"]["self"]["href"]
+        fetched = httpx.get(href, headers={"Authorization": f"Bearer {API_KEY}"})
+        assert fetched.status_code == 200, fetched.text
+        assert fetched.json()["id"] == listed_method.id
+    paypal = client.methods.get("paypal", currency="GBP")
+    assert paypal.minimum_amount == {"value": "0.01", "currency": "GBP"}
+
+
+def test_get_method_refuses_an_unknown_method_or_currency(emulator: RunningEmulator) -> None:
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    unknown = httpx.get(f"{emulator.base_url}/v2/methods/bitcoin", headers=headers)
+    assert unknown.status_code == 404
+    assert unknown.json()["status"] == 404
+    pounds = httpx.get(
+        f"{emulator.base_url}/v2/methods/ideal", params={"currency": "GBP"}, headers=headers
+    )
+    assert pounds.status_code == 422
+    assert pounds.json()["field"] == "currency"
+
+
 def test_an_undocumented_methods_path_is_404(emulator: RunningEmulator) -> None:
     response = httpx.get(
         f"{emulator.base_url}/v2/methods/",
