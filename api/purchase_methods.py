@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["purchases"])
 
 NO_SUCH_ORDER = "no such order for this customer"
+_ALPHA_2 = re.compile(r"[A-Z]{2}")
 # Wallets the connector can start a subscription with (Apple Pay leaves a card mandate);
 # Mollie lists a wallet only when asked for it.
 WALLETS = ("applepay",)
@@ -166,6 +168,18 @@ async def subscription_methods(
     return found
 
 
+def billing_country(order: CleengOrder) -> str | None:
+    """The order's country as Mollie's `billingCountry` (ISO 3166-1 alpha-2). Anything else is
+    left out rather than sent: Mollie would refuse the whole list for it, while without a
+    country the list is only less precise."""
+    country = (order.country or "").strip().upper()
+    if _ALPHA_2.fullmatch(country):
+        return country
+    if country:
+        logger.warning("order %s: country %r is not an ISO 3166-1 alpha-2 code", order.id, country)
+    return None
+
+
 async def _customers_order(shim: ShimServices, order_id: str, caller: Caller) -> CleengOrder:
     """The order, read from Cleeng, if it is the caller's customer's; else the same 404 as for
     an order that does not exist."""
@@ -206,7 +220,7 @@ async def list_purchase_methods(
     order = await _customers_order(shim, order_id, caller)
     request.app.state.order_owners.put(order_id, caller.customer_id)
     amount = order.amount()
-    country = order.country.upper() if order.country else None
+    country = billing_country(order)
     try:
         methods = await subscription_methods(shim.mollie, amount, country)
     except ServiceError as error:

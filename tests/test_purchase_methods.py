@@ -82,6 +82,15 @@ async def test_sepa_methods_are_not_offered_outside_the_euro(
     assert ids(body) == ["creditcard", "applepay", "paypal"]
 
 
+async def test_a_country_that_is_no_alpha_2_code_is_not_sent_to_mollie(
+    api: httpx.AsyncClient, connector: Connector
+) -> None:
+    # Mollie would refuse the whole list for it: the list comes without the country filter.
+    _, body = await methods_of(api, connector, price=9.99, currency="EUR", country="NLD")
+    assert body["billingCountry"] is None
+    assert {"ideal", "bancontact", "eps"} <= set(ids(body))
+
+
 async def test_a_free_trial_shows_what_each_method_charges_first(
     api: httpx.AsyncClient, connector: Connector
 ) -> None:
