@@ -79,6 +79,7 @@ def activity_list(
         mollie.create_recurring_payment,
         mollie.fetch_payment,
         mollie.describe_mandate,
+        mollie.point_payment_at_order,
         mollie.capture_payment,
         mollie.release_authorization,
         mollie.refund_payment,

@@ -33,6 +33,7 @@ from domain.operations import (
     LegacyMandateParts,
     MandateRef,
     MandateView,
+    PaymentOrderInput,
     RecurringChargeInput,
     RefundInput,
     RefundView,
@@ -162,6 +163,20 @@ class MollieActivities:
     async def fetch_payment(self, payment_id: str) -> GatewayPaymentView:
         with service_errors_as_application_errors():
             return payment_view(await self._mollie.get_payment(payment_id))
+
+    @activity.defn
+    async def point_payment_at_order(self, request: PaymentOrderInput) -> GatewayPaymentView:
+        """Make the payment's metadata name the Cleeng order that records it (refunds and
+        chargebacks find the order there); the rest of the metadata stays as it was."""
+        with service_errors_as_application_errors():
+            payment = await self._mollie.get_payment(request.payment_id)
+            if str(payment.metadata.get("orderId")) != request.order_id:
+                payment = await self._mollie.update_payment_metadata(
+                    request.payment_id,
+                    {**payment.metadata, "orderId": request.order_id},
+                    request.idempotency_key,
+                )
+        return payment_view(payment)
 
     @activity.defn
     async def describe_mandate(self, named: MandateRef | LegacyMandateParts) -> MandateView:

@@ -365,6 +365,19 @@ class MollieGateway:
 
         return await self._call(True, create)
 
+    async def update_payment_metadata(
+        self, payment_id: str, metadata: Mapping[str, Any], idempotency_key: str
+    ) -> GatewayPayment:
+        """Replace the payment's metadata ("update-payment" allows it at any status)."""
+
+        def update() -> GatewayPayment:
+            payment = self._client.payments.update(
+                payment_id, {"metadata": dict(metadata)}, idempotency_key=idempotency_key
+            )
+            return _payment_from_json(payment)
+
+        return await self._call(True, update)
+
     async def get_payment(self, payment_id: str) -> GatewayPayment:
         return await self._call(
             False, lambda: _payment_from_json(self._client.payments.get(payment_id))

@@ -14,6 +14,11 @@ from domain.money import Money
 # Mollie payment statuses.
 MOLLIE_PAID: Final = "paid"
 MOLLIE_AUTHORIZED: Final = "authorized"
+MOLLIE_OPEN: Final = "open"
+MOLLIE_PENDING: Final = "pending"
+MOLLIE_CANCELED: Final = "canceled"
+# A Mollie mandate that can be charged.
+MANDATE_VALID: Final = "valid"
 MOLLIE_FINAL_FAILURES: Final = frozenset({"failed", "canceled", "expired"})
 
 # Re-check schedule when no webhook arrives: 1, 5, 15, 60 minutes, then doubling (2, 4 hours)
@@ -190,6 +195,15 @@ class RecurringChargeInput:
     operation_key: str
     manual_capture: bool
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentOrderInput:
+    """Point a Mollie payment's metadata at the Cleeng order that records it."""
+
+    payment_id: str
+    order_id: str
+    idempotency_key: str
 
 
 @dataclass(frozen=True, kw_only=True)

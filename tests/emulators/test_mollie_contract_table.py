@@ -134,6 +134,14 @@ async def drive_every_gateway_method(emulator: RunningEmulator) -> set[str]:
     assert paid.status == "paid"
     assert paid.mandate_id is not None
     mandate_id = paid.mandate_id
+    pointed = await call(
+        "update_payment_metadata",
+        lambda: gateway.update_payment_metadata(
+            first.id, {**paid.metadata, "orderId": "2"}, "purchase:1:order"
+        ),
+    )
+    assert pointed.metadata["orderId"] == "2"
+    assert pointed.metadata["operation"] == first_key
     mandate = await call("get_mandate", lambda: gateway.get_mandate(customer, mandate_id))
     assert mandate.status == "valid"
 
