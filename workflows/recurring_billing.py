@@ -41,6 +41,7 @@ from domain.billing import (
     CYCLE_CAPTURED,
     CYCLE_CHARGING,
     CYCLE_OPEN,
+    CYCLE_SETTLING,
     CYCLE_TERMINATED,
     EVENT_AUTHORISE,
     EVENT_CAPTURE,
@@ -49,6 +50,7 @@ from domain.billing import (
     OUTCOME_CAPTURED,
     OUTCOME_DEFERRED,
     OUTCOME_IGNORED,
+    OUTCOME_PENDING,
     OUTCOME_REJECTED,
     OUTCOME_RELEASED,
     OUTCOME_TERMINATED,
@@ -57,16 +59,21 @@ from domain.billing import (
     BillingEvent,
     BillingView,
 )
+from domain.methods import mandate_can_hold
 from domain.operations import (
+    MANDATE_VALID,
     MOLLIE_AUTHORIZED,
+    MOLLIE_OPEN,
     MOLLIE_PAID,
     CaptureInput,
     CycleCheckInput,
     GatewayPaymentView,
     InlineDetails,
     MandateRef,
+    MandateView,
     OrderSnapshot,
     PaymentNotice,
+    PaymentOrderInput,
     PrepareRenewalInput,
     RecordPaymentInput,
     RecurringChargeInput,
@@ -90,6 +97,11 @@ with workflow.unsafe.imports_passed_through():
 # replay without that release). Keys naming the payment need no patch: activity inputs are not
 # part of what a replay compares.
 PATCH_RELEASE_HOLDS = "release-holds-per-payment"
+# Versioning: the renewal strategy per mandate method (README "Renewal strategy per mandate
+# method"): the authorisation webhook reads the mandate first, a mandate that cannot hold funds
+# is charged there, and a charge still pending is recorded `authorized` before it is awaited.
+# Cycles started before replay as they ran.
+PATCH_METHOD_STRATEGY = "renewal-strategy-per-mandate-method"
 
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
@@ -101,6 +113,12 @@ IDLE_LIMIT = timedelta(days=40)
 def _authorisation_settled(status: str) -> bool:
     """An authorisation is awaited until it holds funds or the payment is final."""
     return status == MOLLIE_AUTHORIZED or payment_is_final(status)
+
+
+def _charge_started(status: str) -> bool:
+    """A charge is awaited until the bank has it (`pending`) or it is final: only `open`, the
+    moment between creation and submission, is waited out before Cleeng hears of it."""
+    return status != MOLLIE_OPEN
 
 
 def _details_if_unnamed(event: BillingEvent, payment_id: str) -> InlineDetails | None:
@@ -197,6 +215,28 @@ class RecurringBillingWorkflow:
             self._note(event, OUTCOME_IGNORED, reason=f"cycle is {self._status}")
             return
         token = MollieToken.parse(event.token or "")
+        if not workflow.patched(PATCH_METHOD_STRATEGY):
+            await self._authorise_card_only(event, token)
+            return
+        mandate = await self._valid_mandate(token)
+        if mandate is not None and not mandate_can_hold(mandate.method):
+            # Mollie cannot hold funds on this mandate (SEPA Direct Debit, PayPal): asking for
+            # manual capture would be refused, and a rejection would count against a valid
+            # mandate. Charge now instead: a direct debit takes days to settle, and only the
+            # authorisation webhooks come early enough for it to settle by the due date.
+            order = await self._order_for_unpaid_cycle(event)
+            if order is not None:
+                await self._charge_and_record(event, order, token)
+            return
+        if not self._cycle.manual_capture and mandate is not None:
+            # Without manual capture Mollie cannot hold funds: the mandate is valid, so the
+            # capture webhook charges it (see "Recurring modes" in the README).
+            self._note(event, OUTCOME_DEFERRED, reason="manual capture disabled")
+            return
+        await self._hold(event, token)
+
+    async def _authorise_card_only(self, event: BillingEvent, token: MollieToken | None) -> None:
+        """The authorisation as cycles started before the per-method strategy ran it."""
         # Without manual capture Mollie cannot hold funds: check the mandate now and charge at
         # the capture webhook (see "Recurring modes" in the README).
         if (
@@ -206,6 +246,10 @@ class RecurringBillingWorkflow:
         ):
             self._note(event, OUTCOME_DEFERRED, reason="manual capture disabled")
             return
+        await self._hold(event, token)
+
+    async def _hold(self, event: BillingEvent, token: MollieToken | None) -> None:
+        """Authorise with manual capture: Mollie holds the funds until the capture webhook."""
         order = await self._order_for_unpaid_cycle(event)
         if order is None:
             return
@@ -319,23 +363,63 @@ class RecurringBillingWorkflow:
             await self._release_open_authorisation("charging directly instead")
             order = await self._renewal_order(event)
         token = MollieToken.parse(event.token or "")
+        await self._charge_and_record(event, order, token)
+
+    async def _charge_and_record(
+        self, event: BillingEvent, order: OrderSnapshot, token: MollieToken | None
+    ) -> None:
+        """Charge the mandate (automatic capture) and record it in Cleeng as it goes: `captured`
+        when paid at once; `authorized` while it is pending, because Cleeng lets an order
+        expire 24 hours after creation unless its payment is recorded and a direct debit
+        settles days later; then `captured`, or `rejected` with Mollie's reason."""
         try:
             payment = await self._charge(event, order, token, manual_capture=False)
             self._status = CYCLE_CHARGING
-            payment = await self._settle(payment, payment_is_final)
-            if payment.status != MOLLIE_PAID:
+            payment = await self._settle(payment, _charge_started)
+            if payment_is_final(payment.status) and payment.status != MOLLIE_PAID:
                 raise Declined(payment.failure_reason or payment.status)
         except Declined as declined:
             self._status = CYCLE_OPEN
             await self._record_rejection(event, order, declined.reason, self._payment)
             self._payment = None
             return
+        if payment.status != MOLLIE_PAID and not workflow.patched(PATCH_METHOD_STRATEGY):
+            # A cycle started before the per-method strategy waited for the final status first.
+            payment = await self._settle(payment, payment_is_final)
+            if payment.status != MOLLIE_PAID:
+                self._status = CYCLE_OPEN
+                await self._record_rejection(
+                    event, order, payment.failure_reason or payment.status, payment
+                )
+                self._payment = None
+                return
         self._payment = payment
+        if payment.status == MOLLIE_PAID:
+            self._cleeng_payment_id = await self._record_new(
+                event, order, payment, contract.PAYMENT_STATUS_CAPTURED
+            )
+            self._status = CYCLE_CAPTURED
+            self._note(event, OUTCOME_CAPTURED)
+            return
         self._cleeng_payment_id = await self._record_new(
-            event, order, payment, contract.PAYMENT_STATUS_CAPTURED
+            event, order, payment, contract.PAYMENT_STATUS_AUTHORIZED
         )
-        self._status = CYCLE_CAPTURED
-        self._note(event, OUTCOME_CAPTURED)
+        self._status = CYCLE_SETTLING
+        self._note(event, OUTCOME_PENDING, reason=f"Mollie payment is {payment.status}")
+        payment = await self._settle(payment, payment_is_final)
+        self._payment = payment
+        if payment.status == MOLLIE_PAID:
+            await self._update_cleeng(
+                UpdatePaymentInput(
+                    payment_id=self._cleeng_payment_id,
+                    status=contract.PAYMENT_STATUS_CAPTURED,
+                    external_payment_id=payment.payment_id,
+                )
+            )
+            self._status = CYCLE_CAPTURED
+            self._note(event, OUTCOME_CAPTURED)
+            return
+        await self._reject_recorded(event, payment, payment.failure_reason or payment.status)
 
     async def _terminate(self, event: BillingEvent) -> None:
         if self._status == CYCLE_CAPTURED:
@@ -392,6 +476,23 @@ class RecurringBillingWorkflow:
             self._note_already_paid()
         return paid
 
+    async def _valid_mandate(self, token: MollieToken | None) -> MandateView | None:
+        """The token's mandate when Mollie says it is valid; None when there is no token, or
+        Mollie does not know the mandate or calls it anything but valid (charging it is then
+        declined by Mollie, which is recorded as the rejection it is)."""
+        if token is None:
+            return None
+        try:
+            mandate = await self._call(
+                MollieActivities.describe_mandate,
+                MandateRef(customer_id=token.customer_id, mandate_id=token.mandate_id),
+            )
+        except ActivityError as error:
+            if not refused_for_good(error):
+                raise
+            return None
+        return mandate if mandate.status == MANDATE_VALID else None
+
     async def _mandate_usable(self, token: MollieToken) -> bool:
         mandate = await self._call(
             MollieActivities.describe_mandate,
@@ -446,28 +547,61 @@ class RecurringBillingWorkflow:
     async def _record_new(
         self, event: BillingEvent, order: OrderSnapshot, payment: GatewayPaymentView, status: str
     ) -> str:
-        """POST the authorised/captured payment; if Cleeng refuses for good, give the money back."""
-        try:
-            cleeng_id = await self._record(
-                CleengActivities.record_payment,
-                RecordPaymentInput(
-                    order_id=order.order_id,
-                    status=status,
-                    payment_operation=contract.PAYMENT_OPERATION_RECURRING,
-                    external_payment_id=payment.payment_id,
-                    payment_details_id=event.payment_details_id,
-                    subscription_id=self._cycle.subscription_id,
-                    inline_details=_details_if_unnamed(event, payment.payment_id),
-                ),
-            )
-        except ActivityError as error:
-            # Only Cleeng's documented refusal (the order expired) gives money back; any other
-            # failure to record is retried inside the activity and never reaches here.
-            if failure_type(error) != ORDER_EXPIRED:
-                raise
-            await self._compensate_unrecorded(payment, error)
+        """POST the authorised/captured payment. Cleeng refuses it for good only when the
+        order expired: a hold is then released; money that moved is recorded against a new
+        order for the same renewal, never given back because the order aged."""
+        while True:
+            try:
+                cleeng_id = await self._record(
+                    CleengActivities.record_payment,
+                    RecordPaymentInput(
+                        order_id=order.order_id,
+                        status=status,
+                        payment_operation=contract.PAYMENT_OPERATION_RECURRING,
+                        external_payment_id=payment.payment_id,
+                        payment_details_id=event.payment_details_id,
+                        subscription_id=self._cycle.subscription_id,
+                        inline_details=_details_if_unnamed(event, payment.payment_id),
+                    ),
+                )
+                break
+            except ActivityError as error:
+                # Any failure to record other than the expired order is retried inside the
+                # activity and never reaches here.
+                if failure_type(error) != ORDER_EXPIRED:
+                    raise
+                if payment.status == MOLLIE_AUTHORIZED or not workflow.patched(
+                    PATCH_METHOD_STRATEGY
+                ):
+                    await self._compensate_unrecorded(payment, error)
+                order = await self._reorder_for_moved_money(event, order, payment)
         self._set_attribute(search_attributes.CLEENG_PAYMENT_ID.value_set(cleeng_id))
         return cleeng_id
+
+    async def _reorder_for_moved_money(
+        self, event: BillingEvent, expired: OrderSnapshot, payment: GatewayPaymentView
+    ) -> OrderSnapshot:
+        """A new renewal order for money already taken (or on its way), and the Mollie payment
+        pointed at it first, so the record, refunds and chargebacks all name the same order."""
+        workflow.logger.warning(
+            "renewal order %s expired before Mollie payment %s (%s) was recorded; recording it "
+            "against a new order",
+            expired.order_id,
+            payment.payment_id,
+            payment.status,
+        )
+        order = await self._renewal_order(event)
+        await self._write_safe_to_repeat(
+            MollieActivities.point_payment_at_order,
+            PaymentOrderInput(
+                payment_id=payment.payment_id,
+                order_id=order.order_id,
+                idempotency_key=(
+                    f"{workflow.info().workflow_id}:order:{payment.payment_id}:{order.order_id}"
+                ),
+            ),
+        )
+        return order
 
     async def _compensate_unrecorded(
         self, payment: GatewayPaymentView, error: ActivityError
