@@ -18,10 +18,8 @@ STATUS_AWAITING_PAYMENT: Final = "awaiting_payment"
 STATUS_ACTIVE: Final = "active"
 STATUS_FAILED: Final = "failed"
 
-# Methods whose mandate-creating first payment may be 0.00 (Mollie); others pay the smallest
-# amount, refunded right after.
-ZERO_AMOUNT_METHODS: Final = frozenset({"creditcard", "paypal"})
-VERIFICATION_AMOUNT: Final = Money(minor=1, currency="EUR")
+# What new details are verified with, before domain.methods.first_payment_amount applies the
+# method's rule (0.00 where Mollie takes it, else the smallest amount, refunded right after).
 ZERO_AMOUNT: Final = Money(minor=0, currency="EUR")
 
 DEACTIVATION_DONE: Final = "done"
@@ -84,3 +82,6 @@ class DeactivationView:
     failures: list[DeactivationFailure] = field(default_factory=list)
     mandate_revoked: bool = False
     details_deleted: bool = False
+    left_to_billing: list[CancelledAuthorisation] = field(default_factory=list)
+    """Cleeng `authorized` records whose Mollie payment is not a hold that could be released
+    (a direct debit on its way, or already paid): their billing cycle records the outcome."""

@@ -15,12 +15,16 @@ operator must look at.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from domain.methods import first_payment_amount
 from domain.operations import (
+    MOLLIE_AUTHORIZED,
+    MOLLIE_CANCELED,
     MOLLIE_PAID,
     CheckoutPaymentInput,
     EnsureCustomerInput,
@@ -40,9 +44,7 @@ from domain.payment_details import (
     STATUS_AWAITING_PAYMENT,
     STATUS_FAILED,
     STATUS_STARTING,
-    VERIFICATION_AMOUNT,
     ZERO_AMOUNT,
-    ZERO_AMOUNT_METHODS,
     CancelledAuthorisation,
     DeactivationFailure,
     DeactivationInput,
@@ -62,6 +64,12 @@ with workflow.unsafe.imports_passed_through():
 
 # Versioning: the verification amount is refunded before the details are stored in Cleeng.
 PATCH_REFUND_VERIFICATION_FIRST = "refund-verification-first"
+# Versioning: a Cleeng authorisation is cancelled only once its Mollie payment reads `canceled`
+# (a pending direct debit or a paid payment is left to the billing cycle that owns it).
+PATCH_CANCEL_ONLY_RELEASED = "cancel-only-released"
+# How often, and how far apart, a released hold is re-read until Mollie shows it released.
+RELEASE_CHECKS = 10
+RELEASE_CHECK_INTERVAL = timedelta(seconds=30)
 
 
 @workflow.defn(name="NewPaymentDetails")
@@ -106,14 +114,14 @@ class NewPaymentDetailsWorkflow:
             ),
             **SETUP,
         )
-        zero_allowed = request.method is None or request.method in ZERO_AMOUNT_METHODS
         payment = await workflow.execute_activity_method(
             MollieActivities.create_checkout_payment,
             CheckoutPaymentInput(
                 workflow_id=workflow.info().workflow_id,
                 order_id="",
                 mollie_customer_id=customer_id,
-                amount=ZERO_AMOUNT if zero_allowed else VERIFICATION_AMOUNT,
+                # 0.00 where Mollie takes it for the method, else the smallest amount, refunded.
+                amount=first_payment_amount(ZERO_AMOUNT, request.method),
                 description="New payment details",
                 redirect_url=request.redirect_url,
                 method=request.method,
@@ -219,6 +227,7 @@ class DetailsDeactivationWorkflow:
         self._failures: list[DeactivationFailure] = []
         self._mandate_revoked = False
         self._deleted = False
+        self._left_to_billing: list[CancelledAuthorisation] = []
 
     @workflow.run
     async def run(self, request: DeactivationInput) -> DeactivationView:
@@ -279,16 +288,33 @@ class DetailsDeactivationWorkflow:
         """Release at Mollie first: cancelling in Cleeng while funds stay held would hide them."""
         mollie_id = authorisation.mollie_payment_id
         if mollie_id and mollie_id.startswith("tr_"):
-            released = await self._step(
+            release = ReleaseInput(
+                payment_id=mollie_id,
+                operation_key=f"{workflow.info().workflow_id}:release:{mollie_id}",
+            )
+            if workflow.patched(PATCH_CANCEL_ONLY_RELEASED):
+                released = await self._release(mollie_id, release)
+                if released is None:
+                    return
+                released = await self._until_release_lands(released)
+                if released.status != MOLLIE_CANCELED:
+                    # Not a hold: a direct debit on its way, or money already taken. Its billing
+                    # cycle owns the record and writes `captured` or `rejected` when Mollie
+                    # settles; cancelling it here would hide money that moved.
+                    workflow.logger.info(
+                        "Cleeng payment %s left to its billing cycle: Mollie payment %s is %s",
+                        authorisation.cleeng_payment_id,
+                        mollie_id,
+                        released.status,
+                    )
+                    self._left_to_billing.append(authorisation)
+                    return
+            elif not await self._step(
                 "release authorisation",
                 mollie_id,
                 MollieActivities.release_authorization,
-                ReleaseInput(
-                    payment_id=mollie_id,
-                    operation_key=f"{workflow.info().workflow_id}:release:{mollie_id}",
-                ),
-            )
-            if not released:
+                release,
+            ):
                 return
         if await self._step(
             "cancel Cleeng payment",
@@ -297,6 +323,41 @@ class DetailsDeactivationWorkflow:
             authorisation.cleeng_payment_id,
         ):
             self._cancelled.append(authorisation)
+
+    async def _until_release_lands(self, payment: GatewayPaymentView) -> GatewayPaymentView:
+        """Mollie releases a hold asynchronously (202 Accepted): re-read the payment until it
+        is no longer `authorized`, or give up after RELEASE_CHECKS and say so."""
+        for _ in range(RELEASE_CHECKS):
+            if payment.status != MOLLIE_AUTHORIZED:
+                return payment
+            await workflow.sleep(RELEASE_CHECK_INTERVAL)
+            payment = await workflow.execute_activity_method(
+                MollieActivities.fetch_payment, payment.payment_id, **CALL
+            )
+        if payment.status == MOLLIE_AUTHORIZED:
+            self._failures.append(
+                DeactivationFailure(
+                    step="release authorisation",
+                    target=payment.payment_id,
+                    error="Mollie accepted the release but the payment still reads authorized",
+                )
+            )
+        return payment
+
+    async def _release(self, mollie_id: str, release: ReleaseInput) -> GatewayPaymentView | None:
+        """Release the hold; the payment as Mollie shows it afterwards, or None (a failure,
+        recorded) when the release failed for good."""
+        try:
+            return await workflow.execute_activity_method(
+                MollieActivities.release_authorization, release, **CALL
+            )
+        except ActivityError as error:
+            self._failures.append(
+                DeactivationFailure(
+                    step="release authorisation", target=mollie_id, error=failure_message(error)
+                )
+            )
+            return None
 
     async def _step(
         self,
@@ -328,4 +389,5 @@ class DetailsDeactivationWorkflow:
             failures=list(self._failures),
             mandate_revoked=self._mandate_revoked,
             details_deleted=self._deleted,
+            left_to_billing=list(self._left_to_billing),
         )
