@@ -35,12 +35,7 @@ from api.temporal_access import service_unavailable
 from clients.cleeng import CleengOrder
 from clients.errors import FailureKind, ServiceError
 from clients.mollie import GatewayMethod, MollieGateway
-from domain.methods import (
-    FIRST_PAYMENT_METHODS,
-    SMALLEST_FIRST_PAYMENT_MINOR,
-    capability,
-    zero_first_payment_allowed,
-)
+from domain.methods import FIRST_PAYMENT_METHODS, capability, first_payment_amount
 from domain.money import Money
 
 logger = logging.getLogger(__name__)
@@ -119,20 +114,15 @@ class PurchaseMethodsResponse(BaseModel):
     methods: list[PurchaseMethod]
 
 
-def first_payment_for(order_amount: Money, method: str) -> Money:
-    """What the purchase's first payment with `method` charges (as the workflow decides it)."""
-    if order_amount.minor > 0 or zero_first_payment_allowed(method):
-        return order_amount
-    return Money(minor=SMALLEST_FIRST_PAYMENT_MINOR, currency=order_amount.currency)
-
-
 async def subscription_methods(
     mollie: MollieGateway, order_amount: Money, billing_country: str | None
 ) -> list[PurchaseMethod]:
     """Methods Mollie offers as a `first` payment for the amount each would charge, that leave
     a mandate; in Mollie's order. A free trial asks about both amounts it may charge."""
     starters = [m for m, row in FIRST_PAYMENT_METHODS.items() if row.mandate_method]
-    amounts = sorted({first_payment_for(order_amount, m) for m in starters}, key=lambda a: a.minor)
+    amounts = sorted(
+        {first_payment_amount(order_amount, m) for m in starters}, key=lambda a: a.minor
+    )
     answers = await asyncio.gather(
         *(
             mollie.list_methods(
@@ -152,7 +142,7 @@ async def subscription_methods(
             row = capability(method.id)
             if method.id in seen or row is None or row.mandate_method is None:
                 continue
-            charged = first_payment_for(order_amount, method.id)
+            charged = first_payment_amount(order_amount, method.id)
             if all(other.id != method.id for other in offered[charged]):
                 # Mollie offers it, but not for the amount this purchase would charge with it.
                 continue

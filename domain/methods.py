@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from domain.money import Money
+
 # Mandate methods (a Mollie mandate's `method`).
 MANDATE_CREDITCARD: Final = "creditcard"
 MANDATE_DIRECTDEBIT: Final = "directdebit"
@@ -35,13 +37,25 @@ class MethodCapability:
     """Mollie accepts 0.00 for a `first` payment with this method."""
     manual_capture: bool
     """Mollie accepts `captureMode: manual` (a hold) for this method."""
+    smallest_first_minor: int = 1
+    """The least a paid first payment can be, in minor units, where 0.00 is refused: Mollie's
+    minimum for the method (EUR; the SEPA methods take no other currency)."""
 
 
 def _method(
-    method: str, mandate: str | None, *, zero: bool = False, hold: bool = False
+    method: str,
+    mandate: str | None,
+    *,
+    zero: bool = False,
+    hold: bool = False,
+    smallest_minor: int = 1,
 ) -> MethodCapability:
     return MethodCapability(
-        method=method, mandate_method=mandate, zero_first_payment=zero, manual_capture=hold
+        method=method,
+        mandate_method=mandate,
+        zero_first_payment=zero,
+        manual_capture=hold,
+        smallest_first_minor=smallest_minor,
     )
 
 
@@ -56,9 +70,9 @@ FIRST_PAYMENT_METHODS: Final[dict[str, MethodCapability]] = {
         _method("applepay", MANDATE_CREDITCARD),
         _method("paypal", MANDATE_PAYPAL, zero=True),
         _method("ideal", MANDATE_DIRECTDEBIT),
-        # Minimum EUR 0.02 (EPS: EUR 1.00): above SMALLEST_FIRST_PAYMENT_MINOR.
-        _method("bancontact", MANDATE_DIRECTDEBIT),
-        _method("eps", MANDATE_DIRECTDEBIT),
+        # Mollie's minimums: Bancontact EUR 0.02, EPS EUR 1.00 ("Method capabilities").
+        _method("bancontact", MANDATE_DIRECTDEBIT, smallest_minor=2),
+        _method("eps", MANDATE_DIRECTDEBIT, smallest_minor=100),
         _method("belfius", MANDATE_DIRECTDEBIT),
         _method("kbc", MANDATE_DIRECTDEBIT),
         _method("trustly", MANDATE_DIRECTDEBIT),
@@ -103,3 +117,14 @@ def mandate_can_hold(mandate_method: str | None) -> bool:
 def mandate_settles_slowly(mandate_method: str | None) -> bool:
     """Can this mandate's recurring charge stay pending for days?"""
     return mandate_method in SLOW_SETTLING_MANDATES
+
+
+def first_payment_amount(order_amount: Money, method: str | None) -> Money:
+    """What a subscription's first payment charges: the order's amount; for a free trial 0.00
+    where the method takes it, else the smallest amount the method takes (refunded once
+    paid)."""
+    if order_amount.minor > 0 or zero_first_payment_allowed(method):
+        return order_amount
+    row = capability(method)
+    smallest = row.smallest_first_minor if row else SMALLEST_FIRST_PAYMENT_MINOR
+    return Money(minor=smallest, currency=order_amount.currency)

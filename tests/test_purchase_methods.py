@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from domain.methods import capability, zero_first_payment_allowed
+from domain.methods import capability, first_payment_amount, zero_first_payment_allowed
+from domain.money import Money
 from tests.conftest import Connector
 from tests.support.shop import TEST_SHOP_ORIGIN, frontend_headers, seed_order, set_faults
 
@@ -110,10 +111,13 @@ async def test_a_free_trial_shows_what_each_method_charges_first(
     assert charged["paypal"] == "0.00"
     assert charged["belfius"] == "0.01"
     assert charged["kbc"] == "0.01"
-    # Bancontact starts at EUR 0.02: it cannot take the 0.01 a free trial would charge.
-    assert "bancontact" not in charged
+    # Bancontact starts at EUR 0.02: its free trial pays Mollie's minimum, not 0.01.
+    assert charged["bancontact"] == "0.02"
+    # Each method's first payment is what the purchase workflow will charge with it.
+    free = Money(minor=0, currency="EUR")
     for method, value in charged.items():
-        assert value == ("0.00" if zero_first_payment_allowed(method) else "0.01")
+        assert value == first_payment_amount(free, method).to_decimal_string(), method
+        assert (value == "0.00") == zero_first_payment_allowed(method), method
 
 
 async def test_someone_elses_order_and_a_missing_one_are_the_same_404(

@@ -23,6 +23,7 @@ from temporalio.workflow import ActivityConfig
 # (and the HTTP clients they pull in) pass through.
 from clients import cleeng_contract as contract
 from domain import search_attributes
+from domain.methods import first_payment_amount
 from domain.operations import (
     MOLLIE_PAID,
     CheckoutPaymentInput,
@@ -57,6 +58,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.cleeng_activities import CleengActivities
     from activities.errors import CLEENG_REFUSED, ORDER_EXPIRED
     from activities.mollie_activities import MollieActivities
+
+# Versioning: a free trial paid with the smallest amount (its method takes no 0.00) has that
+# amount refunded once the purchase is recorded.
+PATCH_REFUND_TRIAL_VERIFICATION = "refund-trial-verification"
 
 # A step reached with the setup's time (nearly) used up still gets this long to try once.
 _LAST_MOMENT = timedelta(seconds=1)
@@ -142,7 +147,7 @@ class InitialPurchaseWorkflow:
                 workflow_id=workflow_id,
                 order_id=order.order_id,
                 mollie_customer_id=customer_id,
-                amount=order.amount,
+                amount=first_payment_amount(order.amount, request.method),
                 description=f"Order {order.order_id}",
                 redirect_url=request.redirect_url,
                 method=request.method,
@@ -192,12 +197,40 @@ class InitialPurchaseWorkflow:
         workflow.upsert_search_attributes(
             [search_attributes.CLEENG_PAYMENT_ID.value_set(self._cleeng_payment_id)]
         )
+        if (
+            order.amount.minor == 0
+            and payment.amount.minor > 0
+            and workflow.patched(PATCH_REFUND_TRIAL_VERIFICATION)
+        ):
+            await self._refund_trial_verification(payment, workflow_id)
         self._status = STATUS_CAPTURED
         # The line an operator searches for: the outcome, with both ledgers' ids.
         workflow.logger.info(
             "Mollie payment %s captured; recorded in Cleeng as payment %s",
             payment.payment_id,
             self._cleeng_payment_id,
+        )
+
+    async def _refund_trial_verification(
+        self, payment: GatewayPaymentView, workflow_id: str
+    ) -> None:
+        """A free trial's method could not take 0.00, so the shopper paid the smallest amount
+        to make the mandate: it goes back at once (Cleeng recorded the free trial)."""
+        workflow.logger.info(
+            "refunding the verification amount %s of free-trial order %s",
+            payment.amount,
+            self._order_id,
+        )
+        await workflow.execute_activity_method(
+            MollieActivities.refund_payment,
+            RefundInput(
+                payment_id=payment.payment_id,
+                amount=payment.amount,
+                description=f"Order {self._order_id}: verification for a free trial",
+                idempotency_key=f"{workflow_id}:verification-refund",
+                metadata={"orderId": self._order_id, "workflowId": workflow_id},
+            ),
+            **RECORD,
         )
 
     async def _details_for(

@@ -230,7 +230,12 @@ def _purchase_offer(store: EmulatorStore, body: PurchaseSeed) -> str:
             return existing.offer_id
     elif offer_id is None:
         # A price without a name: reuse an offer with that price, else make one.
-        wanted = (minor or defaults.DEFAULT_OFFER_PRICE_MINOR, currency, body.period)
+        # A price of 0 (a free trial) is a price too.
+        wanted = (
+            minor if minor is not None else defaults.DEFAULT_OFFER_PRICE_MINOR,
+            currency,
+            body.period,
+        )
         for offer in store.offers.values():
             if (offer.price_minor, offer.currency, offer.period) == wanted:
                 return offer.offer_id
