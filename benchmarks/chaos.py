@@ -4,10 +4,13 @@
     [--json out.json] [--no-kills]
 
 Starts its own stack (`python -m launcher` on free loopback ports and a fresh data dir, so it
-never collides with `scripts/run`), buys N subscriptions through the API (some paid, some
+never collides with `scripts/run`), buys N subscriptions through the API (30% with iDEAL, which
+leaves a SEPA Direct Debit mandate, 10% with PayPal, the rest by card; some paid, some
 declined, cancelled or expired on Mollie's checkout), plays renewal rounds by moving the Cleeng
-emulator's clock (authorise-then-capture, then capture-only), changes cards, refunds, lets
-some renewals fail into termination, all with Mollie and Cleeng faults on (5xx/429, lost
+emulator's clock and the Mollie emulator's with it (authorise-then-capture, then capture-only;
+each round ends past every SEPA debit's settlement and reversal), changes cards, refunds, lets
+some renewals fail into termination, makes some SEPA debits fail at settlement and others fail
+after they were paid (a chargeback), all with Mollie and Cleeng faults on (5xx/429, lost
 replies after the write, dropped, duplicated and reordered webhooks). It SIGKILLs the worker
 three times and the Temporal dev server once (the launcher restarts them; pids from
 `<data-dir>/run/<name>.pid`). Then faults go off, everything settles, and the invariant
@@ -55,6 +58,17 @@ PURCHASE_FINAL = {"captured", "rejected", "failed", "refunded_cleeng_refused"}
 # 2-hour grace period, where a cycle with nothing captured is terminated.
 DUNNING_STEPS_HOURS = (72, 48, 24, 0, -3)
 CHECKOUT_OUTCOMES = (("paid", 0.8), ("failed", 0.08), ("canceled", 0.06), ("expired", 0.06))
+# How purchases pay: iDEAL leaves a SEPA Direct Debit mandate, PayPal a PayPal one, cards a
+# card one (exact shares of the subscribers, in a shuffled order).
+METHOD_SHARES = (("ideal", 0.3), ("paypal", 0.1))
+CARD = "creditcard"
+SEPA_FIRST = "ideal"
+# The Mollie emulator's defaults: a SEPA debit settles this long after it was made, and the
+# run reverses the debits it picks this long after they were paid.
+SEPA_SETTLE = timedelta(days=3)
+REVERSAL_AFTER = timedelta(days=2)
+REVERSAL = {"status": "paid", "reversal": {"reason": "AM04", "afterDays": 2}}
+SETTLEMENT_FAILURE = {"status": "failed"}
 PIDS = ("worker", "temporal")
 
 
@@ -102,6 +116,7 @@ class Subscriber:
     customer_id: int
     order_id: int
     outcome: str
+    method: str = CARD
     purchase_status: str = ""
     subscription_id: int | None = None
 
@@ -126,6 +141,10 @@ class Run:
     # Cleeng payments a refund was already asked for: a second request could exceed what is
     # left to refund, which Mollie rightly refuses (and the checker would count as a failure).
     refund_requested: set[str] = field(default_factory=set)
+    # The method of each customer's current payment details (a card change makes it a card).
+    method_of: dict[int, str] = field(default_factory=dict)
+    sepa_failures_set: int = 0
+    reversals_set: int = 0
 
     @property
     def api(self) -> str:
@@ -329,21 +348,41 @@ async def checkout_url_of(
     return str(state["checkoutUrl"])
 
 
+def assign_methods(rng: random.Random, count: int) -> list[str]:
+    """Exact shares of `count` purchases per method, shuffled."""
+    methods: list[str] = []
+    for method, share in METHOD_SHARES:
+        methods += [method] * round(count * share)
+    methods += [CARD] * (count - len(methods))
+    rng.shuffle(methods)
+    return methods[:count]
+
+
 async def buy(run: Run, subscriber: Subscriber) -> None:
     url = await checkout_url_of(
         run,
         "/purchases",
         f"/purchases/{subscriber.order_id}",
         subscriber.customer_id,
-        {"orderId": str(subscriber.order_id), "redirectUrl": f"{run.api}/docs"},
+        {
+            "orderId": str(subscriber.order_id),
+            "redirectUrl": f"{run.api}/docs",
+            "method": subscriber.method,
+        },
     )
     if url is not None:
         # The hosted page is not under /v2: faults never touch it, as with a real shopper.
-        await run.http.post(url, data={"status": subscriber.outcome}, follow_redirects=False)
+        answer = await run.http.post(
+            url, data={"status": subscriber.outcome}, follow_redirects=False
+        )
+        if answer.status_code == 400 and subscriber.outcome == "paid":
+            # A card first payment held for capture is authorised, not paid, at checkout.
+            await run.http.post(url, data={"status": "authorized"}, follow_redirects=False)
 
 
 async def purchases(run: Run, count: int, seed: int) -> None:
     run.log(f"seeding and buying {count} subscriptions")
+    methods = assign_methods(run.rng, count)
     for index in range(count):
         seeded = (
             await call(
@@ -353,9 +392,11 @@ async def purchases(run: Run, count: int, seed: int) -> None:
                 json={"email": f"chaos-{seed}-{index}@example.com"},
             )
         ).json()
-        run.subscribers.append(
-            Subscriber(index, seeded["customerId"], seeded["orderId"], pick_outcome(run.rng))
+        subscriber = Subscriber(
+            index, seeded["customerId"], seeded["orderId"], pick_outcome(run.rng), methods[index]
         )
+        run.subscribers.append(subscriber)
+        run.method_of[subscriber.customer_id] = subscriber.method
     half = len(run.subscribers) // 2
     await gather_limited(16, [partial(buy, run, s) for s in run.subscribers[:half]])
     await kill_if_planned(run, "purchases")
@@ -383,7 +424,12 @@ async def purchases(run: Run, count: int, seed: int) -> None:
             statuses.get(subscriber.purchase_status or "unknown", 0) + 1
         )
     run.paid_purchases = statuses.get("captured", 0)
-    run.log(f"purchases: {statuses}")
+    by_method: dict[str, str] = {}
+    for method in sorted({s.method for s in run.subscribers}):
+        mine = [s for s in run.subscribers if s.method == method]
+        paid = sum(1 for s in mine if s.purchase_status == "captured")
+        by_method[method] = f"{paid}/{len(mine)} captured"
+    run.log(f"purchases: {statuses}; by method {by_method}")
 
 
 # ------------------------------------------------------------------------------- renewals
@@ -402,10 +448,14 @@ async def cleeng_subscriptions(run: Run) -> list[dict[str, Any]]:
 SOON = timedelta(minutes=15)
 
 
-async def work_in_flight(run: Run, *, look_at_timers: bool) -> bool:
+async def work_in_flight(
+    run: Run, *, look_at_timers: bool, waiting_on_bank: frozenset[str] = frozenset()
+) -> bool:
     """Whether any running workflow has work under way: an activity scheduled, running or in
     retry back-off, a workflow task pending (local activities run inside one), or, with
-    `look_at_timers`, a billing cycle with a timer due within SOON.
+    `look_at_timers`, a billing cycle with a timer due within SOON, unless its charge is a
+    SEPA debit still `pending` at Mollie (`waiting_on_bank`): its polls find nothing new until
+    the driver moves Mollie's clock past the settlement.
 
     Local activities (a billing cycle's steps) never appear among a workflow's pending
     activities; while one backs off between attempts only its timer in the history shows it,
@@ -427,7 +477,11 @@ async def work_in_flight(run: Run, *, look_at_timers: bool) -> bool:
             description = (await handle.describe()).raw_description
             if description.pending_activities or description.HasField("pending_workflow_task"):
                 return True
-            if not look_at_timers or workflow_type != "RecurringBilling":
+            if (
+                not look_at_timers
+                or workflow_type != "RecurringBilling"
+                or workflow_id in waiting_on_bank
+            ):
                 return False
             return await timer_due_soon(handle)
 
@@ -454,24 +508,32 @@ async def quiet(run: Run, seconds: float, bound: float) -> None:
     A Temporal restart makes the checks fail for a while; that counts as not quiet yet.
     """
 
-    async def fingerprint() -> str:
+    async def fingerprint() -> tuple[str, frozenset[str]]:
+        mollie_ledger = await run.http.get(f"{run.mollie}/_emulator/ledger")
         parts = [
             (await run.http.get(f"{run.cleeng}/_emulator/ledger")).text,
-            (await run.http.get(f"{run.mollie}/_emulator/ledger")).text,
+            mollie_ledger.text,
             (await run.http.get(f"{run.cleeng}/_emulator/webhooks")).text,
             (await run.http.get(f"{run.mollie}/_emulator/webhooks")).text,
             (await run.http.get(f"{run.cleeng}/_emulator/subscriptions")).text,
         ]
-        return str(hash(tuple(parts)))
+        pending = frozenset(
+            str((p.get("metadata") or {}).get("workflowId", ""))
+            for p in mollie_ledger.json()["payments"]
+            if p["status"] == "pending"
+        )
+        return str(hash(tuple(parts))), pending
 
     last = ""
     stable_since = time.monotonic()
     end = time.monotonic() + min(bound, max(run.left(), 0))
     while time.monotonic() < end:
         try:
-            now = await fingerprint()
+            now, pending = await fingerprint()
             settled = time.monotonic() - stable_since >= seconds
-            busy = await work_in_flight(run, look_at_timers=settled and now == last)
+            busy = await work_in_flight(
+                run, look_at_timers=settled and now == last, waiting_on_bank=pending
+            )
         except (httpx.HTTPError, RPCError):
             now, busy = "", True
         if now != last or busy:
@@ -495,18 +557,43 @@ async def mollie_customer_of(run: Run, customer_id: int) -> str | None:
     return next((p for p in parts if p.startswith("cst_")), None)
 
 
+async def set_outcomes(run: Run, customer_id: int, outcomes: list[dict[str, Any]]) -> bool:
+    mollie_customer = await mollie_customer_of(run, customer_id)
+    if mollie_customer is None:
+        return False
+    await run.http.post(
+        f"{run.mollie}/_emulator/customers/{mollie_customer}/next-outcomes",
+        json={"outcomes": outcomes},
+    )
+    return True
+
+
 async def set_declines(run: Run, customer_ids: list[int], count: int) -> None:
+    """Card and PayPal charges declined `count` times; a SEPA debit, whose one charge a
+    cycle sees settles days later, fails once at settlement instead."""
     outcome = {"status": "failed", "failureReason": "insufficient_funds"}
     for customer_id in customer_ids:
-        mollie_customer = await mollie_customer_of(run, customer_id)
-        if mollie_customer is not None:
-            await run.http.post(
-                f"{run.mollie}/_emulator/customers/{mollie_customer}/next-outcomes",
-                json={"outcomes": [outcome] * count},
-            )
+        if run.method_of.get(customer_id) == SEPA_FIRST:
+            run.sepa_failures_set += await set_outcomes(run, customer_id, [SETTLEMENT_FAILURE])
+        else:
+            await set_outcomes(run, customer_id, [outcome] * count)
+
+
+async def set_sepa_faults(run: Run, customer_ids: list[int], reversal_share: float) -> None:
+    """Of the SEPA customers given (none declining, none changing details), a share has its
+    next debit paid and reversed two days later, and about as many again fail at settlement."""
+    sepa = [c for c in customer_ids if run.method_of.get(c) == SEPA_FIRST]
+    if not sepa or reversal_share <= 0:
+        return
+    reversing = max(1, round(len(sepa) * reversal_share))
+    for customer_id in sepa[:reversing]:
+        run.reversals_set += await set_outcomes(run, customer_id, [REVERSAL])
+    for customer_id in sepa[reversing : 2 * reversing]:
+        run.sepa_failures_set += await set_outcomes(run, customer_id, [SETTLEMENT_FAILURE])
 
 
 async def change_card(run: Run, customer_id: int) -> None:
+    run.method_of[customer_id] = CARD
     url = await checkout_url_of(
         run,
         "/payment-details",
@@ -539,7 +626,50 @@ async def refund_some(run: Run, share: float) -> int:
     return len(chosen)
 
 
-async def renewal_round(run: Run, number: int, authorise_first: bool) -> None:
+async def clock_now(run: Run, base: str) -> datetime:
+    answer = await call(run, "GET", f"{base}/_emulator/clock")
+    return datetime.fromisoformat(str(answer.json()["now"]).replace("Z", "+00:00"))
+
+
+async def advance_mollie_to(run: Run, target: datetime) -> int:
+    """Move the Mollie emulator's clock to `target` (never back); the webhooks it sent."""
+    seconds = (target - await clock_now(run, run.mollie)).total_seconds()
+    if seconds <= 0:
+        return 0
+    before = (await call(run, "GET", f"{run.mollie}/_emulator/webhooks")).json()["count"]
+    await call(run, "POST", f"{run.mollie}/_emulator/clock/advance", json={"seconds": seconds},
+               timeout=None)  # fmt: skip
+    after = (await call(run, "GET", f"{run.mollie}/_emulator/webhooks")).json()["count"]
+    return int(after) - int(before)
+
+
+async def advance_cleeng_to(run: Run, target: datetime) -> None:
+    await call(
+        run,
+        "POST",
+        f"{run.cleeng}/_emulator/clock/advance",
+        json={"to": target.strftime("%Y-%m-%dT%H:%M:%SZ")},
+        timeout=None,
+    )
+
+
+async def advance_clocks(run: Run, target: datetime, *, mollie_first: bool) -> None:
+    """Both emulators' clocks to `target`. Mollie first during the dunning steps: a debit
+    that settled before this moment is known (and recorded) before Cleeng's webhooks of the
+    step, as in real time; the connector is given a quiet moment in between when Mollie sent
+    webhooks. Cleeng first past the due date: its orders age before the debits settle."""
+    if mollie_first:
+        if await advance_mollie_to(run, target):
+            await quiet(run, 3, 120)
+        await advance_cleeng_to(run, target)
+    else:
+        await advance_cleeng_to(run, target)
+        await advance_mollie_to(run, target)
+
+
+async def renewal_round(
+    run: Run, number: int, authorise_first: bool, reversal_share: float
+) -> None:
     mode = "authorise-then-capture" if authorise_first else "capture-only"
     await run.http.put(
         f"{run.cleeng}/_emulator/dunning-settings",
@@ -555,6 +685,7 @@ async def renewal_round(run: Run, number: int, authorise_first: bool) -> None:
     tenth = max(1, len(customers) // 10)
     await set_declines(run, customers[:tenth], 6)  # every attempt fails: termination
     await set_declines(run, customers[tenth : 2 * tenth], 2)  # recovers in dunning
+    await set_sepa_faults(run, customers[2 * tenth : -tenth], reversal_share)
     await gather_limited(8, [partial(change_card, run, c) for c in customers[-tenth:]])
     await quiet(run, 3, 120)
     due = max(datetime.fromtimestamp(s["dateTo"], UTC) for s in active)
@@ -562,15 +693,14 @@ async def renewal_round(run: Run, number: int, authorise_first: bool) -> None:
     run.log(f"round {number} ({mode}): {len(active)} active, due {due.isoformat()}")
     for step, hours in enumerate(DUNNING_STEPS_HOURS):
         target = due - timedelta(hours=hours) + timedelta(minutes=1)
-        await call(
-            run,
-            "POST",
-            f"{run.cleeng}/_emulator/clock/advance",
-            json={"to": target.strftime("%Y-%m-%dT%H:%M:%SZ")},
-            timeout=None,
-        )
+        await advance_clocks(run, target, mollie_first=True)
         await kill_if_planned(run, f"round{number}-step{step}")
         await quiet(run, 4, 300)
+    # Past every debit of the round (the last attempt's settles SEPA_SETTLE after the due
+    # date) and past its reversal, well before the next cycle's first attempt.
+    await advance_clocks(run, due + SEPA_SETTLE + REVERSAL_AFTER + timedelta(hours=1),
+                         mollie_first=False)  # fmt: skip
+    await quiet(run, 4, 300)
     after = {s["subscriptionId"]: s for s in await cleeng_subscriptions(run)}
     renewed = sum(1 for sid, date in before.items() if after[sid]["dateTo"] > date)
     terminated = sum(1 for sid in before if after[sid]["status"] != "active")
@@ -703,7 +833,10 @@ async def chaos(args: argparse.Namespace) -> InvariantReport:
                 if run.left() <= 0:
                     run.notes.append(f"deadline reached before round {number}")
                     break
-                await renewal_round(run, number, authorise_first=number % 2 == 1)
+                await renewal_round(
+                    run, number, authorise_first=number % 2 == 1,
+                    reversal_share=args.sepa_reversal_share,
+                )  # fmt: skip
                 refunded = await refund_some(run, args.refund_share)
                 run.log(f"round {number}: {refunded} refunds requested")
             injected = await faults_injected(run)
@@ -720,6 +853,8 @@ async def chaos(args: argparse.Namespace) -> InvariantReport:
             report.faults_injected = injected
             report.notes = [
                 f"subscribers {args.subscribers}, seed {args.seed}, kills {run.kills_done}",
+                f"SEPA debits set to fail at settlement {run.sepa_failures_set}, to be "
+                f"reversed after paid {run.reversals_set}",
                 *run.notes,
             ]
     finally:
@@ -750,6 +885,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--reorder-webhook-rate", type=float, default=0.05)
     parser.add_argument("--drop-webhook-rate", type=float, default=0.05)
     parser.add_argument("--refund-share", type=float, default=0.08)
+    parser.add_argument("--sepa-reversal-share", type=float, default=0.1, help="share of SEPA "
+                        "renewals reversed after paid each round (as many again fail at "
+                        "settlement, besides the SEPA customers among the declines)")  # fmt: skip
     return parser.parse_args(argv)
 
 

@@ -3,8 +3,11 @@
 `check_invariants` is pure: it takes what the emulators' `/_emulator/ledger` endpoints (and
 Cleeng's `/_emulator/orders`) answered and the workflow list, and counts, payment by payment,
 everything that must never happen (double charges, money taken but not recorded, records
-without money, card holds nobody will capture or release, refunds on one side only) next to
-the documented residual risks that are only reported. `collect_ledgers` and
+without money, card holds nobody will capture or release, refunds or chargebacks on one side
+only, a settled renewal refunded by its own billing cycle, a Cleeng record under another order
+than its Mollie payment names, a cycle paid twice, a Cleeng record cancelled while its money
+was taken) next to the documented residual risks that are only reported, and what happened per
+mandate method (SEPA Direct Debit, PayPal, card). `collect_ledgers` and
 `collect_workflows` fetch those inputs from a running stack.
 """
 
@@ -21,13 +24,22 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 MOLLIE_PAID = "paid"
 MOLLIE_AUTHORIZED = "authorized"
+MOLLIE_EXPIRED = "expired"
 CLEENG_AUTHORIZED = "authorized"
+CLEENG_CANCELLED = "cancelled"
+CLEENG_CHARGEBACK = "chargeback"
 # Mollie refunds that did (or will) give money back.
 MOLLIE_REFUND_LIVE = frozenset({"queued", "pending", "processing", "refunded"})
 CLEENG_MONEY_STATUSES = frozenset({"captured", "refunded"})
 RECURRING_OPERATION = "recurring-payment"
 RUNNING = "running"
 FAILED = "failed"
+BILLING_PREFIX = "billing:"
+PURCHASE_PREFIX = "purchase:"
+# First-payment methods that leave a SEPA Direct Debit mandate, so their renewals are debits.
+SEPA_METHODS = frozenset(
+    {"directdebit", "ideal", "bancontact", "belfius", "kbc", "eps", "trustly", "sofort"}
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,17 @@ class InvariantReport:
     refunded_minor_at_mollie: int = 0
     refunded_minor_in_cleeng: int = 0
     compensated_at_mollie: int = 0
+    chargebacks_at_mollie: int = 0
+    chargebacks_in_cleeng: int = 0
+    chargeback_minor_at_mollie: int = 0
+    chargeback_minor_in_cleeng: int = 0
+    settled_renewals_refunded: int = 0
+    cleeng_order_differs_from_mollie: int = 0
+    cycles_paid_more_than_once: int = 0
+    cleeng_cancelled_with_money: int = 0
+    # Per mandate method: subscribers, renewals, pending_then_captured, settlement_failures,
+    # reversed_after_paid.
+    per_method: dict[str, dict[str, int]] = field(default_factory=dict)
     money_recorded_only_on_duplicate: int = 0
     stale_authorized_cleeng_records: int = 0
     orphan_renewal_orders: int = 0
@@ -83,6 +106,12 @@ class InvariantReport:
             self.refunded_minor_at_mollie - self.refunded_minor_in_cleeng
         )
 
+    @property
+    def chargeback_mismatch(self) -> int:
+        return abs(self.chargebacks_at_mollie - self.chargebacks_in_cleeng) + abs(
+            self.chargeback_minor_at_mollie - self.chargeback_minor_in_cleeng
+        )
+
     def violations(self) -> dict[str, int]:
         """Every must-be-zero count that is not zero."""
         counts = {
@@ -91,6 +120,11 @@ class InvariantReport:
             "cleeng_records_without_money": self.cleeng_records_without_money,
             "open_holds_without_live_cycle": self.open_holds_without_live_cycle,
             "refund_mismatch": self.refund_mismatch,
+            "chargeback_mismatch": self.chargeback_mismatch,
+            "settled_renewals_refunded": self.settled_renewals_refunded,
+            "cleeng_order_differs_from_mollie": self.cleeng_order_differs_from_mollie,
+            "cycles_paid_more_than_once": self.cycles_paid_more_than_once,
+            "cleeng_cancelled_with_money": self.cleeng_cancelled_with_money,
             "workflows_failed": sum(self.workflows_failed.values()),
             "workflows_still_running": sum(self.workflows_running.values()),
         }
@@ -103,6 +137,7 @@ class InvariantReport:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["refund_mismatch"] = self.refund_mismatch
+        data["chargeback_mismatch"] = self.chargeback_mismatch
         data["violations"] = self.violations()
         data["holds"] = self.holds
         return data
@@ -120,13 +155,26 @@ class InvariantReport:
              "must be 0"),
             ("Cleeng records without money at Mollie", str(self.cleeng_records_without_money),
              "must be 0"),
-            ("open card holds without a live cycle", str(self.open_holds_without_live_cycle),
-             "must be 0"),
+            ("card holds without a live cycle (open or lapsed)",
+             str(self.open_holds_without_live_cycle), "must be 0"),
             ("refunds at Mollie / in Cleeng",
              f"{self.refunds_at_mollie} / {self.refunds_in_cleeng}", "must be equal"),
             ("refunded minor units at Mollie / in Cleeng",
              f"{self.refunded_minor_at_mollie} / {self.refunded_minor_in_cleeng}",
              "must be equal"),
+            ("chargebacks at Mollie / in Cleeng",
+             f"{self.chargebacks_at_mollie} / {self.chargebacks_in_cleeng}", "must be equal"),
+            ("charged back minor units at Mollie / in Cleeng",
+             f"{self.chargeback_minor_at_mollie} / {self.chargeback_minor_in_cleeng}",
+             "must be equal"),
+            ("settled renewals refunded by their cycle", str(self.settled_renewals_refunded),
+             "must be 0"),
+            ("Cleeng order differs from the Mollie metadata order",
+             str(self.cleeng_order_differs_from_mollie), "must be 0"),
+            ("more than one paid payment per cycle", str(self.cycles_paid_more_than_once),
+             "must be 0"),
+            ("Cleeng record cancelled with money taken", str(self.cleeng_cancelled_with_money),
+             "must be 0"),
             ("unrecorded payments given back (compensated)", str(self.compensated_at_mollie),
              "report"),
             ("money recorded only on a duplicate Cleeng record",
@@ -148,6 +196,14 @@ class InvariantReport:
         value_width = max(len(r[1]) for r in rows if len(r[1]) <= 24)
         lines = [f"{name.ljust(width)}  {value.ljust(value_width)}  {rule}".rstrip()
                  for name, value, rule in rows]  # fmt: skip
+        for method, counts in sorted(self.per_method.items()):
+            lines.append(
+                f"method {method}: {counts.get('subscribers', 0)} subscribers, "
+                f"{counts.get('renewals', 0)} renewals, "
+                f"{counts.get('pending_then_captured', 0)} pending then captured, "
+                f"{counts.get('settlement_failures', 0)} failed at settlement, "
+                f"{counts.get('reversed_after_paid', 0)} reversed after paid"
+            )
         for name, items in self.evidence.items():
             if items:
                 lines.append(f"{name}: {', '.join(items[:20])}")
@@ -182,6 +238,54 @@ def charge_key(payment: dict[str, Any]) -> str:
     return f"payment:{payment['id']}"
 
 
+def owner_of(payment: dict[str, Any]) -> str:
+    """The workflow that made a Mollie payment (its metadata), or ''."""
+    return str((payment.get("metadata") or {}).get("workflowId", ""))
+
+
+def names_billing_cycle(metadata: Any) -> bool:
+    """Whether a refund's metadata says a billing cycle made it (the cycle's compensation),
+    as opposed to a refund Cleeng asked for (the Refund workflow's)."""
+    if not isinstance(metadata, dict):
+        return False
+    return any(
+        str(metadata.get(key, "")).startswith(BILLING_PREFIX) for key in ("workflowId", "operation")
+    )
+
+
+def method_kind(method: str | None) -> str:
+    """The mandate a payment's method leaves or charges: directdebit, paypal or creditcard."""
+    if method in SEPA_METHODS:
+        return "directdebit"
+    return method or "unknown"
+
+
+def per_method_counts(
+    mollie_payments: list[dict[str, Any]], recorded_external: set[str]
+) -> dict[str, dict[str, int]]:
+    """What each mandate method went through: paid purchases (subscribers), renewals paid and
+    recorded in Cleeng, of those the ones that sat `pending` first (SEPA), renewals that
+    failed at settlement, and renewals charged back after they were paid."""
+    counts: dict[str, Counter[str]] = {}
+    for payment in mollie_payments:
+        owner = owner_of(payment)
+        paid = payment["status"] == MOLLIE_PAID
+        kind = counts.setdefault(method_kind(payment.get("method")), Counter())
+        if owner.startswith(PURCHASE_PREFIX) and paid:
+            kind["subscribers"] += 1
+        if not owner.startswith(BILLING_PREFIX):
+            continue
+        if paid and str(payment["id"]) in recorded_external:
+            kind["renewals"] += 1
+            if payment.get("pendingAt"):
+                kind["pending_then_captured"] += 1
+        if payment["status"] == FAILED and payment.get("pendingAt"):
+            kind["settlement_failures"] += 1
+        if paid and payment.get("chargebacks"):
+            kind["reversed_after_paid"] += 1
+    return {method: dict(c) for method, c in counts.items() if c}
+
+
 def check_invariants(
     ledgers: Ledgers,
     workflows: list[WorkflowRecord],
@@ -200,6 +304,11 @@ def check_invariants(
         "orphan_holds": [],
         "failed_workflows": [],
         "running_workflows": [],
+        "chargeback_mismatch": [],
+        "settled_renewals_refunded": [],
+        "order_differs": [],
+        "cycle_paid_more_than_once": [],
+        "cancelled_with_money": [],
     }
     recorded = [p for p in ledgers.cleeng_payments if p.get("duplicateOf") is None]
 
@@ -240,6 +349,9 @@ def check_invariants(
                     f"{payment['id']} ({charge_key(payment)})"
                 )
             refunded_at_mollie += [(str(payment["id"]), _minor(r["amount"])) for r in live_refunds]
+            chargebacks = payment.get("chargebacks", [])
+            report.chargebacks_at_mollie += len(chargebacks)
+            report.chargeback_minor_at_mollie += sum(_minor(c["amount"]) for c in chargebacks)
         elif given_back >= _minor(payment["amount"]):
             report.compensated_at_mollie += 1  # Cleeng refused it for good; money returned
         else:
@@ -266,17 +378,102 @@ def check_invariants(
             evidence["records_without_money"].append(
                 f"cleeng payment {cleeng_payment['paymentId']} -> {external_id}"
             )
-        report.refunds_in_cleeng += len(cleeng_payment.get("refunds", []))
-        report.refunded_minor_in_cleeng += int(cleeng_payment.get("refundedMinor", 0))
+        # Cleeng keeps refunds and chargebacks alike (refundType tells them apart).
+        refunds = cleeng_payment.get("refunds", [])
+        chargebacks = [r for r in refunds if r.get("refundType") == CLEENG_CHARGEBACK]
+        charged_back = sum(int(r["amountMinor"]) for r in chargebacks)
+        report.refunds_in_cleeng += len(refunds) - len(chargebacks)
+        report.refunded_minor_in_cleeng += (
+            int(cleeng_payment.get("refundedMinor", 0)) - charged_back
+        )
+        report.chargebacks_in_cleeng += len(chargebacks)
+        report.chargeback_minor_in_cleeng += charged_back
+
+    mollie_chargebacks = Counter(
+        {str(p["id"]): len(p.get("chargebacks", [])) for p in charges if p.get("chargebacks")}
+    )
+    cleeng_chargebacks: Counter[str] = Counter()
+    for cleeng_payment in ledgers.cleeng_payments:
+        for refund in cleeng_payment.get("refunds", []):
+            if refund.get("refundType") == CLEENG_CHARGEBACK:
+                cleeng_chargebacks[str(cleeng_payment.get("externalPaymentId"))] += 1
+    for payment_id in sorted(set(mollie_chargebacks) | set(cleeng_chargebacks)):
+        if mollie_chargebacks[payment_id] != cleeng_chargebacks[payment_id]:
+            evidence["chargeback_mismatch"].append(
+                f"{payment_id}: {mollie_chargebacks[payment_id]} at Mollie, "
+                f"{cleeng_chargebacks[payment_id]} in Cleeng"
+            )
+
+    # A renewal Mollie settled must stay paid for: its cycle never gives it back (the Cleeng
+    # order having aged while a SEPA debit was pending is no reason). Refunds Cleeng asked
+    # for are the Refund workflow's and name no billing cycle.
+    for payment in ledgers.mollie_payments:
+        owner = owner_of(payment)
+        if payment["status"] != MOLLIE_PAID or not owner.startswith(BILLING_PREFIX):
+            continue
+        by_cycle = [r for r in payment.get("refunds", []) if names_billing_cycle(r.get("metadata"))]
+        if by_cycle:
+            report.settled_renewals_refunded += 1
+            evidence["settled_renewals_refunded"].append(
+                f"{payment['id']} ({owner}): "
+                + ", ".join(f"{r.get('id', 'refund')} {r['status']}" for r in by_cycle)
+            )
+
+    paid_per_cycle = Counter(
+        owner_of(p)
+        for p in ledgers.mollie_payments
+        if p["status"] == MOLLIE_PAID and owner_of(p).startswith(BILLING_PREFIX)
+    )
+    for cycle, count in sorted(paid_per_cycle.items()):
+        if count > 1:
+            report.cycles_paid_more_than_once += count - 1
+            evidence["cycle_paid_more_than_once"].append(
+                f"{cycle}: "
+                + "+".join(
+                    str(p["id"])
+                    for p in ledgers.mollie_payments
+                    if p["status"] == MOLLIE_PAID and owner_of(p) == cycle
+                )
+            )
+
+    for cleeng_payment in ledgers.cleeng_payments:
+        money = mollie_by_id.get(str(cleeng_payment.get("externalPaymentId")))
+        if money is None:
+            continue  # a rejection recorded before Mollie made any payment
+        named = (money.get("metadata") or {}).get("orderId")
+        if named is None or str(named) != str(cleeng_payment["orderId"]):
+            report.cleeng_order_differs_from_mollie += 1
+            evidence["order_differs"].append(
+                f"cleeng payment {cleeng_payment['paymentId']} (order "
+                f"{cleeng_payment['orderId']}) -> {money['id']} (metadata order {named})"
+            )
+        if (
+            cleeng_payment["status"] == CLEENG_CANCELLED
+            and money["status"] == MOLLIE_PAID
+            and _minor(money["amount"]) > 0
+        ):
+            report.cleeng_cancelled_with_money += 1
+            evidence["cancelled_with_money"].append(
+                f"cleeng payment {cleeng_payment['paymentId']} cancelled; {money['id']} paid "
+                f"({owner_of(money) or 'no workflow'})"
+            )
+    report.per_method = per_method_counts(ledgers.mollie_payments, recorded_external)
 
     running_ids = {w.workflow_id for w in workflows if w.status == RUNNING}
     for payment in ledgers.mollie_payments:
-        if payment["status"] != MOLLIE_AUTHORIZED:
-            continue
-        owner = str((payment.get("metadata") or {}).get("workflowId", ""))
-        if owner not in running_ids:
+        owner = owner_of(payment)
+        if payment["status"] == MOLLIE_AUTHORIZED and owner not in running_ids:
             report.open_holds_without_live_cycle += 1
             evidence["orphan_holds"].append(f"{payment['id']} ({owner or 'no workflow'})")
+        elif (
+            payment["status"] == MOLLIE_EXPIRED
+            and payment.get("authorizedAt")
+            and owner.startswith(BILLING_PREFIX)
+        ):
+            # A renewal hold nobody captured or released until Mollie let it lapse: the run
+            # moves Mollie's clock for days, so an orphan hold ends here rather than open.
+            report.open_holds_without_live_cycle += 1
+            evidence["orphan_holds"].append(f"{payment['id']} ({owner}, lapsed)")
 
     paid_orders = {str(p["orderId"]) for p in ledgers.cleeng_payments}
     report.orphan_renewal_orders = sum(

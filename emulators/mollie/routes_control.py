@@ -269,6 +269,7 @@ def _ledger_entry(payment: Payment, emu: MollieEmulator) -> dict[str, Any]:
         "failureReason": payment.details.get("failureReason"),
         "createdAt": iso(payment.created_at),
         "pendingAt": iso(payment.pending_at),
+        "authorizedAt": iso(payment.authorized_at),
         "paidAt": iso(payment.paid_at),
         "reversalDueAt": iso(payment.reverse_at),
         "captures": [
