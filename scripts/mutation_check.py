@@ -40,8 +40,8 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "cycle-already-paid guard",
         "workflows/recurring_billing.py",
-        "        if paid:\n            workflow.logger.info",
-        "        paid = False\n        if paid:\n            workflow.logger.info",
+        "        if paid:\n            self._note_already_paid()",
+        "        paid = False\n        if paid:\n            self._note_already_paid()",
         ["tests/test_recurring_billing.py::test_webhooks_for_a_finished_cycle_charge_nothing"],
     ),
     (
@@ -181,8 +181,8 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "Mollie webhooks routed only to the payment's own workflow",
         "api/mollie_webhooks.py",
-        '    owner = payment.metadata.get("workflowId")',
-        '    owner = payment.metadata.get("workflowId") or "purchase:1"',
+        "    owner = payment.metadata.get(WORKFLOW_METADATA_KEY)",
+        '    owner = payment.metadata.get(WORKFLOW_METADATA_KEY) or "purchase:1"',
         [
             "tests/test_webhook_routing.py::"
             "test_payment_the_connector_did_not_make_is_ignored_and_remembered"

@@ -28,6 +28,7 @@ from api.cleeng_payloads import iso_utc
 from domain.payment_details import DeactivationInput, deactivation_workflow_id
 from settings import Settings
 from tests.conftest import Connector, Emulators, connector_settings, own_emulators
+from tests.support.histories import keep_history
 from tests.support.mandates import MOLLIE_HEADERS, mandate_subscriber, start_cycle
 from tests.support.shop import (
     TEST_SHOP_ORIGIN,
@@ -138,6 +139,7 @@ async def test_an_authorisation_on_a_direct_debit_mandate_is_charged_and_recorde
     assert captured["id"] == record["id"]
     assert captured["status"] == "captured"
     assert [a.outcome for a in final.attempts] == ["pending_recorded_authorized", "captured"]
+    await keep_history(handle, "RecurringBilling-sepa-authorise" + ("-compact" if compact else ""))
 
 
 async def test_an_authorisation_on_a_paypal_mandate_is_charged_and_captured_at_once(
@@ -194,6 +196,7 @@ async def test_a_direct_debit_that_fails_is_rejected_with_the_bank_reason_and_ch
     await settle(private_emulators, second.mollie_payment_id, {"status": "paid"})
     await env.sleep(timedelta(hours=2))
     assert (await handle.result()).status == "captured"
+    await keep_history(handle, "RecurringBilling-sepa-declined-compact")
     records = {
         r["externalPaymentId"]: r["status"]
         for r in await renewal_records(private_emulators, sub.subscription_id)
@@ -262,6 +265,9 @@ async def test_money_taken_for_an_order_that_expired_is_recorded_on_a_new_order_
         await settle(private_emulators, payment["id"], {"status": "paid"})
     final = await handle.result()
     assert final.status == "captured"
+    await keep_history(
+        handle, f"RecurringBilling-reordered-{method}" + ("-compact" if compact else "")
+    )
     [record] = await renewal_records(private_emulators, sub.subscription_id)
     assert record["status"] == "captured"
     assert record["externalPaymentId"] == payment["id"]
@@ -319,7 +325,7 @@ async def test_replaced_details_leave_a_pending_direct_debit_to_its_cycle(
     assert pending.status == "settling"
     assert pending.mollie_payment_id is not None
 
-    deactivation = await env.client.execute_workflow(
+    deactivation_handle = await env.client.start_workflow(
         DetailsDeactivationWorkflow.run,
         DeactivationInput(
             payment_details_id=sub.payment_details_id,
@@ -329,6 +335,8 @@ async def test_replaced_details_leave_a_pending_direct_debit_to_its_cycle(
         id=deactivation_workflow_id(sub.payment_details_id),
         task_queue=settings.temporal_task_queue,
     )
+    deactivation = await deactivation_handle.result()
+    await keep_history(deactivation_handle, "DetailsDeactivation-pending-debit")
     assert deactivation.cancelled == []
     assert [a.mollie_payment_id for a in deactivation.left_to_billing] == [
         pending.mollie_payment_id

@@ -12,8 +12,9 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 # At most this many paths per workflow type: enough to cover success, decline, refusal and
 # compensation, few enough to read.
@@ -38,3 +39,17 @@ async def save_histories(client: Client, task_queue: str) -> None:
         if path.exists() or len(list(folder.glob(f"{kind}-*.json"))) >= PATHS_PER_TYPE:
             continue
         path.write_text(history.to_json())
+
+
+async def keep_history(handle: WorkflowHandle[Any, Any], label: str) -> None:
+    """Save one finished workflow's history as `<label>-<shape digest>.json`, when the run
+    saves histories: for paths no connector fixture sees (the time-skipping tests)."""
+    target = os.environ.get("SAVE_HISTORIES_TO")
+    if not target:
+        return
+    history = await handle.fetch_history()
+    shape = [str(event.event_type) for event in history.events]
+    digest = hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:12]
+    folder = Path(target)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{label}-{digest}.json").write_text(history.to_json())
