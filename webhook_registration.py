@@ -4,7 +4,9 @@
 
 Cleeng's PUT replaces a topic's whole endpoint list, and dropping another connector's endpoint
 is a production incident: this reads the current list, replaces only the entry with our URL
-(or adds it), keeps every other endpoint as it was, and writes only topics that change.
+(or adds it), keeps every other endpoint as it was, and writes only topics that change. When the
+current list cannot be read (an error, or an answer in a shape the client does not know), it
+stops before any PUT: a list it did not read is never taken for an empty one.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def merged_endpoints(current: list[dict[str, Any]], ours: dict[str, Any]) -> lis
 async def register(
     cleeng: CleengClient, url: str, secret: str, payment_method_id: int
 ) -> list[str]:
-    """Make sure every handled topic delivers to `url`; answers the topics that changed."""
+    """Make sure every handled topic delivers to `url`; answers the topics that changed.
+    Raises, having written nothing, when the current subscriptions cannot be read."""
     if not 16 <= len(secret.encode()) <= 64:
         raise ValueError("the Cleeng webhook secret must be 16 to 64 bytes long")
     ours = our_endpoint(url, secret, payment_method_id)

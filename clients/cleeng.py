@@ -135,7 +135,27 @@ def _unwrap(body: Any, key: str) -> Any:
     return body
 
 
-def _items(body: Any) -> list[Any]:
+def _unreadable(what: str, body: Any) -> ServiceError:
+    """A 2xx answer in a shape the connector cannot read. Retryable, not permanent: it is no
+    refusal by Cleeng, and a caller must never take it for "nothing there" (the deactivation
+    saga would release no authorisation; registration would drop other connectors' endpoints).
+    Temporal keeps retrying, visibly, until Cleeng answers a readable list or a worker that reads
+    the new shape is deployed; the step then completes by itself."""
+    shape = (
+        f"an object with keys {sorted(str(key) for key in body)[:8]}"
+        if isinstance(body, Mapping)
+        else "an empty body"
+        if body is None
+        else f"a JSON {type(body).__name__}"
+    )
+    return ServiceError(
+        SERVICE, FailureKind.RETRYABLE, f"{what}: answered {shape}, not a list the connector reads"
+    )
+
+
+def _items(body: Any, what: str) -> list[Any]:
+    """The items of a list answer: a bare array, or one under a key the client knows. Any other
+    shape is an error naming the call `what`, never an empty list."""
     if isinstance(body, list):
         return body
     if isinstance(body, Mapping):
@@ -143,7 +163,14 @@ def _items(body: Any) -> list[Any]:
             value = body.get(key)
             if isinstance(value, list):
                 return value
-    return []
+    raise _unreadable(what, body)
+
+
+def _lists_topics(value: Any) -> bool:
+    """A list of `{"topic": ..., "endpoints": [...]}` items."""
+    return isinstance(value, list) and any(
+        isinstance(item, Mapping) and "topic" in item for item in value
+    )
 
 
 def _server_time(response: httpx.Response) -> datetime:
@@ -478,14 +505,28 @@ class CleengClient:
     # Webhook subscriptions (PUT replaces the whole list of a topic)
 
     async def webhook_subscriptions(self) -> dict[str, list[dict[str, Any]]]:
+        """GET /3.1/webhook_subscriptions ("list-webhook-subscriptions"): each topic's
+        endpoints. Read as `{topic: [endpoint, ...]}` or as a list of `{"topic", "endpoints"}`
+        (bare or under a known key); every endpoint must be an object with a `url`. Anything
+        else is an error, never "no endpoints": registration PUTs each topic's whole list, so a
+        list it did not read would drop other connectors' endpoints."""
+        what = "GET /webhook_subscriptions"
         body = await self._request("GET", "/webhook_subscriptions")
-        if isinstance(body, Mapping):
-            return {str(topic): list(endpoints or []) for topic, endpoints in body.items()}
-        # A list of {"topic": ..., "endpoints": [...]} is accepted too.
+        if isinstance(body, Mapping) and not any(_lists_topics(v) for v in body.values()):
+            pairs = list(body.items())
+        else:
+            pairs = []
+            for item in _items(body, what):
+                if not (isinstance(item, Mapping) and isinstance(item.get("topic"), str)):
+                    raise _unreadable(what, item)
+                pairs.append((item["topic"], item.get("endpoints")))
         result: dict[str, list[dict[str, Any]]] = {}
-        for item in _items(body):
-            if isinstance(item, Mapping) and "topic" in item:
-                result[str(item["topic"])] = list(item.get("endpoints") or [])
+        for topic, endpoints in pairs:
+            if not isinstance(endpoints, list) or not all(
+                isinstance(e, Mapping) and isinstance(e.get("url"), str) for e in endpoints
+            ):
+                raise _unreadable(f"{what} (topic {topic})", endpoints)
+            result[str(topic)] = [dict(e) for e in endpoints]
         return result
 
     async def replace_webhook_subscriptions(
@@ -526,10 +567,9 @@ class CleengClient:
         """GET /3.1/payment_details/{id}/authorised_payments
         ("list-a-customer-authorised-payments")."""
         path = f"/payment_details/{_segment(payment_details_id, 'paymentDetailsId')}"
+        what = f"GET {path}/authorised_payments"
         body = await self._request("GET", f"{path}/authorised_payments")
-        return [
-            _parse(CleengPayment, item, f"GET {path}/authorised_payments") for item in _items(body)
-        ]
+        return [_parse(CleengPayment, item, what) for item in _items(body, what)]
 
     async def delete_payment_details(self, payment_details_id: str) -> None:
         """DELETE /3.1/payment_details/{id} ("delete-payment-details"); irreversible.

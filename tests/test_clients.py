@@ -15,7 +15,7 @@ from clients.cleeng import CleengClient
 from clients.errors import FailureKind, ServiceError
 from clients.mollie import MollieGateway
 from domain.money import Money
-from settings import EMULATOR_MOLLIE_API_KEY, EMULATOR_PUBLISHER_TOKEN
+from settings import EMULATOR_MOLLIE_API_KEY, EMULATOR_PAYMENT_METHOD_ID, EMULATOR_PUBLISHER_TOKEN
 from tests.conftest import Emulators
 from tests.support.servers import free_port
 from tests.support.shop import seed_order, set_faults
@@ -86,6 +86,34 @@ async def test_lost_cleeng_write_is_an_unknown_outcome() -> None:
     await nowhere.aclose()
     assert write.value.kind is FailureKind.UNKNOWN_OUTCOME
     assert read.value.kind is FailureKind.RETRYABLE
+
+
+async def test_a_list_answer_cleeng_did_not_shape_as_a_list_is_an_error_naming_the_call(
+    cleeng: CleengClient, emulators: Emulators, clean_faults: None
+) -> None:
+    """A 2xx answer that is no list must never read as "no authorised payments": the
+    deactivation saga would release nothing. The emulator answers the injected fault with its
+    own HTTP 200 and an error-shaped body ({"message": ...}); the first read fails naming the
+    call and is retryable (no refusal by Cleeng), the next one reads the real list."""
+    seeded = await seed_order(emulators.cleeng_url)
+    stored = await cleeng.create_payment_details(
+        customer_id=str(seeded["customerId"]),
+        token="mollie:cst_list:mdt_list",
+        payment_method_id=EMULATOR_PAYMENT_METHOD_ID,
+        card_params={},
+    )
+    details = stored.id
+    path = f"/3.1/payment_details/{details}/authorised_payments"
+    await set_faults(
+        emulators.cleeng_url,
+        {"failNext": [{"method": "GET", "pathPrefix": path, "status": 200, "count": 1}]},
+    )
+    with pytest.raises(ServiceError) as unreadable:
+        await cleeng.authorised_payments(details)
+    assert unreadable.value.kind is FailureKind.RETRYABLE
+    assert f"GET /payment_details/{details}/authorised_payments" in unreadable.value.message
+    assert "not a list" in unreadable.value.message
+    assert await cleeng.authorised_payments(details) == []
 
 
 class _Recorder:

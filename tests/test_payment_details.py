@@ -264,3 +264,36 @@ async def test_verification_charge_is_refunded_when_cleeng_refuses_the_new_detai
         )
         == "invalid"
     )
+
+
+async def test_an_unreadable_list_of_authorisations_is_read_again_never_taken_as_none(
+    own_connector: Connector,
+) -> None:
+    """Cleeng (the emulator's own HTTP, answering an injected fault with 200 and an
+    error-shaped body) once answers the authorised-payments list in a shape that is no list.
+    The saga must not conclude "no authorisations" from it: the read is retried, and the hold
+    on the old card is released and its Cleeng record cancelled."""
+    connector = own_connector
+    sub, held_payment = await authorised_renewal(connector)
+    path = f"/3.1/payment_details/{sub.payment_details_id}/authorised_payments"
+    await set_faults(
+        connector.emulators.cleeng_url,
+        {"failNext": [{"method": "GET", "pathPrefix": path, "status": 200, "count": 1}]},
+    )
+    try:
+        await change_card(connector, sub)
+        saga: DeactivationView = await result_when_started(
+            connector.client.get_workflow_handle(
+                deactivation_workflow_id(sub.payment_details_id), result_type=DeactivationView
+            ),
+            timeout=60,
+        )
+    finally:
+        async with httpx.AsyncClient() as http:
+            await http.delete(f"{connector.emulators.cleeng_url}/_emulator/faults")
+    assert saga.status == "done", saga.failures
+    assert [c.mollie_payment_id for c in saga.cancelled] == [held_payment]
+    [held] = await mollie_customer_payments(connector, sub.mollie_customer_id)
+    assert held["status"] == "canceled"
+    [old] = await cleeng_subscription_payments(connector, sub.subscription_id)
+    assert old["status"] == "cancelled"
