@@ -69,11 +69,12 @@ class Settings(BaseSettings):
     )
     cleeng_timeout_seconds: float = 10.0
     cleeng_termination_call: Literal["terminate", "patch"] = Field(
-        default="terminate",
+        default="patch",
         description=(
-            "How to terminate a subscription: 'terminate' = POST /3.1/subscriptions/{id}/"
-            "terminate (the reference); 'patch' = the Connector Checklist's deprecated PATCH "
-            "{status: terminated}"
+            "How to terminate a subscription: 'patch' = PATCH /3.1/subscriptions/{id} "
+            "{status: terminated}, the call the Connector Checklist and the Termination guide "
+            "name; 'terminate' = POST /3.1/subscriptions/{id}/terminate (terminate-subscription) "
+            "with terminationType: paymentCancel, a body key the page does not show (inferred)"
         ),
     )
     cleeng_delete_deactivated_details: bool = Field(

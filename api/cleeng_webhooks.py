@@ -62,12 +62,19 @@ BILLING_TOPICS = {
     contract.TOPIC_CAPTURE: EVENT_CAPTURE,
     contract.TOPIC_TERMINATION: EVENT_TERMINATE,
 }
-# Known, and acknowledged without action: Cleeng does not document what it asks for.
+# Known, and acknowledged without action. capturePayment: Cleeng's payments-pre-configuration
+# page lists it as required, and no page we found says when it is sent, what its data holds or
+# what a connector must do; captures come with subscriptionReadyForPaymentCapture. Nothing
+# moves money on a guess: each delivery is logged (its keys and ids) for an operator.
 ACKNOWLEDGED_TOPICS = frozenset({contract.TOPIC_CAPTURE_PAYMENT})
-# Topics the connector subscribes to in Cleeng (see webhook_registration).
+# Data keys whose values are safe to log from a topic acknowledged without action.
+_LOGGED_IDS = ("paymentId", "orderId", "subscriptionId", "externalPaymentId", "paymentMethodId")
+# Topics the connector subscribes to in Cleeng (see webhook_registration): every topic the
+# payments-pre-configuration page lists as required.
 HANDLED_TOPICS = (
     *BILLING_TOPICS,
     contract.TOPIC_REFUND,
+    contract.TOPIC_CAPTURE_PAYMENT,
     contract.TOPIC_DETAILS_DEACTIVATED,
 )
 
@@ -132,9 +139,12 @@ async def _handle(request: Request, shim: ShimServices) -> dict[str, str]:
         raise
     envelope = _parse_envelope(body)
     route = _ROUTES.get(envelope.topic)
+    if route is None and envelope.topic in ACKNOWLEDGED_TOPICS:
+        _log_acknowledged(envelope.topic, envelope.data)
+        metrics.webhooks.labels("cleeng", "acknowledged").inc()
+        return {"status": "acknowledged", "topic": envelope.topic}
     if route is None:
-        outcome = "acknowledged" if envelope.topic in ACKNOWLEDGED_TOPICS else "ignored"
-        logger.info("cleeng webhook topic %r %s", envelope.topic, outcome)
+        logger.info("cleeng webhook topic %r ignored", envelope.topic)
         metrics.webhooks.labels("cleeng", "ignored").inc()
         return {"status": "ignored", "topic": envelope.topic}
     model, start = route
@@ -166,6 +176,19 @@ async def _handle(request: Request, shim: ShimServices) -> dict[str, str]:
             outcome = "duplicate"
     metrics.webhooks.labels("cleeng", outcome).inc()
     return {"status": outcome, "topic": envelope.topic}
+
+
+def _log_acknowledged(topic: str, data: Any) -> None:
+    """A warning an operator sees for a topic the connector receives and does not act on: the
+    data's keys and its ids, never tokens or other values."""
+    fields = data if isinstance(data, dict) else {}
+    ids = {key: fields[key] for key in _LOGGED_IDS if isinstance(fields.get(key), str | int)}
+    logger.warning(
+        "cleeng %s acknowledged, nothing done (no published meaning); data keys %s, ids %s",
+        topic,
+        sorted(str(key) for key in fields),
+        ids,
+    )
 
 
 async def _signal_billing(

@@ -490,15 +490,18 @@ class CleengClient:
         )
 
     async def terminate_subscription(self, subscription_id: str, reason: str) -> None:
-        """POST /3.1/subscriptions/{subscriptionId}/terminate ("terminate-subscription")."""
+        """POST /3.1/subscriptions/{subscriptionId}/terminate ("terminate-subscription"); the
+        reason goes under an inferred key (contract.TERMINATION_REASON_KEY). Used only when
+        configured (CLEENG_TERMINATION_CALL=terminate)."""
         if reason not in contract.TERMINATION_REASONS:
             raise _invalid(f"unknown termination reason {reason!r}")
         path = f"/subscriptions/{_segment(subscription_id, 'subscriptionId')}/terminate"
         await self._request("POST", path, body=_encode({contract.TERMINATION_REASON_KEY: reason}))
 
     async def terminate_subscription_by_patch(self, subscription_id: str) -> None:
-        """PATCH /3.1/subscriptions/{id} {"status": "terminated"}: the Connector Checklist's
-        call, marked deprecated in "update-subscription"; used only when configured."""
+        """PATCH /3.1/subscriptions/{id} {"status": "terminated"}: the call the Connector
+        Checklist and the Termination guide (developers.cleeng.com/docs/termination) name for
+        subscriptionReadyForTermination; the connector's default."""
         path = f"/subscriptions/{_segment(subscription_id, 'subscriptionId')}"
         await self._request("PATCH", path, body=_encode({"status": "terminated"}))
 

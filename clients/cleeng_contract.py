@@ -36,16 +36,18 @@ REFUND_TYPE_CHARGEBACK: Final = "chargeback"
 # none, so the connector says this.
 DEFAULT_REFUNDED_REASON: Final = "Refund requested in Cleeng"
 
-# POST /3.1/subscriptions/{id}/terminate ("terminate-subscription"): a required enum; the page
-# shows the values, not the key [inferred: "reason"].
-TERMINATION_REASON_KEY: Final = "reason"
+# POST /3.1/subscriptions/{id}/terminate ("terminate-subscription"): one required enum; the page
+# shows its values, not its key [inferred: "terminationType", the name the only machine-readable
+# 3.1 schema known to us gives it; see docs/cleeng-contract.md].
+TERMINATION_REASON_KEY: Final = "terminationType"
 TERMINATION_REASONS: Final = frozenset(
     {"paymentCancel", "userCancel", "publisherCancel", "policyViolation"}
 )
 # The connector terminates after Cleeng's dunning gave up on payment.
 TERMINATION_REASON_PAYMENT: Final = "paymentCancel"
-# How to terminate: the documented endpoint, or the Connector Checklist's deprecated PATCH
-# {"status": "terminated"} on "update-subscription" (setting CLEENG_TERMINATION_CALL).
+# How to terminate (setting CLEENG_TERMINATION_CALL): the PATCH {"status": "terminated"} the
+# Connector Checklist and the Termination guide (docs/termination) name, the default; or
+# POST .../terminate, whose body key is inferred.
 TERMINATE_BY_POST: Final = "terminate"
 TERMINATE_BY_PATCH: Final = "patch"
 

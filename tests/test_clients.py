@@ -262,21 +262,24 @@ async def test_mollie_failures_are_classified(
     assert EMULATOR_MOLLIE_API_KEY not in str(lost.value)
 
 
-async def test_termination_follows_the_reference_and_the_deprecated_patch_is_a_setting() -> None:
+async def test_termination_calls_send_the_bodies_the_documents_show() -> None:
+    """PATCH {"status": "terminated"} is the call the Connector Checklist and the Termination
+    guide name; POST .../terminate carries its required enum under the inferred key
+    terminationType (the page shows the values, not the key)."""
     recorder = _Recorder()
     client = CleengClient(
         "http://cleeng.test/3.1", "token", transport=httpx.MockTransport(recorder)
     )
-    await client.terminate_subscription("700000001", "paymentCancel")
     await client.terminate_subscription_by_patch("700000001")
+    await client.terminate_subscription("700000001", "paymentCancel")
     with pytest.raises(ServiceError):
         await client.terminate_subscription("700000001", "because")
     await client.aclose()
-    terminate, patch = recorder.requests
+    patch, terminate = recorder.requests
+    assert (patch.method, patch.url.path) == ("PATCH", "/3.1/subscriptions/700000001")
+    assert json.loads(patch.content) == {"status": "terminated"}
     assert (terminate.method, terminate.url.path) == (
         "POST",
         "/3.1/subscriptions/700000001/terminate",
     )
-    assert json.loads(terminate.content) == {"reason": "paymentCancel"}
-    assert (patch.method, patch.url.path) == ("PATCH", "/3.1/subscriptions/700000001")
-    assert json.loads(patch.content) == {"status": "terminated"}
+    assert json.loads(terminate.content) == {"terminationType": "paymentCancel"}

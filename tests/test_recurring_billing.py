@@ -202,6 +202,24 @@ async def test_termination_without_a_running_cycle_terminates(connector: Connect
     assert await mollie_customer_payments(connector, sub.mollie_customer_id) == []
 
 
+async def test_termination_goes_by_the_termination_guide_patch_by_default(
+    connector: Connector,
+) -> None:
+    """With the default settings the connector terminates with PATCH
+    /3.1/subscriptions/{id} {"status": "terminated"}, the call the Connector Checklist and the
+    Termination guide name (the Cleeng emulator records which call terminated it)."""
+    assert connector.settings.cleeng_termination_call == "patch"
+    sub = await subscribed_customer(connector)
+    await deliver(connector, sub.dunning_data("terminate", -2))
+    final = await cycle_handle(connector, sub).result()
+    assert final.status == "terminated"
+    async with httpx.AsyncClient() as http:
+        seen = (await http.get(f"{connector.emulators.cleeng_url}/_emulator/subscriptions")).json()
+    [terminated] = [s for s in seen["items"] if str(s["subscriptionId"]) == sub.subscription_id]
+    assert (terminated["status"], terminated["terminatedVia"]) == ("terminated", "patch")
+    assert terminated["terminationReason"] is None
+
+
 async def test_the_same_webhook_twenty_times_at_once_charges_once(connector: Connector) -> None:
     sub = await subscribed_customer(connector)
     data = sub.dunning_data("capture", 0)

@@ -132,3 +132,21 @@ async def test_shapes_the_emulator_never_answers_are_not_read_as_empty(answer: b
     finally:
         await client.aclose()
     assert [(r.method, r.url.path) for r in sent] == [("GET", "/3.1/webhook_subscriptions")]
+
+
+async def test_registration_subscribes_every_topic_cleeng_lists_as_required(
+    cleeng: CleengClient,
+) -> None:
+    """payments-pre-configuration: "The following webhooks are required" names these six;
+    capturePayment is acknowledged without action (see docs/cleeng-contract.md)."""
+    required = {
+        "subscriptionReadyForPaymentAuthorisation",
+        "subscriptionReadyForPaymentCapture",
+        "subscriptionReadyForTermination",
+        "refundPayment",
+        "capturePayment",
+        "paymentDetailsDeactivated",
+    }
+    await register(cleeng, OURS, SECRET, 555000001)
+    subscriptions = await cleeng.webhook_subscriptions()
+    assert {t for t, endpoints in subscriptions.items() if endpoints} == required

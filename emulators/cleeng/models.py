@@ -180,7 +180,7 @@ class Subscription:
     cycle_started_at: datetime
     coupon_code: str | None = None
     # How it was terminated: the reason given to POST .../terminate, and which call did it
-    # ("terminate", or "patch" for the deprecated PATCH status terminated).
+    # ("terminate", or "patch" for PATCH {"status": "terminated"}).
     termination_reason: str | None = None
     terminated_via: str | None = None
 

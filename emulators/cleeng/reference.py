@@ -89,8 +89,9 @@ LIST_TOTAL_KEY: Final = "totalCount"
 # get-a-subscription / update-subscription answer {"success": true, "subscription": {...}}
 # and refuse with {"success": false, "subscription": null, "message": ...}: [inferred].
 SUBSCRIPTION_WRAPPER_KEY: Final = "subscription"
-# update-subscription: status terminated is documented (and deprecated in favour of
-# terminate-subscription); active and stopped are [inferred].
+# update-subscription: "activating, stopping and terminating a subscription" (one copy of the
+# page marks the status field deprecated in favour of the activate/cancel/terminate endpoints;
+# the Termination guide, docs/termination, terminates with PATCH {"status": "terminated"}).
 SUBSCRIPTION_ACTIVE: Final = "active"
 SUBSCRIPTION_STOPPED: Final = "stopped"
 SUBSCRIPTION_TERMINATED: Final = "terminated"
@@ -98,8 +99,9 @@ SUBSCRIPTION_STATUSES: Final = (SUBSCRIPTION_ACTIVE, SUBSCRIPTION_STOPPED, SUBSC
 # list-subscriptions: limit 1..100, default 20.
 LIST_SUBSCRIPTIONS_LIMIT_DEFAULT: Final = 20
 LIST_SUBSCRIPTIONS_LIMIT_MAX: Final = 100
-# terminate-subscription: the page shows the reason enum but not its key: [inferred].
-TERMINATE_REASON_KEY: Final = "reason"
+# terminate-subscription: one required enum; the page shows its values but not its key:
+# [inferred] "terminationType", as the only machine-readable 3.1 schema known names it.
+TERMINATE_REASON_KEY: Final = "terminationType"
 TERMINATE_REASONS: Final = ("paymentCancel", "userCancel", "publisherCancel", "policyViolation")
 
 # ------------------------------------------------------------------------- webhooks

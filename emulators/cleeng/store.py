@@ -795,7 +795,7 @@ class EmulatorStore:
 
     def patch_subscription(self, subscription_id: int, changes: dict[str, Any]) -> Subscription:
         """PATCH /subscriptions/{id}: exactly one of expiresAt, couponCode, paymentDetailsId,
-        status. ``status: terminated`` is deprecated in the reference but still works."""
+        status. ``status: terminated`` is how the Termination guide terminates."""
         subscription = self.get_subscription(subscription_id)
         if not changes:
             raise Unprocessable(

@@ -177,7 +177,7 @@ def subscription_json(store: EmulatorStore, subscription: Subscription) -> dict[
 
 def operator_subscription_json(store: EmulatorStore, subscription: Subscription) -> dict[str, Any]:
     """The subscription plus how it was terminated: the reason given to POST .../terminate
-    and the call that did it ("terminate", or "patch" for the deprecated PATCH)."""
+    and the call that did it ("terminate", or "patch" for PATCH {"status": "terminated"})."""
     return {
         **subscription_json(store, subscription),
         "terminationReason": subscription.termination_reason,

@@ -758,7 +758,7 @@ def test_terminate_subscription_with_a_reason(ops: httpx.Client, api: httpx.Clie
     payment = paid(api, purchase(ops), "captured")
     url = f"/3.1/subscriptions/{payment['subscriptionId']}/terminate"
 
-    terminated = api.post(url, json={"reason": "userCancel"})
+    terminated = api.post(url, json={"terminationType": "userCancel"})
     assert terminated.status_code == 200, terminated.text
     body = terminated.json()
     assert body == {"success": True, "subscription": body["subscription"]}
@@ -768,7 +768,7 @@ def test_terminate_subscription_with_a_reason(ops: httpx.Client, api: httpx.Clie
     assert (seen["terminationReason"], seen["terminatedVia"]) == ("userCancel", "terminate")
 
     # Idempotent: a second terminate answers the terminated subscription, first reason kept.
-    again = api.post(url, json={"reason": "paymentCancel"})
+    again = api.post(url, json={"terminationType": "paymentCancel"})
     assert again.status_code == 200
     assert again.json()["subscription"] == body["subscription"]
     (seen,) = ops.get("/_emulator/subscriptions").json()["items"]
@@ -787,7 +787,8 @@ def test_terminate_accepts_every_documented_reason(
 ) -> None:
     payment = paid(api, purchase(ops), "captured")
     response = api.post(
-        f"/3.1/subscriptions/{payment['subscriptionId']}/terminate", json={"reason": reason}
+        f"/3.1/subscriptions/{payment['subscriptionId']}/terminate",
+        json={"terminationType": reason},
     )
     assert response.status_code == 200
     assert ops.get("/_emulator/subscriptions").json()["items"][0]["terminationReason"] == reason
@@ -798,20 +799,25 @@ def test_terminate_refusals(ops: httpx.Client, api: httpx.Client) -> None:
     url = f"/3.1/subscriptions/{payment['subscriptionId']}/terminate"
     cases: list[tuple[dict[str, Any] | None, str]] = [
         (
-            {"reason": "bored"},
-            "Field 'reason' must be one of paymentCancel, userCancel, "
+            {"terminationType": "bored"},
+            "Field 'terminationType' must be one of paymentCancel, userCancel, "
             "publisherCancel, policyViolation",
         ),
-        ({}, "Field 'reason' is required"),
-        ({"reason": 1}, "Field 'reason' is invalid: Input should be a valid string"),
-        ({"status": "terminated"}, "Field 'reason' is required"),
+        ({}, "Field 'terminationType' is required"),
+        # The page does not show the key; the emulator reads it as terminationType only.
+        ({"reason": "paymentCancel"}, "Field 'terminationType' is required"),
+        (
+            {"terminationType": 1},
+            "Field 'terminationType' is invalid: Input should be a valid string",
+        ),
+        ({"status": "terminated"}, "Field 'terminationType' is required"),
         (None, "Request body is required"),
     ]
     for body, message in cases:
         response = api.post(url, json=body) if body is not None else api.post(url)
         assert response.status_code == 422, body
         assert response.json() == subscription_error(message)
-    unknown = api.post("/3.1/subscriptions/999/terminate", json={"reason": "userCancel"})
+    unknown = api.post("/3.1/subscriptions/999/terminate", json={"terminationType": "userCancel"})
     assert unknown.status_code == 404
     assert unknown.json() == subscription_error("Subscription 999 not found")
     assert ops.get("/_emulator/subscriptions").json()["items"][0]["status"] == "active"
@@ -822,7 +828,7 @@ def test_list_subscriptions(ops: httpx.Client, api: httpx.Client) -> None:
     bob = purchase(ops, email="bob@example.com")
     ann_sub = paid(api, ann, "captured")["subscriptionId"]
     bob_sub = paid(api, bob, "captured")["subscriptionId"]
-    api.post(f"/3.1/subscriptions/{bob_sub}/terminate", json={"reason": "userCancel"})
+    api.post(f"/3.1/subscriptions/{bob_sub}/terminate", json={"terminationType": "userCancel"})
 
     def ids(**params: Any) -> list[int]:
         response = api.get("/3.1/subscriptions", params=params)

@@ -523,7 +523,7 @@ def test_subscription_path_id_is_an_int32(api: httpx.Client) -> None:
     for response in (
         api.get(f"/3.1/subscriptions/{big}"),
         api.patch(f"/3.1/subscriptions/{big}", json={"couponCode": "X"}),
-        api.post(f"/3.1/subscriptions/{big}/terminate", json={"reason": "userCancel"}),
+        api.post(f"/3.1/subscriptions/{big}/terminate", json={"terminationType": "userCancel"}),
     ):
         assert response.status_code == 422
         assert response.json() == subscription_error(
