@@ -255,6 +255,35 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
             "test_replaced_details_leave_a_pending_direct_debit_to_its_cycle"
         ],
     ),
+    (
+        "a Cleeng list that cannot be read is never taken as empty",
+        "clients/cleeng.py",
+        "    raise _unreadable(what, body)",
+        "    return []",
+        [
+            "tests/test_clients.py::"
+            "test_a_list_answer_cleeng_did_not_shape_as_a_list_is_an_error_naming_the_call",
+            "tests/test_payment_details.py::"
+            "test_an_unreadable_list_of_authorisations_is_read_again_never_taken_as_none",
+        ],
+    ),
+    (
+        "webhook registration never PUTs over a list it did not read",
+        "clients/cleeng.py",
+        '                raise _unreadable(f"{what} (topic {topic})", endpoints)',
+        "                continue",
+        ["tests/test_webhook_registration.py::test_an_unreadable_list_is_never_overwritten"],
+    ),
+    (
+        "termination goes by the Termination guide's PATCH by default",
+        "settings.py",
+        '        default="patch",',
+        '        default="terminate",',
+        [
+            "tests/test_recurring_billing.py::"
+            "test_termination_goes_by_the_termination_guide_patch_by_default"
+        ],
+    ),
 ]
 
 
