@@ -6,12 +6,13 @@ own clock passes that. Moving only Cleeng's clock leaves every debit pending; mo
 apart lets one service see a moment the other has not reached. `Lockstep` plays one timeline
 of discrete moments, in their order: the next webhook Cleeng's engine will send, or the next
 pending Mollie charge due to settle, whichever comes first (a settlement first when both fall
-on the same instant). Each move takes both clocks to that instant, Mollie's first: a charge
-the connector makes in answer to a Cleeng webhook is then dated at the webhook's instant on
+on the same instant). Each move takes both clocks to that instant, the one with nothing due
+there first, so that whatever happens at the moment happens with both clocks showing it: a
+charge the connector makes in answer to a Cleeng webhook is dated at the webhook's instant on
 Mollie's clock too (a card hold made on a clock weeks behind would expire as soon as it
-caught up), and a settlement due at that instant is known before the webhook goes out. A move
-goes no further than the other emulator's next moment, so neither passes anything the other
-has due. After each move it awaits the connector at rest:
+caught up), and the Cleeng record of a settlement is dated when the debit settled. A move goes
+no further than the other emulator's next moment, so neither passes anything the other has
+due. After each move it awaits the connector at rest:
 every Cleeng and Mollie webhook answered, and every billing workflow of the subscriptions it
 watches waiting (no workflow task and no activity pending) or closed. Nothing sleeps for a
 fixed time.
@@ -139,9 +140,9 @@ class Lockstep:
     # ------------------------------------------------------------------------- timeline
 
     async def next_moment(self) -> tuple[str, datetime] | None:
-        """Whose turn it is and until when: `cleeng` or `mollie`, and the instant to move both
-        clocks to. Moments of one emulator within CLUSTER of its first are played in one
-        move, never past the other emulator's next moment."""
+        """Which clock moves first (the one with nothing due) and the instant to move both
+        to. Moments of one emulator within CLUSTER of its first are played in one move,
+        never past the other emulator's next moment."""
         schedule = (await self._get(f"{self.cleeng}/_emulator/billing/schedule"))["items"]
         cleeng = sorted(parse_time(e["at"]) for e in schedule)
         mollie = sorted(
@@ -152,19 +153,24 @@ class Lockstep:
         if not cleeng and not mollie:
             return None
         if mollie and (not cleeng or mollie[0] <= cleeng[0]):
-            turn, mine, others = "mollie", mollie, cleeng
+            mine, others = mollie, cleeng
         else:
-            turn, mine, others = "cleeng", cleeng, mollie
+            mine, others = cleeng, mollie
         group = [m for m in mine if m <= mine[0] + CLUSTER and (not others or m < others[0])]
-        return turn, max(group, default=mine[0])
+        moment = max(group, default=mine[0])
+        if mine is cleeng:
+            return "mollie", moment
+        # A settlement due at the instant of a dunning webhook is known before it goes out.
+        return ("cleeng" if not cleeng or moment < cleeng[0] else "mollie"), moment
 
-    async def move_to(self, turn: str, moment: datetime) -> None:
-        """Mollie's clock to `moment`, connector at rest; then Cleeng's, connector at rest.
-        `turn` names whose moment it is (the other has nothing due by then)."""
-        await self._move_mollie(moment)
-        await self.at_rest(f"after Mollie's clock moved to {iso_utc(moment)} ({turn}'s turn)")
-        await self._move_cleeng(moment)
-        await self.at_rest(f"after Cleeng's clock moved to {iso_utc(moment)} ({turn}'s turn)")
+    async def move_to(self, first: str, moment: datetime) -> None:
+        """Both clocks to `moment`, `first` first, the connector at rest after each."""
+        for emulator in (first, "cleeng" if first == "mollie" else "mollie"):
+            if emulator == "mollie":
+                await self._move_mollie(moment)
+            else:
+                await self._move_cleeng(moment)
+            await self.at_rest(f"after {emulator}'s clock moved to {iso_utc(moment)}")
         self.steps += 1
         await self.note(moment)
 
