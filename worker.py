@@ -90,6 +90,9 @@ def activity_list(
         mollie.payment_metadata,
         mollie.connector_payments_since,
         mollie.refunds_seen,
+        mollie.payments_refunded_since,
+        mollie.payments_charged_back_since,
+        mollie.connector_payments,
         directory.cleeng_payment_recorded_by,
         directory.workflow_states,
     ]

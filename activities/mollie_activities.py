@@ -21,6 +21,7 @@ from clients.mollie import (
     OPERATION_METADATA_KEY,
     WORKFLOW_METADATA_KEY,
     GatewayPayment,
+    GatewayPaymentEvent,
     GatewayRefund,
     MollieGateway,
     money_to_mollie,
@@ -43,6 +44,7 @@ from domain.operations import (
 from domain.reconciliation import (
     ConnectorPayment,
     MollieRefundSeen,
+    PaymentIdsInWindow,
     PaymentsInWindow,
     PaymentsWindowRequest,
 )
@@ -82,6 +84,33 @@ def card_params(details: Mapping[str, Any]) -> dict[str, str]:
         "cardExpirationDate": details.get("cardExpiryDate"),
     }
     return {key: str(value) for key, value in mapping.items() if value}
+
+
+def _connector_payment(payment: GatewayPayment) -> ConnectorPayment | None:
+    """The payment as reconciliation checks it, or None when the connector did not make it
+    (no workflow in its metadata)."""
+    owner = payment.metadata.get(WORKFLOW_METADATA_KEY)
+    if not owner:
+        return None
+    order_id = payment.metadata.get("orderId")
+    return ConnectorPayment(
+        payment_id=payment.id,
+        status=payment.status,
+        amount=payment.amount,
+        created_at=payment.created_at or "",
+        owner_workflow_id=str(owner),
+        order_id=str(order_id) if order_id else None,
+        refunded=payment.amount_refunded,
+        charged_back=payment.amount_charged_back,
+    )
+
+
+def _payments_named(events: list[GatewayPaymentEvent], covered: bool) -> PaymentIdsInWindow:
+    return PaymentIdsInWindow(
+        payment_ids=list(dict.fromkeys(event.payment_id for event in events)),
+        items=len(events),
+        window_covered=covered,
+    )
 
 
 class MollieActivities:
@@ -358,3 +387,43 @@ class MollieActivities:
             )
             for refund in refunds
         ]
+
+    @activity.defn
+    async def payments_refunded_since(self, request: PaymentsWindowRequest) -> PaymentIdsInWindow:
+        """The payments of the refunds created since `request.since`, whoever made them and
+        however old the payment, read from "list-all-refunds" newest first."""
+        with service_errors_as_application_errors():
+            refunds, covered = await self._mollie.refunds_created_since(
+                datetime.fromisoformat(request.since), max_pages=request.max_pages
+            )
+        return _payments_named(refunds, covered)
+
+    @activity.defn
+    async def payments_charged_back_since(
+        self, request: PaymentsWindowRequest
+    ) -> PaymentIdsInWindow:
+        """The payments of the chargebacks created since `request.since`, however old the
+        payment, read from "list-all-chargebacks" newest first."""
+        with service_errors_as_application_errors():
+            chargebacks, covered = await self._mollie.chargebacks_created_since(
+                datetime.fromisoformat(request.since), max_pages=request.max_pages
+            )
+        return _payments_named(chargebacks, covered)
+
+    @activity.defn
+    async def connector_payments(self, payment_ids: list[str]) -> list[ConnectorPayment]:
+        """Each payment the connector made among `payment_ids`, read now ("get-payment");
+        one Mollie does not know, or the connector did not make, is left out."""
+        found: list[ConnectorPayment] = []
+        for payment_id in payment_ids:
+            try:
+                payment = await self._mollie.get_payment(payment_id)
+            except ServiceError as error:
+                if error.status == 404:
+                    continue
+                with service_errors_as_application_errors():
+                    raise
+            mine = _connector_payment(payment)
+            if mine is not None:
+                found.append(mine)
+        return found

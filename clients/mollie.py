@@ -100,6 +100,16 @@ class GatewayMethod:
     maximum_amount: Money | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class GatewayPaymentEvent:
+    """A refund or chargeback as the account-wide lists show it ("list-all-refunds",
+    "list-all-chargebacks"): which payment it belongs to, and when Mollie created it."""
+
+    id: str
+    payment_id: str
+    created_at: str
+
+
 def _refund_from_json(data: Mapping[str, Any]) -> GatewayRefund:
     metadata = data.get("metadata")
     return GatewayRefund(
@@ -572,3 +582,42 @@ class MollieGateway:
                 raise error from lookup
             if mandate.status != "invalid":
                 raise
+
+    # The account-wide lists of refunds and chargebacks (reconciliation)
+
+    async def _events_created_since(
+        self, first_page: Callable[[], Any], since: datetime, *, max_pages: int
+    ) -> tuple[list[GatewayPaymentEvent], bool]:
+        """The items of an account-wide list created at or after `since`, newest first, and
+        whether the walk reached `since` (False when `max_pages` pages ran out first). The
+        lists answer newest first (the default `sort=desc`), so the walk stops at the first
+        older item."""
+        found: list[GatewayPaymentEvent] = []
+        async for item in self._every_item(first_page, max_pages=max_pages):
+            created = item.get("createdAt")
+            if not created or _parse_time(str(created)) < since:
+                return found, True
+            found.append(
+                GatewayPaymentEvent(
+                    id=str(item["id"]), payment_id=str(item["paymentId"]), created_at=str(created)
+                )
+            )
+        return found, len(found) < max_pages * _PAGE_SIZE
+
+    async def refunds_created_since(
+        self, since: datetime, *, max_pages: int
+    ) -> tuple[list[GatewayPaymentEvent], bool]:
+        """Every refund of the account created at or after `since` ("list-all-refunds",
+        `GET /v2/refunds`), newest first, whichever payment it belongs to."""
+        return await self._events_created_since(
+            lambda: self._client.refunds.list(limit=_PAGE_SIZE), since, max_pages=max_pages
+        )
+
+    async def chargebacks_created_since(
+        self, since: datetime, *, max_pages: int
+    ) -> tuple[list[GatewayPaymentEvent], bool]:
+        """Every chargeback of the account created at or after `since`
+        ("list-all-chargebacks", `GET /v2/chargebacks`), newest first."""
+        return await self._events_created_since(
+            lambda: self._client.chargebacks.list(limit=_PAGE_SIZE), since, max_pages=max_pages
+        )

@@ -8,6 +8,7 @@ Payload dataclasses: add fields only with defaults.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -24,6 +25,8 @@ CHARGEBACK_NOT_RECORDED: Final = "chargeback_not_recorded"
 """A chargeback at Mollie that Cleeng was not told about."""
 WINDOW_NOT_COVERED: Final = "window_not_covered"
 """The run read its page limit before reaching the start of its window."""
+PAID_TWICE: Final = "paid_twice"
+"""More than one Mollie payment kept as paid for one Cleeng order or one billing cycle."""
 
 REPAIRED: Final = "repaired"
 FOR_A_PERSON: Final = "left_for_a_person"
@@ -136,6 +139,8 @@ class ReconciliationReport:
     """Payments whose workflow is still working on them: not drift."""
     others_skipped: int = 0
     findings: list[Finding] = field(default_factory=list)
+    older_payments_checked: int = 0
+    """Payments created before the window whose refunds or chargebacks were created in it."""
 
     @property
     def repaired(self) -> int:
@@ -149,7 +154,8 @@ class ReconciliationReport:
         return (
             f"reconciliation {self.window_start}..{self.window_end}: "
             f"{self.payments_checked} payments, {self.holds_checked} holds, "
-            f"{self.refunds_checked} refunds, {self.chargebacks_checked} chargebacks checked; "
+            f"{self.refunds_checked} refunds, {self.chargebacks_checked} chargebacks checked"
+            f" ({self.older_payments_checked} older payments); "
             f"{self.in_progress} in progress; {len(self.findings)} drift found, "
             f"{self.repaired} repaired, {self.left_for_a_person} left for a person"
         )
@@ -188,3 +194,82 @@ class PaymentsWindowRequest:
     since: str
     """ISO 8601 with offset: the oldest creation time the run looks at."""
     max_pages: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentIdsInWindow:
+    """The payments named by the refunds (or chargebacks) Mollie created since the window's
+    start, read from the account-wide list by the items' own creation dates."""
+
+    payment_ids: list[str]
+    """Distinct, newest item first."""
+    items: int
+    """Refunds (or chargebacks) created in the window."""
+    window_covered: bool
+
+
+def money_kept(payment: ConnectorPayment) -> bool:
+    """Paid, and not all of it given back (refunded or charged back)."""
+    if payment.status != "paid" or payment.amount.minor <= 0:
+        return False
+    returned = sum(
+        amount.minor for amount in (payment.refunded, payment.charged_back) if amount is not None
+    )
+    return returned < payment.amount.minor
+
+
+def _paid_groups(
+    payments: Sequence[ConnectorPayment], keep: bool
+) -> list[tuple[str, list[ConnectorPayment]]]:
+    """Groups of two or more `paid` payments for one Cleeng order (`metadata.orderId`) or one
+    workflow (`metadata.workflowId`: a billing cycle, a purchase), each group once, oldest
+    payment first. `keep`: count only payments whose money is kept."""
+    groups: dict[str, list[ConnectorPayment]] = {}
+    for payment in payments:
+        if payment.status != "paid" or payment.amount.minor <= 0:
+            continue
+        if keep and not money_kept(payment):
+            continue
+        if payment.order_id is not None:
+            groups.setdefault(f"Cleeng order {payment.order_id}", []).append(payment)
+        groups.setdefault(f"workflow {payment.owner_workflow_id}", []).append(payment)
+    seen: set[frozenset[str]] = set()
+    found: list[tuple[str, list[ConnectorPayment]]] = []
+    for what, group in sorted(groups.items()):
+        ids = frozenset(payment.payment_id for payment in group)
+        if len(ids) < 2 or ids in seen:
+            continue  # one payment, or the same payments already named by their other key
+        seen.add(ids)
+        found.append((what, sorted(group, key=lambda p: (p.created_at, p.payment_id))))
+    return found
+
+
+def paid_twice_findings(payments: Sequence[ConnectorPayment]) -> list[Finding]:
+    """One finding per Cleeng order or billing cycle for which Mollie shows more than one
+    payment `paid` whose money is kept. A cycle's declined attempts followed by a paid one
+    are fine, as is a payment given back in full; two paid are a double charge."""
+    findings = []
+    for what, group in _paid_groups(payments, keep=True):
+        latest = group[-1]
+        listed = ", ".join(f"{p.payment_id} {p.amount} (created {p.created_at})" for p in group)
+        findings.append(
+            Finding(
+                kind=PAID_TWICE,
+                mollie_payment_id=latest.payment_id,
+                action=FOR_A_PERSON,
+                workflow_id=latest.owner_workflow_id,
+                detail=(
+                    f"{len(group)} payments paid for {what}: {listed}. The customer paid "
+                    "more than once: find the payment Cleeng recorded (its externalPaymentId; "
+                    "connector_ops subscription/purchase shows the cycle's), then refund the "
+                    "other one in full at Mollie"
+                ),
+            )
+        )
+    return findings
+
+
+def shares_paid_group(payments: Sequence[ConnectorPayment]) -> set[str]:
+    """The payments that share a Cleeng order or a workflow with another `paid` payment
+    (refunded or not): which Cleeng record is theirs cannot be told from the workflow."""
+    return {p.payment_id for _, group in _paid_groups(payments, keep=False) for p in group}

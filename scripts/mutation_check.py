@@ -284,6 +284,37 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
             "test_termination_goes_by_the_termination_guide_patch_by_default"
         ],
     ),
+    (
+        "reconciliation reads refunds and chargebacks by their own dates",
+        "workflows/reconciliation.py",
+        "            await self._check_older_payments(window.payments, start, request, report)",
+        "            pass",
+        [
+            "tests/test_reconciliation.py::"
+            "test_a_chargeback_and_a_dashboard_refund_weeks_after_the_payment_reach_cleeng_once"
+        ],
+    ),
+    (
+        "reconciliation reports an order or cycle paid twice",
+        "domain/reconciliation.py",
+        "    for what, group in _paid_groups(payments, keep=True):",
+        "    for what, group in []:",
+        [
+            "tests/test_reconciliation_rules.py",
+            "tests/test_reconciliation.py::"
+            "test_a_cycle_paid_twice_is_reported_and_its_second_payments_refund_is_not_recorded",
+        ],
+    ),
+    (
+        "a Dashboard refund of a second charge is not recorded on the cycle's Cleeng payment",
+        "workflows/reconciliation.py",
+        "            if shared:",
+        "            if False:",
+        [
+            "tests/test_reconciliation.py::"
+            "test_a_cycle_paid_twice_is_reported_and_its_second_payments_refund_is_not_recorded"
+        ],
+    ),
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -12,10 +13,13 @@ from domain.reconciliation import (
     FOR_A_PERSON,
     NOT_FOUND,
     PAID_NOT_RECORDED,
+    PAID_TWICE,
     RUNNING,
     ConnectorPayment,
     WorkflowState,
+    paid_twice_findings,
     payment_finding,
+    shares_paid_group,
 )
 
 PAID = ConnectorPayment(
@@ -71,3 +75,101 @@ def test_money_taken_and_not_recorded_is_left_for_a_person(state: WorkflowState)
         assert finding.mollie_payment_id == "tr_1"
         assert "order 42" in finding.detail
         assert state.status in finding.detail
+
+
+CYCLE = "billing:9:2026-12-27T08:00:00Z"
+
+
+def renewal(
+    payment_id: str, status: str, order_id: str = "501", **changes: Any
+) -> ConnectorPayment:
+    return replace(
+        PAID,
+        payment_id=payment_id,
+        status=status,
+        owner_workflow_id=CYCLE,
+        order_id=order_id,
+        created_at=f"2026-12-27T08:00:0{payment_id[-1]}+00:00",
+        **changes,
+    )
+
+
+@pytest.mark.parametrize(
+    "payments",
+    [
+        pytest.param(
+            [
+                renewal("tr_1", "failed", "501"),
+                renewal("tr_2", "failed", "502"),
+                renewal("tr_3", "paid", "503"),
+            ],
+            id="declined-attempts-then-paid",
+        ),
+        pytest.param([renewal("tr_1", "paid"), renewal("tr_2", "canceled")], id="one-paid"),
+        pytest.param(
+            [
+                renewal("tr_1", "paid"),
+                renewal(
+                    "tr_2",
+                    "paid",
+                    refunded=Money(minor=500, currency="EUR"),
+                    charged_back=Money(minor=499, currency="EUR"),
+                ),
+            ],
+            id="second-given-back-in-full",
+        ),
+        pytest.param(
+            [
+                renewal("tr_1", "paid", amount=Money(minor=0, currency="EUR")),
+                renewal("tr_2", "paid"),
+            ],
+            id="a-zero-amount-check-moves-no-money",
+        ),
+        pytest.param(
+            [
+                PAID,
+                replace(PAID, payment_id="tr_2", owner_workflow_id="purchase:43", order_id="43"),
+            ],
+            id="different-orders-and-workflows",
+        ),
+    ],
+)
+def test_one_paid_payment_per_order_and_cycle_is_not_drift(
+    payments: list[ConnectorPayment],
+) -> None:
+    assert paid_twice_findings(payments) == []
+
+
+def test_two_paid_payments_of_one_cycle_are_one_finding_naming_both() -> None:
+    # Different orders (a restarted cycle made a new one): the cycle's workflow id groups them.
+    payments = [
+        renewal("tr_1", "paid", "501"),
+        renewal("tr_2", "failed", "502"),
+        renewal("tr_3", "paid", "503"),
+    ]
+    [finding] = paid_twice_findings(payments)
+    assert (finding.kind, finding.action) == (PAID_TWICE, FOR_A_PERSON)
+    assert finding.workflow_id == CYCLE
+    assert finding.mollie_payment_id == "tr_3"  # the later charge
+    assert "tr_1" in finding.detail
+    assert "tr_3" in finding.detail
+    assert "tr_2" not in finding.detail
+    assert shares_paid_group(payments) == {"tr_1", "tr_3"}
+
+
+def test_two_paid_payments_for_one_order_are_found_across_workflows() -> None:
+    other = replace(PAID, payment_id="tr_2", owner_workflow_id="purchase:42:retry")
+    [finding] = paid_twice_findings([PAID, other])
+    assert "Cleeng order 42" in finding.detail
+
+
+def test_the_same_payments_under_order_and_cycle_are_reported_once() -> None:
+    [finding] = paid_twice_findings([renewal("tr_1", "paid"), renewal("tr_2", "paid")])
+    assert finding.mollie_payment_id == "tr_2"
+
+
+def test_a_refunded_second_charge_still_shares_its_cycle() -> None:
+    given_back = renewal("tr_2", "paid", refunded=Money(minor=999, currency="EUR"))
+    payments = [renewal("tr_1", "paid"), given_back]
+    assert paid_twice_findings(payments) == []
+    assert shares_paid_group(payments) == {"tr_1", "tr_2"}

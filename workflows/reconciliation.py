@@ -8,7 +8,14 @@ A run reads Mollie's payments of its window and checks, for each one the connect
   adopts the payment it made, but why it stopped needs a look first);
 - every settled refund and every chargeback reached Cleeng: one made outside the connector
   is recorded once by `mollie-refund:{refundId}`, a chargeback whose webhook was lost by
-  `chargeback:{chargebackId}` (the same workflow the webhook starts).
+  `chargeback:{chargebackId}` (the same workflow the webhook starts). Refunds and chargebacks
+  come weeks after their payment, so the run also reads Mollie's account-wide lists of
+  refunds and chargebacks created in its window, and checks the same way the payments they
+  name, however old;
+- no Cleeng order and no billing cycle has more than one payment `paid` whose money is kept
+  (a double charge, left for a person), and a Dashboard refund of a payment that shares its
+  order or cycle with another paid one is not recorded on a Cleeng payment that may not be
+  its own.
 
 Repairs are child workflows with those ids (rejecting duplicates), so a repair happens once
 however many runs find the drift, and a run changes nothing with `repair=False`. The report
@@ -18,7 +25,7 @@ is the workflow's result, one log line, and the `connector_reconciliation_findin
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -41,6 +48,7 @@ from domain.reconciliation import (
     Finding,
     OrphanHoldInput,
     OutsideRefundInput,
+    PaymentIdsInWindow,
     PaymentsWindowRequest,
     ReconciliationInput,
     ReconciliationReport,
@@ -48,7 +56,9 @@ from domain.reconciliation import (
     is_running,
     orphan_hold_workflow_id,
     outside_refund_workflow_id,
+    paid_twice_findings,
     payment_finding,
+    shares_paid_group,
 )
 from domain.refunds import (
     MOLLIE_REFUND_DONE,
@@ -70,12 +80,21 @@ REFUND_UNMATCHED = "OutsideRefundUnmatched"
 OUTSIDE_REFUND_REASON = "Refunded at Mollie outside the connector"
 # Workflow ids described per activity call: keeps each payload far below Temporal's limits.
 STATES_PER_CALL = 200
+# Payments read (one GET each) per activity call, for refunds and chargebacks on payments
+# older than the window.
+PAYMENTS_PER_CALL = 50
+# Versioning: runs also walk Mollie's account-wide refund and chargeback lists, report orders
+# and cycles paid twice, and leave for a person a Dashboard refund of a payment that shares its
+# order or cycle with another paid one. A run started before replays as it ran (no new
+# activities, the same repairs started).
+PATCH_LATE_EVENTS = "reconciliation-late-refunds-chargebacks-paid-twice"
 
 
 @workflow.defn(name="Reconciliation")
 class ReconciliationWorkflow:
     @workflow.run
     async def run(self, request: ReconciliationInput) -> ReconciliationReport:
+        late_events = workflow.patched(PATCH_LATE_EVENTS)
         end = workflow.now()
         start = end - timedelta(hours=request.window_hours)
         report = ReconciliationReport(
@@ -101,6 +120,10 @@ class ReconciliationWorkflow:
                 )
             )
         owners = await self._states(sorted({p.owner_workflow_id for p in window.payments}))
+        shared: set[str] = set()
+        if late_events:
+            report.findings.extend(paid_twice_findings(window.payments))
+            shared = shares_paid_group(window.payments)
         for payment in window.payments:
             owner = owners[payment.owner_workflow_id]
             if payment.status == "authorized":
@@ -110,11 +133,79 @@ class ReconciliationWorkflow:
             elif is_running(owner):
                 report.in_progress += 1
             if payment.refunded is not None and payment.refunded.minor > 0:
-                await self._check_refunds(payment, owner, request, report)
+                await self._check_refunds(
+                    payment, owner, request, report, shared=payment.payment_id in shared
+                )
             if payment.charged_back is not None and payment.charged_back.minor > 0:
                 await self._check_chargebacks(payment, request, report)
+        if late_events:
+            await self._check_older_payments(window.payments, start, request, report)
         self._publish(report)
         return report
+
+    async def _check_older_payments(
+        self,
+        checked: list[ConnectorPayment],
+        start: datetime,
+        request: ReconciliationInput,
+        report: ReconciliationReport,
+    ) -> None:
+        """Refunds and chargebacks created in the window, on payments the payment walk did
+        not check (created before the window, mostly): read from Mollie's account-wide lists
+        by their own creation dates, then checked as for a payment in the window."""
+        since = PaymentsWindowRequest(since=start.isoformat(), max_pages=request.max_pages)
+        refunded = await workflow.execute_activity_method(
+            MollieActivities.payments_refunded_since, since, **WALK
+        )
+        charged_back = await workflow.execute_activity_method(
+            MollieActivities.payments_charged_back_since, since, **WALK
+        )
+        self._note_uncovered(refunded, "refunds", request, report)
+        self._note_uncovered(charged_back, "chargebacks", request, report)
+        refunds_done = {p.payment_id for p in checked if p.refunded and p.refunded.minor > 0}
+        chargebacks_done = {
+            p.payment_id for p in checked if p.charged_back and p.charged_back.minor > 0
+        }
+        refunds_to_check = [i for i in refunded.payment_ids if i not in refunds_done]
+        chargebacks_to_check = [i for i in charged_back.payment_ids if i not in chargebacks_done]
+        to_read = list(dict.fromkeys(refunds_to_check + chargebacks_to_check))
+        payments: list[ConnectorPayment] = []
+        for first in range(0, len(to_read), PAYMENTS_PER_CALL):
+            payments += await workflow.execute_activity_method(
+                MollieActivities.connector_payments,
+                to_read[first : first + PAYMENTS_PER_CALL],
+                **WALK,
+            )
+        report.older_payments_checked = len(payments)
+        owners = await self._states(sorted({p.owner_workflow_id for p in payments}))
+        for payment in payments:
+            if payment.payment_id in refunds_to_check:
+                await self._check_refunds(
+                    payment, owners[payment.owner_workflow_id], request, report
+                )
+            if payment.payment_id in chargebacks_to_check:
+                await self._check_chargebacks(payment, request, report)
+
+    def _note_uncovered(
+        self,
+        listed: PaymentIdsInWindow,
+        what: str,
+        request: ReconciliationInput,
+        report: ReconciliationReport,
+    ) -> None:
+        if listed.window_covered:
+            return
+        report.findings.append(
+            Finding(
+                kind=WINDOW_NOT_COVERED,
+                mollie_payment_id="",
+                action=FOR_A_PERSON,
+                detail=(
+                    f"read {request.max_pages} pages of {what} without reaching "
+                    f"{report.window_start}: run again with a shorter window or more pages"
+                ),
+            )
+        )
 
     async def _states(self, workflow_ids: list[str]) -> dict[str, WorkflowState]:
         states: dict[str, WorkflowState] = {}
@@ -174,7 +265,11 @@ class ReconciliationWorkflow:
         owner: WorkflowState,
         request: ReconciliationInput,
         report: ReconciliationReport,
+        *,
+        shared: bool = False,
     ) -> None:
+        """`shared`: the payment shares its Cleeng order or billing cycle with another paid
+        payment, so the owner's Cleeng payment may record the other one."""
         refunds = await workflow.execute_activity_method(
             MollieActivities.refunds_seen, payment.payment_id, **WALK
         )
@@ -213,6 +308,24 @@ class ReconciliationWorkflow:
             ):
                 continue
             what = f"refund {refund.refund_id} of {refund.amount} made outside the connector"
+            if shared:
+                report.findings.append(
+                    Finding(
+                        kind=REFUND_NOT_RECORDED,
+                        mollie_payment_id=payment.payment_id,
+                        action=FOR_A_PERSON,
+                        workflow_id=owner.workflow_id,
+                        detail=(
+                            f"{what}: {payment.payment_id} shares its Cleeng order or cycle "
+                            f"with another paid payment, so Cleeng payment "
+                            f"{owner.cleeng_payment_id} may record the other one. If this "
+                            "gave back a second charge, there is nothing to record; otherwise "
+                            "record it on the Cleeng payment whose externalPaymentId is "
+                            f"{payment.payment_id}"
+                        ),
+                    )
+                )
+                continue
             if owner.cleeng_payment_id is None:
                 report.findings.append(
                     Finding(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
 
 from . import methods, render
 from .emulator import MollieEmulator
-from .errors import HAL_JSON
+from .errors import HAL_JSON, MollieError
+from .models import Chargeback, Refund
 from .validation import parse_body
 
 router = APIRouter(prefix="/v2")
@@ -265,7 +266,36 @@ async def list_payment_refunds(payment_id: str, request: Request, emu: Emu) -> R
 
 @router.get("/refunds")
 async def list_refunds(request: Request, emu: Emu) -> Response:
-    return _refunds_page(request, emu, None, "/v2/refunds")
+    """Mollie's "List all refunds": every refund of the account by creation date, newest
+    first unless `sort=asc` (the page's `sort`: "Defaults to descending order, meaning the
+    results are ordered from newest to oldest")."""
+    base = base_url(request)
+    params = params_of(request)
+    return hal(
+        render.page(
+            _by_creation(emu.store.list_refunds(None), params),
+            name="refunds",
+            render=lambda r: render.refund_json(r, base),
+            base=base,
+            path="/v2/refunds",
+            params=params,
+            doc="list-all-refunds",
+        )
+    )
+
+
+_Created = TypeVar("_Created", Refund, Chargeback)
+
+
+def _by_creation(items: list[_Created], params: dict[str, str]) -> list[_Created]:
+    """Oldest first (`render.page` shows it newest first), or the other way for `sort=asc`.
+    Creation time, not the order the emulator made them in: a bank's reversal is dated at
+    the moment it was due, which may come before a chargeback made since."""
+    order = params.get("sort", "desc")
+    if order not in ("asc", "desc"):
+        raise MollieError(400, f"The sort order '{order}' is not supported.", field="sort")
+    ordered = sorted(items, key=lambda item: item.created_at)  # stable: ties keep their order
+    return list(reversed(ordered)) if order == "asc" else ordered
 
 
 @router.get("/payments/{payment_id}/refunds/{refund_id}")
@@ -306,7 +336,21 @@ async def list_payment_chargebacks(payment_id: str, request: Request, emu: Emu) 
 
 @router.get("/chargebacks")
 async def list_chargebacks(request: Request, emu: Emu) -> Response:
-    return _chargebacks_page(request, emu, None, "/v2/chargebacks")
+    """Mollie's "List all chargebacks": every chargeback of the account by creation date,
+    newest first unless `sort=asc`."""
+    base = base_url(request)
+    params = params_of(request)
+    return hal(
+        render.page(
+            _by_creation(emu.store.list_chargebacks(None), params),
+            name="chargebacks",
+            render=lambda c: render.chargeback_json(c, base),
+            base=base,
+            path="/v2/chargebacks",
+            params=params,
+            doc="list-all-chargebacks",
+        )
+    )
 
 
 @router.get("/payments/{payment_id}/chargebacks/{chargeback_id}")

@@ -187,6 +187,22 @@ async def drive_every_gateway_method(emulator: RunningEmulator) -> set[str]:
         refund.id
     )
     assert await call("list_chargebacks", lambda: gateway.list_chargebacks(first.id)) == []
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    refunded, refunds_covered = await call(
+        "refunds_created_since",
+        lambda: gateway.refunds_created_since(an_hour_ago, max_pages=1),
+    )
+    assert refunds_covered
+    assert (refunded[0].id, refunded[0].payment_id) == (refund.id, first.id)
+    chargeback = emulator.control(
+        "POST", f"/payments/{first.id}/chargeback", {"amount": {"currency": "EUR", "value": "1.00"}}
+    )
+    charged_back, chargebacks_covered = await call(
+        "chargebacks_created_since",
+        lambda: gateway.chargebacks_created_since(an_hour_ago, max_pages=1),
+    )
+    assert chargebacks_covered
+    assert [(c.id, c.payment_id) for c in charged_back] == [(chargeback["id"], first.id)]
     recent, covered = await call(
         "payments_created_since",
         lambda: gateway.payments_created_since(datetime.now(UTC) - timedelta(hours=1), max_pages=1),

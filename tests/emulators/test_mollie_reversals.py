@@ -259,3 +259,59 @@ async def test_a_scheduled_reversal_survives_a_restart(tmp_path: Path) -> None:
         assert left.reversal.reason_code == "AC04"
     finally:
         await second.aclose()
+
+
+def test_the_account_wide_refund_and_chargeback_lists_page_by_creation_date() -> None:
+    """Mollie's "List all refunds" and "List all chargebacks": every payment's items, newest
+    first by default, `sort=asc` oldest first, cursor pages with `from` and `limit`."""
+    with running_emulator(deliver_webhooks=False) as emulator:
+        payments = []
+        for n in range(2):
+            created = api(
+                emulator,
+                "POST",
+                "/payments",
+                {
+                    "amount": eur("9.99"),
+                    "description": f"Paid {n}",
+                    "redirectUrl": "https://x.example/",
+                },
+            ).json()
+            emulator.control("POST", f"/payments/{created['id']}/status", {"status": "paid"})
+            payments.append(created["id"])
+        refunds, chargebacks = [], []
+        for payment_id in payments:
+            emulator.advance(60)
+            refund = api(
+                emulator, "POST", f"/payments/{payment_id}/refunds", {"amount": eur("1.00")}
+            )
+            refunds.append(refund.json()["id"])
+            emulator.advance(60)
+            chargeback = emulator.control(
+                "POST", f"/payments/{payment_id}/chargeback", {"amount": eur("2.00")}
+            )
+            chargebacks.append(chargeback["id"])
+
+        first = api(emulator, "GET", "/refunds?limit=1").json()
+        [newest] = first["_embedded"]["refunds"]
+        assert (newest["id"], newest["paymentId"]) == (refunds[1], payments[1])
+        assert first["_links"]["documentation"]["href"].endswith("/list-all-refunds")
+        following = emulator.http.get(first["_links"]["next"]["href"], headers=AUTH).json()
+        assert [r["id"] for r in following["_embedded"]["refunds"]] == [refunds[0]]
+        assert following["_links"]["next"] is None
+
+        oldest_first = api(emulator, "GET", "/refunds?sort=asc").json()
+        assert [r["id"] for r in oldest_first["_embedded"]["refunds"]] == refunds
+
+        listed = api(emulator, "GET", "/chargebacks").json()
+        assert [(c["id"], c["paymentId"]) for c in listed["_embedded"]["chargebacks"]] == [
+            (chargebacks[1], payments[1]),
+            (chargebacks[0], payments[0]),
+        ]
+        created_at = [at(c["createdAt"]) for c in listed["_embedded"]["chargebacks"]]
+        assert created_at == sorted(created_at, reverse=True)
+        assert listed["_links"]["documentation"]["href"].endswith("/list-all-chargebacks")
+
+        refused = api(emulator, "GET", "/chargebacks?sort=sideways")
+        assert refused.status_code == 400
+        assert refused.json()["field"] == "sort"
