@@ -52,6 +52,7 @@ MONTH_DEADLINE_SECONDS = 120
 # its settlements are hours apart), and the connector gets this long to act on each.
 CLUSTER = timedelta(minutes=10)
 STEP_DEADLINE_SECONDS = 60
+JUST_BEFORE = timedelta(seconds=2)
 MOVES_PER_MONTH = 40
 # A Cleeng record of a Mollie charge, by the charge's status.
 RECORDED_AS = {"paid": "captured", "failed": "rejected", "pending": "authorized"}
@@ -214,11 +215,11 @@ def next_moment(
     args: argparse.Namespace,
     subscription_id: str,
     mollie_customer: str,
-) -> tuple[str, datetime] | None:
-    """Which clock moves first (the one with nothing due) and the instant to move both to:
-    the next dunning webhook for the subscription or the next settlement of its pending
-    charges, whichever comes first (a settlement on a tie), never past the other side's next
-    moment."""
+) -> tuple[str, datetime, datetime] | None:
+    """Which clock moves first (the one with nothing due), the first moment of the move and
+    the instant to move both to: the next dunning webhook for the subscription or the next
+    settlement of its pending charges, whichever comes first (a settlement on a tie), never
+    past the other side's next moment."""
     schedule = (
         http.get(f"{args.cleeng}/_emulator/billing/schedule").raise_for_status().json()["items"]
     )
@@ -241,8 +242,8 @@ def next_moment(
     group = [m for m in mine if m <= mine[0] + CLUSTER and (not others or m < others[0])]
     moment = max(group, default=mine[0])
     if mine is cleeng:
-        return "mollie", moment
-    return ("cleeng" if not cleeng or moment < cleeng[0] else "mollie"), moment
+        return "mollie", mine[0], moment
+    return ("cleeng" if not cleeng or moment < cleeng[0] else "mollie"), mine[0], moment
 
 
 def all_recorded(
@@ -328,11 +329,19 @@ def move_mollie(http: httpx.Client, args: argparse.Namespace, moment: datetime) 
 
 
 def move_cleeng(
-    http: httpx.Client, args: argparse.Namespace, mollie_customer: str, moment: datetime
+    http: httpx.Client,
+    args: argparse.Namespace,
+    mollie_customer: str,
+    moment: datetime,
+    *,
+    catch_up: bool = True,
 ) -> None:
     """The Cleeng emulator's clock to `moment`, sending the dunning webhooks due on the way (one
-    whose time has passed, needed again after a refused debit, on a move of zero seconds)."""
+    whose time has passed, needed again after a refused debit, on a move of zero seconds unless
+    `catch_up` is off)."""
     now = clock_now(http, args.cleeng)
+    if moment <= now and not catch_up:
+        return
     move: dict[str, Any] = {"to": iso(moment)} if moment > now else {"seconds": 0}
     # Cleeng's engine waits after each webhook until the connector recorded something. While
     # a debit is pending the connector charges nothing more and records nothing until it
@@ -375,9 +384,13 @@ def play_month_in_lockstep(
         upcoming = next_moment(http, args, subscription_id, mollie_customer)
         if upcoming is None:
             return None
-        first, moment = upcoming
+        first, start, moment = upcoming
         before = snapshot()
         sent_before = len(webhooks_sent(http, args, subscription_id))
+        # Both clocks to just before the move (nothing is due there), so whatever happens at
+        # the moment, both show it within the seconds they also run in real time.
+        move_mollie(http, args, start - JUST_BEFORE)
+        move_cleeng(http, args, mollie_customer, start - JUST_BEFORE, catch_up=False)
         recorded = True
         for emulator in (first, "cleeng" if first == "mollie" else "mollie"):
             if emulator == "mollie":

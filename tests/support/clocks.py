@@ -6,8 +6,10 @@ own clock passes that. Moving only Cleeng's clock leaves every debit pending; mo
 apart lets one service see a moment the other has not reached. `Lockstep` plays one timeline
 of discrete moments, in their order: the next webhook Cleeng's engine will send, or the next
 pending Mollie charge due to settle, whichever comes first (a settlement first when both fall
-on the same instant). Each move takes both clocks to that instant, the one with nothing due
-there first, so that whatever happens at the moment happens with both clocks showing it: a
+on the same instant). Each move first brings both clocks to just before the moment (nothing
+is due there), then takes them to the moment, the one with nothing due there first, so that
+whatever happens at the moment happens with both clocks showing it (within the second or so
+that both clocks, running in real time too, move while the connector works): a
 charge the connector makes in answer to a Cleeng webhook is dated at the webhook's instant on
 Mollie's clock too (a card hold made on a clock weeks behind would expire as soon as it
 caught up), and the Cleeng record of a settlement is dated when the debit settled. A move goes
@@ -46,6 +48,8 @@ CLUSTER = timedelta(minutes=10)
 # The ledgers' timestamps are whole seconds; a settlement is due up to a second after the
 # pending charge's `createdAt` plus the settlement delay.
 SETTLEMENT_SLACK = timedelta(seconds=1)
+# How far before a move's first moment both clocks are brought first.
+JUST_BEFORE = timedelta(seconds=2)
 # Real seconds the connector may take to come to rest after one move of the clocks.
 REST_DEADLINE_SECONDS = 30.0
 # Moves allowed for one billing cycle before the driver gives up (a renewal that never ends).
@@ -139,10 +143,10 @@ class Lockstep:
 
     # ------------------------------------------------------------------------- timeline
 
-    async def next_moment(self) -> tuple[str, datetime] | None:
-        """Which clock moves first (the one with nothing due) and the instant to move both
-        to. Moments of one emulator within CLUSTER of its first are played in one move,
-        never past the other emulator's next moment."""
+    async def next_moment(self) -> tuple[str, datetime, datetime] | None:
+        """Which clock moves first (the one with nothing due), the first moment of the move
+        and the instant to move both to. Moments of one emulator within CLUSTER of its first
+        are played in one move, never past the other emulator's next moment."""
         schedule = (await self._get(f"{self.cleeng}/_emulator/billing/schedule"))["items"]
         cleeng = sorted(parse_time(e["at"]) for e in schedule)
         mollie = sorted(
@@ -159,12 +163,17 @@ class Lockstep:
         group = [m for m in mine if m <= mine[0] + CLUSTER and (not others or m < others[0])]
         moment = max(group, default=mine[0])
         if mine is cleeng:
-            return "mollie", moment
+            return "mollie", mine[0], moment
         # A settlement due at the instant of a dunning webhook is known before it goes out.
-        return ("cleeng" if not cleeng or moment < cleeng[0] else "mollie"), moment
+        first = "cleeng" if not cleeng or moment < cleeng[0] else "mollie"
+        return first, mine[0], moment
 
-    async def move_to(self, first: str, moment: datetime) -> None:
-        """Both clocks to `moment`, `first` first, the connector at rest after each."""
+    async def move_to(self, first: str, start: datetime, moment: datetime) -> None:
+        """Both clocks to just before `start`, then to `moment`, `first` first, the
+        connector at rest after each."""
+        await self._move_mollie(start - JUST_BEFORE)
+        await self._move_cleeng(start - JUST_BEFORE, catch_up=False)
+        await self.at_rest(f"after both clocks moved to {iso_utc(start - JUST_BEFORE)}")
         for emulator in (first, "cleeng" if first == "mollie" else "mollie"):
             if emulator == "mollie":
                 await self._move_mollie(moment)
@@ -183,10 +192,12 @@ class Lockstep:
             )
             response.raise_for_status()
 
-    async def _move_cleeng(self, moment: datetime) -> None:
+    async def _move_cleeng(self, moment: datetime, *, catch_up: bool = True) -> None:
         # A webhook whose time has passed (an attempt needed again after a debit was refused)
-        # goes out on a move of zero seconds.
+        # goes out on a move of zero seconds, unless `catch_up` is off.
         now = await self.cleeng_now()
+        if moment <= now and not catch_up:
+            return
         body: dict[str, Any] = {"to": iso_utc(moment)} if moment > now else {"seconds": 0}
         response = await self.http.post(f"{self.cleeng}/_emulator/clock/advance", json=body)
         response.raise_for_status()
