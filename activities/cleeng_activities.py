@@ -30,7 +30,7 @@ from clients.cleeng import (
     parse_cleeng_time,
     payment_details_fields,
 )
-from clients.errors import ServiceError
+from clients.errors import FailureKind, ServiceError
 from domain.operations import (
     CycleCheckInput,
     OrderSnapshot,
@@ -42,7 +42,7 @@ from domain.operations import (
     UpdatePaymentInput,
 )
 from domain.payment_details import CancelledAuthorisation
-from domain.refunds import CleengRefundInput
+from domain.refunds import CLEENG_RECORD_UNKNOWN, CleengRefundInput
 
 
 def order_snapshot(order: CleengOrder) -> OrderSnapshot:
@@ -70,27 +70,6 @@ def cleeng_refusals_are_final(what: str) -> Iterator[None]:
             raise to_application_error(error) from error
         raise ApplicationError(
             f"Cleeng refused to {what}: {error.message}", type=CLEENG_REFUSED, non_retryable=True
-        ) from error
-
-
-@contextmanager
-def records_are_never_given_up(what: str) -> Iterator[None]:
-    """For a write that records money already moved (a capture, a refund, a chargeback): no
-    refusal ends it. A 4xx here may be a rotated token, a contract mismatch a fix will cure, or
-    the write having landed already; giving up would leave a paying customer unrecorded (and
-    terminated by Cleeng's dunning). It is logged as an error and retried with the RECORD
-    policy (capped backoff, no end), visible as a pending activity with its last failure, and
-    counted in the worker's `temporal_activity_execution_failed` metric, until it lands."""
-    try:
-        yield
-    except ServiceError as error:
-        if error.retryable:
-            raise to_application_error(error) from error
-        activity.logger.error("Cleeng did not accept: %s: %s; retrying", what, error)
-        raise ApplicationError(
-            f"Cleeng did not accept: {what}: {error.message}. Recording money that moved is "
-            "never given up: retrying until it lands or an operator resolves the cause",
-            type=RECORD_NOT_ACCEPTED,
         ) from error
 
 
@@ -243,10 +222,8 @@ class CleengActivities:
 
     @activity.defn
     async def update_payment(self, request: UpdatePaymentInput) -> str:
-        """PATCH a recorded payment (captured / rejected); repeating it changes nothing. Never
-        given up: a capture's money moved, and a rejection's record is what Cleeng's dunning
-        counts on."""
-        with records_are_never_given_up(f"mark payment {request.payment_id} {request.status}"):
+        """PATCH a recorded payment (captured / rejected); repeating it changes nothing."""
+        with cleeng_refusals_are_final(f"mark payment {request.payment_id} {request.status}"):
             updated = await self._cleeng.update_payment(
                 request.payment_id,
                 status=request.status,
@@ -278,16 +255,38 @@ class CleengActivities:
     @activity.defn
     async def record_refund(self, request: CleengRefundInput) -> str:
         """PATCH the payment `refunded` for one Mollie refund, with every field "update-a-payment"
-        requires. The workflow calls this once per Mollie refund and keeps that in its state."""
+        requires. The workflow calls this once per Mollie refund and keeps that in its state.
+
+        Never written twice blindly: the refunded amount is this refund's (docs/cleeng-contract.md)
+        and Core API 3.1 documents no read of a payment, so a reply lost after the request went
+        out (timeout, dropped connection) ends the attempt as `CleengRefundRecordUnknown`, not
+        retried; the workflow holds the refund for a person who checks Cleeng."""
         with cleeng_refusals_are_final(f"mark payment {request.cleeng_payment_id} refunded"):
-            updated = await self._cleeng.record_refund(
-                request.cleeng_payment_id,
-                order_id=request.order_id,
-                payment_operation=request.payment_operation,
-                refunded_reason=request.reason or contract.DEFAULT_REFUNDED_REASON,
-                amount=request.amount,
-                refund_type=request.refund_type,
-            )
+            try:
+                updated = await self._cleeng.record_refund(
+                    request.cleeng_payment_id,
+                    order_id=request.order_id,
+                    payment_operation=request.payment_operation,
+                    refunded_reason=request.reason or contract.DEFAULT_REFUNDED_REASON,
+                    amount=request.amount,
+                    refund_type=request.refund_type,
+                )
+            except ServiceError as error:
+                if error.kind is not FailureKind.UNKNOWN_OUTCOME:
+                    raise
+                activity.logger.error(
+                    "reply to PATCH refunded %s of Cleeng payment %s lost: %s; not repeated",
+                    request.amount,
+                    request.cleeng_payment_id,
+                    error,
+                )
+                raise ApplicationError(
+                    f"the reply to PATCH refunded {request.amount} ({request.refund_type}) of "
+                    f"Cleeng payment {request.cleeng_payment_id} was lost ({error}): Cleeng may "
+                    "have recorded it, and a second PATCH could record it twice",
+                    type=CLEENG_RECORD_UNKNOWN,
+                    non_retryable=True,
+                ) from error
         return updated.status
 
     @activity.defn

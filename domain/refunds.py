@@ -19,6 +19,18 @@ REFUND_FAILED: Final = "failed"
 REFUND_REFUSED: Final = "refused"
 REFUND_NOT_SETTLED: Final = "not_settled"
 """Mollie had not settled the refund by the deadline: nothing recorded in Cleeng."""
+REFUND_RECORD_UNKNOWN: Final = "record_unknown"
+"""Mollie refunded, and whether Cleeng holds the record is not known (a reply to the refund
+PATCH was lost, or an earlier run of the request made the refund): a person checks Cleeng and
+answers with the `resolve_record` signal. Never reported as `refunded` until then."""
+
+CLEENG_RECORD_UNKNOWN: Final = "CleengRefundRecordUnknown"
+"""ApplicationError type of a refund PATCH whose reply was lost: Cleeng may have recorded it,
+and writing it again could record the refund twice (docs/cleeng-contract.md)."""
+RESOLVE_RECORD_SIGNAL: Final = "resolve_record"
+CHARGEBACK_REVERSED_AFTER_REPORT: Final = "ChargebackReversedAfterReport"
+"""A chargeback reported to Cleeng as `refunded` that Mollie later reversed: Core API 3.1
+documents no call that takes a refund back, so a person corrects Cleeng."""
 
 MOLLIE_REFUND_DONE: Final = "refunded"
 MOLLIE_REFUND_FAILURES: Final = frozenset({"failed", "canceled"})
@@ -135,11 +147,23 @@ class CleengRefundInput:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RecordResolution:
+    """A person's answer to a held refund record (signal `resolve_record`)."""
+
+    recorded: bool
+    """True: Cleeng's payment shows this refund, so it is not written again. False: it does
+    not, so the connector writes it now."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ChargebackInput:
     mollie_payment_id: str
     chargeback_id: str
     amount: Money
     reason: str | None
+    reversed_at: str | None = None
+    """Mollie's `reversedAt`: the merchant won the dispute and the money came back. A reversed
+    chargeback is never reported to Cleeng as a refund."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,3 +181,5 @@ class FollowUpView:
     mollie_payment_id: str
     reported: list[str] = field(default_factory=list)
     unreported: list[UnreportedChargeback] = field(default_factory=list)
+    reversed: list[str] = field(default_factory=list)
+    """Chargebacks Mollie reversed before they were reported: nothing to tell Cleeng."""

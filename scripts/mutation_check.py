@@ -315,6 +315,96 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
             "test_a_cycle_paid_twice_is_reported_and_its_second_payments_refund_is_not_recorded"
         ],
     ),
+    (
+        "a refund PATCH whose reply was lost is not written again",
+        "activities/cleeng_activities.py",
+        "                if error.kind is not FailureKind.UNKNOWN_OUTCOME:\n",
+        "                if True:\n",
+        [
+            "tests/test_refunds.py::test_lost_replies_to_the_refund_patch_are_held_never_written_twice"
+        ],
+    ),
+    (
+        "a refund record in doubt waits for a person",
+        "workflows/refund.py",
+        "            if await self.ask(question):\n                return",
+        "            return",
+        [
+            "tests/test_refunds.py::test_lost_replies_to_the_refund_patch_are_held_never_written_twice"
+        ],
+    ),
+    (
+        "a refund an earlier run made is not taken for recorded",
+        "workflows/refund.py",
+        "            if workflow.patched(PATCH_INHERITED_REFUND_UNCONFIRMED):",
+        "            if False:",
+        [
+            "tests/test_refunds.py::"
+            "test_a_refund_replayed_after_it_was_not_settled_is_recorded_before_reported_refunded"
+        ],
+    ),
+    (
+        "a chargeback report that failed is started again",
+        "workflows/refund.py",
+        "                        WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY\n",
+        "                        WorkflowIDReusePolicy.REJECT_DUPLICATE\n",
+        [
+            "tests/test_refunds.py::"
+            "test_a_chargeback_whose_report_failed_is_reported_by_the_next_follow_up"
+        ],
+    ),
+    (
+        "a reversed chargeback is not reported by the follow-up",
+        "workflows/refund.py",
+        "            if chargeback.reversed_at is not None and workflow.patched(",
+        "            if False and workflow.patched(",
+        ["tests/test_refunds.py::test_a_reversed_chargeback_is_never_reported_as_a_refund"],
+    ),
+    (
+        "a reversed chargeback is not reported by its own workflow",
+        "workflows/refund.py",
+        "        if chargeback.reversed_at is not None:\n",
+        "        if False:\n",
+        ["tests/test_refunds.py::test_a_reversed_chargeback_is_never_reported_as_a_refund"],
+    ),
+    (
+        "a chargeback reversed after its report is listed for a person",
+        "workflows/refund.py",
+        '        if status in ("COMPLETED", "RUNNING"):',
+        "        if False:",
+        [
+            "tests/test_refunds.py::test_a_chargeback_reversed_after_its_report_is_listed_for_a_person"
+        ],
+    ),
+    (
+        "a Cleeng list that cannot be read is never taken as empty",
+        "clients/cleeng.py",
+        "    raise _unreadable(what, body)",
+        "    return []",
+        [
+            "tests/test_clients.py::"
+            "test_a_list_answer_cleeng_did_not_shape_as_a_list_is_an_error_naming_the_call",
+            "tests/test_payment_details.py::"
+            "test_an_unreadable_list_of_authorisations_is_read_again_never_taken_as_none",
+        ],
+    ),
+    (
+        "webhook registration never PUTs over a list it did not read",
+        "clients/cleeng.py",
+        '                raise _unreadable(f"{what} (topic {topic})", endpoints)',
+        "                continue",
+        ["tests/test_webhook_registration.py::test_an_unreadable_list_is_never_overwritten"],
+    ),
+    (
+        "termination goes by the Termination guide's PATCH by default",
+        "settings.py",
+        '        default="patch",',
+        '        default="terminate",',
+        [
+            "tests/test_recurring_billing.py::"
+            "test_termination_goes_by_the_termination_guide_patch_by_default"
+        ],
+    ),
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -13,7 +14,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.money import Money
-from domain.refunds import RefundRequest, refund_request_key, refund_workflow_id
+from domain.refunds import (
+    ChargebackInput,
+    RecordResolution,
+    RefundRequest,
+    RefundStatusView,
+    refund_request_key,
+    refund_workflow_id,
+)
 from settings import EMULATOR_MOLLIE_API_KEY
 from tests.conftest import Connector
 from tests.support.billing import send_cleeng_webhook
@@ -21,7 +29,7 @@ from tests.support.shop import (
     cleeng_payments,
     paid_purchase,
 )
-from workflows.refund import PaymentFollowUpWorkflow, RefundWorkflow
+from workflows.refund import ChargebackWorkflow, PaymentFollowUpWorkflow, RefundWorkflow
 
 
 def refund_data(
@@ -84,6 +92,40 @@ async def wait_for_mollie_refunds(connector: Connector, payment_id: str, count: 
     async with asyncio.timeout(30):
         while len(await mollie_refunds(connector, payment_id)) < count:
             await asyncio.sleep(0.05)
+
+
+async def refund_settles_or_holds(handle: Any) -> RefundStatusView:
+    """The refund's view once it left `requested` / `pending_at_mollie`: held for a person
+    (`record_unknown`), or finished."""
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                view: RefundStatusView = await handle.query(RefundWorkflow.view)
+            except RPCError:
+                view = await handle.result()  # closed before the query could be answered
+            if view.status not in ("requested", "pending_at_mollie"):
+                return view
+            await asyncio.sleep(0.05)
+
+
+async def set_faults(url: str, faults: dict[str, Any]) -> None:
+    async with httpx.AsyncClient() as http:
+        (await http.post(f"{url}/_emulator/faults", json=faults)).raise_for_status()
+
+
+def lose_next_refund_reply(payment: dict[str, Any], *, after_commit: bool) -> dict[str, Any]:
+    """Cleeng's fault: the next PATCH of this payment hangs until the client gives up, after
+    (or before) Cleeng applied it."""
+    return {
+        "failNext": [
+            {
+                "method": "PATCH",
+                "pathPrefix": f"/3.1/payments/{payment['id']}",
+                "status": "timeout",
+                "afterCommit": after_commit,
+            }
+        ]
+    }
 
 
 def refunded_minor(refunds: list[dict[str, Any]]) -> int:
@@ -208,10 +250,66 @@ async def test_refund_replayed_after_its_history_expired_changes_nothing(
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
     )
     assert replay.result_run_id != first_run
+    # Whether the first run recorded the refund is not known to the replay: a person says.
+    held = await refund_settles_or_holds(replay)
+    assert held.status == "record_unknown"
+    assert first_run in (held.error or "")
+    await replay.signal(RefundWorkflow.resolve_record, RecordResolution(recorded=True))
     assert (await replay.result()).status == "refunded"
     assert len(await mollie_refunds(connector, payment["externalPaymentId"])) == 1
     [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
     assert recorded["refundedAmount"] == 4.00
+
+
+async def test_a_refund_replayed_after_it_was_not_settled_is_recorded_before_reported_refunded(
+    connector: Connector,
+) -> None:
+    # The first run gives up (RefundNotSettled) while Mollie still has the refund pending, so
+    # it records nothing; Mollie settles it later; after retention the same webhook starts a
+    # new run, which adopts the refund, now refunded. It must not say `refunded` while Cleeng
+    # has no record of it.
+    payment = await paid_purchase(connector, price=9.00)
+    data = refund_data(payment, 4.00, "settled after the deadline")
+    request = RefundRequest(
+        cleeng_payment_id=str(data["paymentId"]),
+        order_id=str(data["orderId"]),
+        external_payment_id=data["externalPaymentId"],
+        amount=Money.from_decimal(data["amount"], "EUR"),
+        reason=data["reason"],
+        poll_schedule_seconds=(1,),
+        settle_within_seconds=2,
+    )
+    workflow_id = refund_workflow_id(str(data["paymentId"]), refund_request_key(data))
+    first = await connector.client.start_workflow(
+        RefundWorkflow.run,
+        request,
+        id=workflow_id,
+        task_queue=connector.settings.temporal_task_queue,
+    )
+    with pytest.raises(WorkflowFailureError) as failure:
+        await first.result()
+    assert isinstance(failure.value.cause, ApplicationError)
+    assert failure.value.cause.type == "RefundNotSettled"
+    [refund] = await mollie_refunds(connector, data["externalPaymentId"])
+    await force_refund_status(connector, refund["id"], "refunded")
+
+    replay = await connector.client.start_workflow(
+        RefundWorkflow.run,
+        replace(request, poll_schedule_seconds=(60,), settle_within_seconds=3600),
+        id=workflow_id,
+        task_queue=connector.settings.temporal_task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
+    held = await refund_settles_or_holds(replay)
+    assert held.status == "record_unknown"
+    [untouched] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert untouched["status"] == "captured"
+    # The person finds no refund on the Cleeng payment: the connector records it now.
+    await replay.signal(RefundWorkflow.resolve_record, RecordResolution(recorded=False))
+    assert (await replay.result()).status == "refunded"
+    assert len(await mollie_refunds(connector, data["externalPaymentId"])) == 1
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert (recorded["status"], recorded["refundedAmount"]) == ("refunded", 4.00)
 
 
 async def test_refund_failed_at_mollie_is_not_marked_refunded(connector: Connector) -> None:
@@ -354,3 +452,190 @@ async def test_an_unmatched_chargeback_is_reported_and_the_next_one_still_handle
         assert isinstance(failure.value.cause, ApplicationError)
         assert failure.value.cause.type == "ChargebackUnmatched"
         assert payment_id in failure.value.cause.message
+
+
+async def test_lost_replies_to_the_refund_patch_are_held_never_written_twice(
+    connector: Connector, clean_faults: None
+) -> None:
+    # Three partial refunds, each PATCH's reply lost after Cleeng applied it (the retry used
+    # to PATCH again: 2.00 refunded at Mollie, 4.00 in Cleeng), then one lost before Cleeng
+    # applied it. Nothing is written a second time without a person's answer.
+    payment = await paid_purchase(connector, price=9.00)
+    cleeng, tr_id = connector.emulators.cleeng_url, payment["externalPaymentId"]
+    for count, amount in enumerate((1.00, 2.00, 3.00), start=1):
+        data = refund_data(payment, amount, f"lost reply {count}")
+        await request_refund(connector, data)
+        await wait_for_mollie_refunds(connector, tr_id, count)
+        await set_faults(cleeng, lose_next_refund_reply(payment, after_commit=True))
+        await settle_refund(connector, data, "refunded")
+        handle = refund_handle(connector, data)
+        held = await refund_settles_or_holds(handle)
+        assert held.status == "record_unknown", held
+        assert "was lost" in (held.error or "")
+        [recorded] = await cleeng_payments(cleeng, str(payment["orderId"]))
+        assert Money.from_decimal(recorded["refundedAmount"], "EUR").minor == refunded_minor(
+            await mollie_refunds(connector, tr_id)
+        )
+        # The person sees the refund on the Cleeng payment.
+        await handle.signal(RefundWorkflow.resolve_record, RecordResolution(recorded=True))
+        assert (await handle.result()).status == "refunded"
+
+    data = refund_data(payment, 1.50, "lost before Cleeng applied it")
+    await request_refund(connector, data)
+    await wait_for_mollie_refunds(connector, tr_id, 4)
+    await set_faults(cleeng, lose_next_refund_reply(payment, after_commit=False))
+    await settle_refund(connector, data, "refunded")
+    handle = refund_handle(connector, data)
+    assert (await refund_settles_or_holds(handle)).status == "record_unknown"
+    [recorded] = await cleeng_payments(cleeng, str(payment["orderId"]))
+    assert recorded["refundedAmount"] == 6.00
+    # The person finds it missing: the connector writes it now, once.
+    await handle.signal(RefundWorkflow.resolve_record, RecordResolution(recorded=False))
+    assert (await handle.result()).status == "refunded"
+    [recorded] = await cleeng_payments(cleeng, str(payment["orderId"]))
+    assert recorded["refundedAmount"] == 7.50
+    assert refunded_minor(await mollie_refunds(connector, tr_id)) == 750
+
+
+async def test_residual_a_5xx_after_cleeng_applied_the_refund_patch_records_it_twice(
+    connector: Connector, clean_faults: None
+) -> None:
+    # The measured residual (docs/cleeng-contract.md): a 5xx does not say the write was not
+    # applied, but the client classes it retryable, so a 5xx that Cleeng sends after applying
+    # the PATCH is retried and counted twice: one double record per such fault.
+    payment = await paid_purchase(connector, price=9.00)
+    data = refund_data(payment, 2.00, "5xx after commit")
+    await request_refund(connector, data)
+    await wait_for_mollie_refunds(connector, payment["externalPaymentId"], 1)
+    await set_faults(
+        connector.emulators.cleeng_url,
+        {
+            "failNext": [
+                {
+                    "method": "PATCH",
+                    "pathPrefix": f"/3.1/payments/{payment['id']}",
+                    "status": 503,
+                    "afterCommit": True,
+                }
+            ]
+        },
+    )
+    await settle_refund(connector, data, "refunded")
+    assert (await refund_handle(connector, data).result()).status == "refunded"
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert recorded["refundedAmount"] == 4.00
+
+
+async def chargeback_at_mollie(connector: Connector, payment_id: str) -> str:
+    async with httpx.AsyncClient() as http:
+        created = await http.post(
+            f"{connector.emulators.mollie_url}/_emulator/payments/{payment_id}/chargeback",
+            json={},
+        )
+        created.raise_for_status()
+    return str(created.json()["id"])
+
+
+async def reverse_at_mollie(connector: Connector, payment_id: str, chargeback_id: str) -> None:
+    async with httpx.AsyncClient() as http:
+        reversed_ = await http.post(
+            f"{connector.emulators.mollie_url}/_emulator/payments/{payment_id}/chargebacks/"
+            f"{chargeback_id}/reverse"
+        )
+        reversed_.raise_for_status()
+        assert reversed_.json()["reversedAt"]
+
+
+async def follow_up(connector: Connector, payment_id: str, name: str) -> Any:
+    """A follow-up of the payment, started here (Mollie's webhooks are dropped)."""
+    handle = await connector.client.start_workflow(
+        PaymentFollowUpWorkflow.run,
+        payment_id,
+        id=f"payment-followup:{payment_id}:{name}",
+        task_queue=connector.settings.temporal_task_queue,
+    )
+    await handle.result()
+    return await handle.query(PaymentFollowUpWorkflow.view)
+
+
+async def test_a_chargeback_whose_report_failed_is_reported_by_the_next_follow_up(
+    connector: Connector, clean_faults: None
+) -> None:
+    payment = await paid_purchase(connector, price=12.00)
+    tr_id = payment["externalPaymentId"]
+    await set_faults(connector.emulators.mollie_url, {"dropWebhookRate": 1.0})
+    chargeback_id = await chargeback_at_mollie(connector, tr_id)
+    # An earlier report of this chargeback failed (here: it named a payment Mollie does not
+    # know, so no Cleeng payment could be found).
+    failed = await connector.client.start_workflow(
+        ChargebackWorkflow.run,
+        ChargebackInput(
+            mollie_payment_id="tr_unknown0",
+            chargeback_id=chargeback_id,
+            amount=Money.from_decimal(12, "EUR"),
+            reason=None,
+        ),
+        id=f"chargeback:{chargeback_id}",
+        task_queue=connector.settings.temporal_task_queue,
+    )
+    with pytest.raises(WorkflowFailureError):
+        await failed.result()
+
+    view = await follow_up(connector, tr_id, "after-failure")
+    assert view.reported == [chargeback_id]
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert (recorded["status"], recorded["refundType"]) == ("refunded", "chargeback")
+    assert recorded["refundedAmount"] == 12.00
+    # Reported now: a further follow-up counts it, and writes nothing again.
+    assert (await follow_up(connector, tr_id, "again")).reported == [chargeback_id]
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert recorded["refundedAmount"] == 12.00
+
+
+async def test_a_reversed_chargeback_is_never_reported_as_a_refund(
+    connector: Connector, clean_faults: None
+) -> None:
+    payment = await paid_purchase(connector, price=12.00)
+    tr_id = payment["externalPaymentId"]
+    await set_faults(connector.emulators.mollie_url, {"dropWebhookRate": 1.0})
+    chargeback_id = await chargeback_at_mollie(connector, tr_id)
+    await reverse_at_mollie(connector, tr_id, chargeback_id)  # the merchant won the dispute
+
+    view = await follow_up(connector, tr_id, "reversed")
+    assert (view.reported, view.reversed, view.unreported) == ([], [chargeback_id], [])
+    # Nor when the report is started with the reversed chargeback (as reconciliation repairs).
+    repair = await connector.client.start_workflow(
+        ChargebackWorkflow.run,
+        ChargebackInput(
+            mollie_payment_id=tr_id,
+            chargeback_id=chargeback_id,
+            amount=Money.from_decimal(12, "EUR"),
+            reason=None,
+            reversed_at="2026-12-07T00:00:00+00:00",
+        ),
+        id=f"chargeback:{chargeback_id}:repair",
+        task_queue=connector.settings.temporal_task_queue,
+    )
+    assert await repair.result() == ""
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert (recorded["status"], recorded["refundedAmount"]) == ("captured", 0.0)
+
+
+async def test_a_chargeback_reversed_after_its_report_is_listed_for_a_person(
+    connector: Connector, clean_faults: None
+) -> None:
+    payment = await paid_purchase(connector, price=12.00)
+    tr_id = payment["externalPaymentId"]
+    await set_faults(connector.emulators.mollie_url, {"dropWebhookRate": 1.0})
+    chargeback_id = await chargeback_at_mollie(connector, tr_id)
+    assert (await follow_up(connector, tr_id, "charged-back")).reported == [chargeback_id]
+    await reverse_at_mollie(connector, tr_id, chargeback_id)
+
+    view = await follow_up(connector, tr_id, "reversed-later")
+    assert view.reported == []
+    [unreported] = view.unreported
+    assert unreported.chargeback_id == chargeback_id
+    assert unreported.error.startswith("ChargebackReversedAfterReport")
+    # Cleeng keeps the report (no documented call takes it back); nothing is written again.
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert (recorded["status"], recorded["refundedAmount"]) == ("refunded", 12.00)

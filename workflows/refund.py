@@ -33,15 +33,21 @@ from temporalio.exceptions import (
 
 from clients import cleeng_contract as contract
 from domain.operations import PaymentNotice, RefundInput, RefundView
+from domain.reconciliation import NOT_FOUND
 from domain.refunds import (
+    CHARGEBACK_REVERSED_AFTER_REPORT,
+    CLEENG_RECORD_UNKNOWN,
     MOLLIE_REFUND_DONE,
     REFUND_PENDING,
+    REFUND_RECORD_UNKNOWN,
     REFUND_REFUNDED,
     REFUND_REQUESTED,
     REFUND_TYPE_CHARGEBACK,
+    RESOLVE_RECORD_SIGNAL,
     ChargebackInput,
     CleengRefundInput,
     FollowUpView,
+    RecordResolution,
     RefundLookup,
     RefundRecordContext,
     RefundRequest,
@@ -81,6 +87,65 @@ with workflow.unsafe.imports_passed_through():
 PATCH_SETTLE_DEADLINE = "refund-settle-deadline"
 # Versioning: one chargeback failing to report no longer stops the follow-up's others.
 PATCH_REPORT_EVERY_CHARGEBACK = "report-every-chargeback"
+# Versioning: a refund an earlier run of the request made and Mollie settled is no longer
+# counted as recorded in Cleeng (that run may have failed RefundNotSettled before it settled):
+# it is held for a person. Runs from before completed `refunded` at once.
+PATCH_INHERITED_REFUND_UNCONFIRMED = "inherited-refund-unconfirmed"
+# Versioning: a chargeback child that failed is started again (ALLOW_DUPLICATE_FAILED_ONLY), and
+# one already started counts as reported only once it completed. Runs from before started it
+# with REJECT_DUPLICATE and counted any earlier start as reported.
+PATCH_RETRY_FAILED_CHARGEBACK = "retry-failed-chargeback"
+# Versioning: a chargeback Mollie reversed is not reported as a refund (and one reported before
+# its reversal is surfaced). Runs from before reported every chargeback listed.
+PATCH_CHARGEBACK_REVERSALS = "chargeback-reversals"
+
+
+class CleengRecordHold:
+    """A refund whose record in Cleeng is in doubt, waiting for a person's answer.
+
+    Core API 3.1 documents no read of a payment, and the refunded amount a PATCH carries is one
+    refund's: writing again after a lost reply could record the refund twice, and not writing
+    could leave it unrecorded. Neither is guessed: the workflow logs the question, shows it in
+    its view and waits for the `resolve_record` signal (`{"recorded": true}` when Cleeng's
+    payment shows the refund, `false` to write it now)."""
+
+    def __init__(self) -> None:
+        self.question: str | None = None
+        self._answer: RecordResolution | None = None
+
+    def resolve(self, answer: RecordResolution) -> None:
+        if self.question is not None:
+            self._answer = answer
+
+    async def ask(self, question: str) -> bool:
+        """Wait for the answer; True when Cleeng holds the record already."""
+        self.question, self._answer = question, None
+        workflow.logger.error(question)
+        await workflow.wait_condition(lambda: self._answer is not None)
+        assert self._answer is not None
+        recorded = self._answer.recorded
+        self.question, self._answer = None, None
+        return recorded
+
+    async def record(self, record: CleengRefundInput) -> None:
+        """PATCH the refund in Cleeng once; a lost reply is put to a person, never repeated
+        blindly."""
+        while True:
+            try:
+                await workflow.execute_activity_method(
+                    CleengActivities.record_refund, record, **RECORD
+                )
+                return
+            except ActivityError as error:
+                if failure_type(error) != CLEENG_RECORD_UNKNOWN:
+                    raise
+                question = (
+                    f"{failure_message(error)}. Check Cleeng payment {record.cleeng_payment_id}, "
+                    f"then signal {RESOLVE_RECORD_SIGNAL} with recorded=true if it shows this "
+                    f"{record.refund_type} of {record.amount}, recorded=false to write it again"
+                )
+            if await self.ask(question):
+                return
 
 
 @workflow.defn(name="Refund")
@@ -92,6 +157,7 @@ class RefundWorkflow:
         self._refund: RefundView | None = None
         self._error: str | None = None
         self._watch = PaymentWatch()
+        self._hold = CleengRecordHold()
 
     @workflow.run
     async def run(self, request: RefundRequest) -> RefundStatusView:
@@ -138,8 +204,25 @@ class RefundWorkflow:
         self._refund = refund
         inherited = refund.made_by_run not in (None, info.run_id)
         if inherited and refund.status == MOLLIE_REFUND_DONE:
-            # An earlier run of this request (its history since expired) made this refund and
-            # recorded it in Cleeng before it ended: a replay changes nothing.
+            if workflow.patched(PATCH_INHERITED_REFUND_UNCONFIRMED):
+                # An earlier run of this request (its history since expired) made this refund.
+                # Whether it recorded it in Cleeng is not known: it may have ended before Mollie
+                # settled (RefundNotSettled) or failed recording. Cleeng cannot be read, and a
+                # second PATCH could count the refund twice: a person looks.
+                recorded = await self._hold.ask(
+                    f"Mollie refund {refund.refund_id} of payment {request.external_payment_id} "
+                    f"was made by an earlier run ({refund.made_by_run}) of this request and is "
+                    "refunded; whether that run recorded it in Cleeng is not known. Check Cleeng "
+                    f"payment {request.cleeng_payment_id}, then signal {RESOLVE_RECORD_SIGNAL} "
+                    f"with recorded=true if it shows this refund of {request.amount}, "
+                    "recorded=false to record it now"
+                )
+                if not recorded:
+                    await self._hold.record(self._record_input(request, context))
+                self._status = REFUND_REFUNDED
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return self.view()
+            # Before the patch: counted as recorded by the earlier run.
             workflow.logger.info(
                 "refund %s was made and recorded by run %s", refund.refund_id, refund.made_by_run
             )
@@ -207,21 +290,21 @@ class RefundWorkflow:
                 f"{self._error}; Cleeng payment {request.cleeng_payment_id} not marked refunded",
                 type=REFUND_FAILED,
             )
-        await workflow.execute_activity_method(
-            CleengActivities.record_refund,
-            CleengRefundInput(
-                cleeng_payment_id=request.cleeng_payment_id,
-                order_id=context.order_id,
-                amount=request.amount,
-                refund_type=request.refund_type,
-                reason=request.reason,
-                payment_operation=context.payment_operation,
-            ),
-            **RECORD,
-        )
+        await self._hold.record(self._record_input(request, context))
         self._status = REFUND_REFUNDED
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view()
+
+    @staticmethod
+    def _record_input(request: RefundRequest, context: RefundRecordContext) -> CleengRefundInput:
+        return CleengRefundInput(
+            cleeng_payment_id=request.cleeng_payment_id,
+            order_id=context.order_id,
+            amount=request.amount,
+            refund_type=request.refund_type,
+            reason=request.reason,
+            payment_operation=context.payment_operation,
+        )
 
     async def _give_up_unsettled(self, request: RefundRequest, refund: RefundView) -> None:
         """The deadline passed with the refund still open at Mollie: stop, loudly. Nothing is
@@ -265,15 +348,21 @@ class RefundWorkflow:
         """Mollie (or an operator) says the payment or its refunds changed: look again."""
         self._watch.notify(self._request.external_payment_id)
 
+    @workflow.signal(name=RESOLVE_RECORD_SIGNAL)
+    def resolve_record(self, answer: RecordResolution) -> None:
+        """A person checked Cleeng for a refund whose record was in doubt."""
+        self._hold.resolve(answer)
+
     @workflow.query
     def view(self) -> RefundStatusView:
+        held = self._hold.question
         return RefundStatusView(
             cleeng_payment_id=self._request.cleeng_payment_id,
-            status=self._status,
+            status=REFUND_RECORD_UNKNOWN if held is not None else self._status,
             amount_minor=self._request.amount.minor,
             currency=self._request.amount.currency,
             mollie_refund_id=self._refund.refund_id if self._refund else None,
-            error=self._error,
+            error=held if held is not None else self._error,
         )
 
 
@@ -283,7 +372,11 @@ class PaymentFollowUpWorkflow:
 
     Each chargeback is reported once, by its own child workflow `chargeback:{id}`. One that
     cannot be reported (`ChargebackUnmatched`: no Cleeng payment is known) fails its child,
-    is logged and listed in `view`, and the payment's other chargebacks are still reported.
+    is logged and listed in `view`, and the payment's other chargebacks are still reported; a
+    later webhook starts the failed child again, so a failure is never taken for a report.
+    A chargeback Mollie reversed (`reversedAt`: the merchant won the dispute) is not reported;
+    one reported before its reversal is listed for a person, since Core API 3.1 documents no
+    call that takes a refund back.
     """
 
     @workflow.init
@@ -291,6 +384,7 @@ class PaymentFollowUpWorkflow:
         self._payment_id = payment_id
         self._reported: list[str] = []
         self._unreported: list[UnreportedChargeback] = []
+        self._reversed: list[str] = []
 
     @workflow.run
     async def run(self, payment_id: str) -> list[str]:
@@ -298,15 +392,34 @@ class PaymentFollowUpWorkflow:
             MollieActivities.list_chargebacks, payment_id, **WALK
         )
         for chargeback in chargebacks:
+            child_id = chargeback_workflow_id(chargeback.chargeback_id)
+            if chargeback.reversed_at is not None and workflow.patched(PATCH_CHARGEBACK_REVERSALS):
+                await self._note_reversal(chargeback, child_id)
+                continue
+            retry_failed = workflow.patched(PATCH_RETRY_FAILED_CHARGEBACK)
             try:
                 await workflow.execute_child_workflow(
                     ChargebackWorkflow.run,
                     chargeback,
-                    id=chargeback_workflow_id(chargeback.chargeback_id),
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    id=child_id,
+                    id_reuse_policy=(
+                        WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+                        if retry_failed
+                        else WorkflowIDReusePolicy.REJECT_DUPLICATE
+                    ),
                 )
             except WorkflowAlreadyStartedError:
-                continue  # reported by an earlier webhook
+                if not retry_failed:
+                    continue  # before the patch: counted as reported by an earlier webhook
+                # Completed (reported), or running under another follow-up; a failed one would
+                # have been started again above.
+                if await self._child_status(child_id) == "COMPLETED":
+                    self._reported.append(chargeback.chargeback_id)
+                else:
+                    workflow.logger.info(
+                        "chargeback %s is being reported by another follow-up", child_id
+                    )
+                continue
             except ChildWorkflowError as error:
                 if not workflow.patched(PATCH_REPORT_EVERY_CHARGEBACK):
                     raise
@@ -325,21 +438,68 @@ class PaymentFollowUpWorkflow:
             self._reported.append(chargeback.chargeback_id)
         return list(self._reported)
 
+    async def _child_status(self, child_id: str) -> str:
+        [state] = await workflow.execute_activity_method(
+            WorkflowDirectory.workflow_states, [child_id], **CALL
+        )
+        return state.status
+
+    async def _note_reversal(self, chargeback: ChargebackInput, child_id: str) -> None:
+        """Mollie reversed the chargeback: never report it as a refund. If it was reported
+        before the reversal, Cleeng shows money given back that came back: a person corrects
+        Cleeng (no documented call takes a refund back)."""
+        status = await self._child_status(child_id)
+        if status in ("COMPLETED", "RUNNING"):
+            reason = (
+                f"{CHARGEBACK_REVERSED_AFTER_REPORT}: Mollie reversed chargeback "
+                f"{chargeback.chargeback_id} of {chargeback.amount} at {chargeback.reversed_at}, "
+                f"after workflow {child_id} ({status}) reported it to Cleeng as refunded; correct "
+                "the Cleeng payment by hand"
+            )
+            self._unreported.append(
+                UnreportedChargeback(chargeback_id=chargeback.chargeback_id, error=reason)
+            )
+            workflow.logger.error(reason)
+            return
+        workflow.logger.info(
+            "chargeback %s was reversed at %s (%s): nothing to report",
+            chargeback.chargeback_id,
+            chargeback.reversed_at,
+            "no report made" if status == NOT_FOUND else f"its report {status}",
+        )
+        self._reversed.append(chargeback.chargeback_id)
+
     @workflow.query
     def view(self) -> FollowUpView:
         return FollowUpView(
             mollie_payment_id=self._payment_id,
             reported=list(self._reported),
             unreported=list(self._unreported),
+            reversed=list(self._reversed),
         )
 
 
 @workflow.defn(name="Chargeback")
 class ChargebackWorkflow:
-    """Report a Mollie chargeback to Cleeng as a `refunded` payment of type `chargeback`."""
+    """Report a Mollie chargeback to Cleeng as a `refunded` payment of type `chargeback`.
+
+    A reversed chargeback (`reversedAt`) is never reported, whoever starts this (a follow-up, or
+    reconciliation's repair): the workflow completes with no Cleeng payment (an empty result)."""
+
+    def __init__(self) -> None:
+        self._hold = CleengRecordHold()
 
     @workflow.run
     async def run(self, chargeback: ChargebackInput) -> str:
+        if chargeback.reversed_at is not None:
+            # Only a chargeback listed with `reversedAt` carries it (inputs from before never
+            # do), so no running workflow takes this branch on replay.
+            workflow.logger.info(
+                "chargeback %s was reversed at %s: not reported",
+                chargeback.chargeback_id,
+                chargeback.reversed_at,
+            )
+            return ""
         context = await workflow.execute_activity_method(
             MollieActivities.refund_context, chargeback.mollie_payment_id, **CALL
         )
@@ -362,8 +522,7 @@ class ChargebackWorkflow:
                 f"Mollie payment {chargeback.mollie_payment_id} (workflow {owner})",
                 type=CHARGEBACK_UNMATCHED,
             )
-        await workflow.execute_activity_method(
-            CleengActivities.record_refund,
+        await self._hold.record(
             CleengRefundInput(
                 cleeng_payment_id=cleeng_payment_id,
                 order_id=context.order_id,
@@ -371,7 +530,16 @@ class ChargebackWorkflow:
                 refund_type=REFUND_TYPE_CHARGEBACK,
                 reason=chargeback.reason or "chargeback",
                 payment_operation=context.payment_operation,
-            ),
-            **RECORD,
+            )
         )
         return cleeng_payment_id
+
+    @workflow.signal(name=RESOLVE_RECORD_SIGNAL)
+    def resolve_record(self, answer: RecordResolution) -> None:
+        """A person checked Cleeng for a chargeback whose record was in doubt."""
+        self._hold.resolve(answer)
+
+    @workflow.query
+    def record_in_doubt(self) -> str | None:
+        """The question put to a person while the record is in doubt, else None."""
+        return self._hold.question

@@ -244,6 +244,15 @@ class Aftercare(AccountTables):
             payment, amount, {"code": reason_code, "description": reason or "Account blocked"}
         )
 
+    def reverse_chargeback(self, payment_id: str, chargeback_id: str) -> Chargeback:
+        """The merchant won the dispute: the chargeback gets its `reversedAt` and the payment's
+        webhook is called, as for any chargeback change. Reversing it again changes nothing."""
+        chargeback = self.chargeback(payment_id, chargeback_id)
+        if chargeback.reversed_at is None:
+            chargeback.reversed_at = self.clock.now()
+            self._notify(self.payment(payment_id))
+        return chargeback
+
     def amount_disputable(self, payment: Payment) -> Money:
         """What can still be charged back: what was collected, less earlier chargebacks."""
         return self.amount_settled(payment) - self.amount_charged_back(payment)

@@ -179,6 +179,8 @@ class Chargeback:
     amount: Money
     created_at: datetime
     reason: dict[str, str] | None = None
+    # The merchant won the dispute: the money came back ("get-payment-chargeback": reversedAt).
+    reversed_at: datetime | None = None
 
 
 @dataclass

@@ -193,7 +193,7 @@ def chargeback_json(chargeback: Chargeback, base: str) -> dict[str, Any]:
         "reason": chargeback.reason,
         "paymentId": chargeback.payment_id,
         "createdAt": iso(chargeback.created_at),
-        "reversedAt": None,
+        "reversedAt": iso(chargeback.reversed_at),
         "_links": {
             "self": link(f"{base}/v2/payments/{chargeback.payment_id}/chargebacks/{chargeback.id}"),
             "payment": link(f"{base}/v2/payments/{chargeback.payment_id}"),

@@ -184,6 +184,15 @@ async def create_chargeback(
     return render.chargeback_json(chargeback, base_url(request))
 
 
+@router.post("/payments/{payment_id}/chargebacks/{chargeback_id}/reverse")
+async def reverse_chargeback(
+    payment_id: str, chargeback_id: str, request: Request, emu: Emu
+) -> dict[str, Any]:
+    """The merchant won the dispute: Mollie sets the chargeback's `reversedAt`."""
+    chargeback = emu.store.reverse_chargeback(payment_id, chargeback_id)
+    return render.chargeback_json(chargeback, base_url(request))
+
+
 @router.get("/faults")
 async def get_faults(emu: Emu) -> dict[str, Any]:
     return emu.faults.snapshot()
