@@ -73,6 +73,27 @@ def cleeng_refusals_are_final(what: str) -> Iterator[None]:
         ) from error
 
 
+@contextmanager
+def records_are_never_given_up(what: str) -> Iterator[None]:
+    """For a write that records money already moved (a capture, a refund, a chargeback): no
+    refusal ends it. A 4xx here may be a rotated token, a contract mismatch a fix will cure, or
+    the write having landed already; giving up would leave a paying customer unrecorded (and
+    terminated by Cleeng's dunning). It is logged as an error and retried with the RECORD
+    policy (capped backoff, no end), visible as a pending activity with its last failure, and
+    counted in the worker's `temporal_activity_execution_failed` metric, until it lands."""
+    try:
+        yield
+    except ServiceError as error:
+        if error.retryable:
+            raise to_application_error(error) from error
+        activity.logger.error("Cleeng did not accept: %s: %s; retrying", what, error)
+        raise ApplicationError(
+            f"Cleeng did not accept: {what}: {error.message}. Recording money that moved is "
+            "never given up: retrying until it lands or an operator resolves the cause",
+            type=RECORD_NOT_ACCEPTED,
+        ) from error
+
+
 class CleengActivities:
     """Every Cleeng call the workflows make; the client comes in through the constructor."""
 
@@ -222,8 +243,10 @@ class CleengActivities:
 
     @activity.defn
     async def update_payment(self, request: UpdatePaymentInput) -> str:
-        """PATCH a recorded payment (captured / rejected); repeating it changes nothing."""
-        with cleeng_refusals_are_final(f"mark payment {request.payment_id} {request.status}"):
+        """PATCH a recorded payment (captured / rejected); repeating it changes nothing. Never
+        given up: a capture's money moved, and a rejection's record is what Cleeng's dunning
+        counts on."""
+        with records_are_never_given_up(f"mark payment {request.payment_id} {request.status}"):
             updated = await self._cleeng.update_payment(
                 request.payment_id,
                 status=request.status,
@@ -261,7 +284,7 @@ class CleengActivities:
         and Core API 3.1 documents no read of a payment, so a reply lost after the request went
         out (timeout, dropped connection) ends the attempt as `CleengRefundRecordUnknown`, not
         retried; the workflow holds the refund for a person who checks Cleeng."""
-        with cleeng_refusals_are_final(f"mark payment {request.cleeng_payment_id} refunded"):
+        with records_are_never_given_up(f"mark payment {request.cleeng_payment_id} refunded"):
             try:
                 updated = await self._cleeng.record_refund(
                     request.cleeng_payment_id,

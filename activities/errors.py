@@ -24,6 +24,9 @@ REFUND_FAILED: Final = "RefundFailed"
 REFUND_NOT_SETTLED: Final = "RefundNotSettled"
 """Mollie had not settled a refund by its deadline; Cleeng was not told it is refunded."""
 CHARGEBACK_UNMATCHED: Final = "ChargebackUnmatched"
+CYCLE_CHARGED_BEFORE: Final = "CycleChargedBefore"
+"""A billing cycle's earlier run left a paid, pending or held Mollie payment: a new run never
+charges again; an operator records what the earlier run left."""
 
 
 def to_application_error(error: ServiceError) -> ApplicationError:

@@ -14,7 +14,11 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import REFUND_REFUSED, service_errors_as_application_errors
+from activities.errors import (
+    CYCLE_CHARGED_BEFORE,
+    REFUND_REFUSED,
+    service_errors_as_application_errors,
+)
 from clients import cleeng_contract as contract
 from clients.errors import ServiceError
 from clients.mollie import (
@@ -50,6 +54,12 @@ from domain.reconciliation import (
 )
 from domain.refunds import ChargebackInput, RefundLookup, RefundRecordContext
 
+# Payment statuses that mean money moved, is moving or is held (or may still be, for `open`).
+_LIVE = frozenset({"open", "pending", "authorized", "paid"})
+
+# A capture in one of these states has taken (or is taking) the held money.
+_CAPTURE_UNDER_WAY = frozenset({"pending", "succeeded"})
+
 # Metadata key naming the workflow run that asked for a refund: a later run of the same
 # workflow id (after retention) can tell a refund it inherits from one it made itself.
 RUN_METADATA_KEY = "workflowRunId"
@@ -65,6 +75,7 @@ def payment_view(payment: GatewayPayment) -> GatewayPaymentView:
         mandate_id=payment.mandate_id,
         failure_reason=payment.failure_reason,
         method=payment.method,
+        order_id=str(payment.metadata["orderId"]) if payment.metadata.get("orderId") else None,
     )
 
 
@@ -184,9 +195,25 @@ class MollieActivities:
         if request.manual_capture:
             body["captureMode"] = "manual"
         with service_errors_as_application_errors():
-            return await self._adopt_or_create(
-                request.mollie_customer_id, request.operation_key, body
+            made = await self._mollie.workflow_payments(
+                request.mollie_customer_id, request.workflow_id
             )
+            for earlier in made:
+                if earlier.metadata.get(OPERATION_METADATA_KEY) == request.operation_key:
+                    activity.logger.info(
+                        "adopting payment %s for %s", earlier.id, request.operation_key
+                    )
+                    return payment_view(earlier)
+            live = [p for p in made if p.status in _LIVE and p.id not in request.known_payment_ids]
+            if live:
+                raise ApplicationError(
+                    f"billing cycle {request.workflow_id} already has Mollie payment "
+                    f"{live[0].id} ({live[0].status}) from an earlier run: not charging again; "
+                    "record that payment's outcome in Cleeng (operator runbook)",
+                    type=CYCLE_CHARGED_BEFORE,
+                    non_retryable=True,
+                )
+            return payment_view(await self._mollie.create_payment(body, request.operation_key))
 
     @activity.defn
     async def fetch_payment(self, payment_id: str) -> GatewayPaymentView:
@@ -223,10 +250,14 @@ class MollieActivities:
 
     @activity.defn
     async def capture_payment(self, request: CaptureInput) -> GatewayPaymentView:
-        """Capture an authorisation once; a capture already made is not repeated."""
+        """Capture an authorisation once; a capture already made is not repeated, even after
+        Mollie forgot the idempotency key (an hour): one still pending or succeeded counts."""
         with service_errors_as_application_errors():
             payment = await self._mollie.get_payment(request.payment_id)
-            if payment.status == "authorized":
+            if payment.status == "authorized" and not any(
+                status in _CAPTURE_UNDER_WAY
+                for status in await self._mollie.capture_statuses(request.payment_id)
+            ):
                 await self._mollie.create_capture(
                     request.payment_id,
                     description=request.description,

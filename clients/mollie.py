@@ -418,6 +418,20 @@ class MollieGateway:
                 return _payment_from_json(payment)
         return None
 
+    async def workflow_payments(self, customer_id: str, workflow_id: str) -> list[GatewayPayment]:
+        """Every payment of the customer whose metadata names `workflow_id`, newest first:
+        what one billing cycle asked Mollie for, across its attempts and runs. Reads every
+        page of the customer's payments ("list-customer-payments")."""
+        payments = self._every_item(
+            lambda: self._customer_stub(customer_id).payments.list(limit=_PAGE_SIZE)
+        )
+        found: list[GatewayPayment] = []
+        async for payment in payments:
+            metadata = payment.get("metadata") or {}
+            if isinstance(metadata, Mapping) and metadata.get(WORKFLOW_METADATA_KEY) == workflow_id:
+                found.append(_payment_from_json(payment))
+        return found
+
     async def payments_created_since(
         self, since: datetime, *, max_pages: int
     ) -> tuple[list[GatewayPayment], bool]:
@@ -482,6 +496,13 @@ class MollieGateway:
             return str(capture["id"])
 
         return await self._call(True, create)
+
+    async def capture_statuses(self, payment_id: str) -> list[str]:
+        """The status of every capture of the payment (`pending`, `succeeded`, `failed`)."""
+        captures = self._every_item(
+            lambda: self._payment_stub(payment_id).captures.list(limit=_PAGE_SIZE)
+        )
+        return [str(capture.get("status")) async for capture in captures]
 
     async def release_authorization(self, payment_id: str, idempotency_key: str) -> None:
         """Ask Mollie to release an authorisation (asynchronous; confirm with a GET)."""

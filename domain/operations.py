@@ -91,6 +91,8 @@ class GatewayPaymentView:
     mandate_id: str | None = None
     failure_reason: str | None = None
     method: str | None = None
+    order_id: str | None = None
+    """The Cleeng order the payment's metadata names (the order its record must carry)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,6 +197,9 @@ class RecurringChargeInput:
     operation_key: str
     manual_capture: bool
     metadata: dict[str, str] = field(default_factory=dict)
+    known_payment_ids: list[str] = field(default_factory=list)
+    """Payments this run of the cycle made already; any other live payment of the cycle at
+    Mollie means an earlier run moved money, and nothing is charged again."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -256,32 +256,66 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
         ],
     ),
     (
-        "a Cleeng list that cannot be read is never taken as empty",
-        "clients/cleeng.py",
-        "    raise _unreadable(what, body)",
-        "    return []",
+        "a Cleeng write after money moved is never given up",
+        "activities/cleeng_activities.py",
+        '        with records_are_never_given_up(f"mark payment {request.payment_id} '
+        '{request.status}"):',
+        '        with cleeng_refusals_are_final(f"mark payment {request.payment_id} '
+        '{request.status}"):',
+        ["tests/test_one_writer.py::test_a_refused_capture_record_is_retried_never_given_up"],
+    ),
+    (
+        "a failed look at a charge already made never ends the wait",
+        "workflows/payment_watch.py",
+        "                if isinstance(error, CancelledError) or not workflow.patched(",
+        "                if True or not workflow.patched(",
+        ["tests/test_one_writer.py::test_a_failed_look_at_a_pending_debit_does_not_end_the_wait"],
+    ),
+    (
+        "a new run never charges a cycle an earlier run charged",
+        "activities/mollie_activities.py",
+        "            if live:",
+        "            if False:",
         [
-            "tests/test_clients.py::"
-            "test_a_list_answer_cleeng_did_not_shape_as_a_list_is_an_error_naming_the_call",
-            "tests/test_payment_details.py::"
-            "test_an_unreadable_list_of_authorisations_is_read_again_never_taken_as_none",
+            "tests/test_one_writer.py::"
+            "test_a_new_run_after_a_run_that_moved_money_never_charges_again"
         ],
     ),
     (
-        "webhook registration never PUTs over a list it did not read",
-        "clients/cleeng.py",
-        '                raise _unreadable(f"{what} (topic {topic})", endpoints)',
-        "                continue",
-        ["tests/test_webhook_registration.py::test_an_unreadable_list_is_never_overwritten"],
+        "an adopted payment is recorded on the order its metadata names",
+        "workflows/recurring_billing.py",
+        "        if payment.order_id is None or payment.order_id == order.order_id:",
+        "        if True:",
+        [
+            "tests/test_one_writer.py::"
+            "test_an_adopted_payment_is_recorded_on_the_order_its_metadata_names"
+        ],
     ),
     (
-        "termination goes by the Termination guide's PATCH by default",
-        "settings.py",
-        '        default="patch",',
-        '        default="terminate",',
+        "a rejection names only its own attempt's payment",
+        "workflows/recurring_billing.py",
+        "declined.reason, attempt)\n            return",
+        "declined.reason, self._payment)\n            return",
+        ["tests/test_one_writer.py::test_a_rejection_names_only_its_own_attempts_payment"],
+    ),
+    (
+        "a capture under way is not made again",
+        "activities/mollie_activities.py",
+        "                status in _CAPTURE_UNDER_WAY\n",
+        "                False\n",
         [
-            "tests/test_recurring_billing.py::"
-            "test_termination_goes_by_the_termination_guide_patch_by_default"
+            "tests/test_one_writer.py::"
+            "test_a_capture_retried_after_mollie_forgot_its_key_is_not_made_twice"
+        ],
+    ),
+    (
+        "a deactivation leaves records that are not Mollie payments alone",
+        "workflows/payment_details.py",
+        '        if not (mollie_id and mollie_id.startswith("tr_")) and workflow.patched(',
+        "        if False and workflow.patched(",
+        [
+            "tests/test_one_writer.py::"
+            "test_a_deactivation_without_a_token_leaves_other_gateways_records_alone"
         ],
     ),
     (

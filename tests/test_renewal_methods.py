@@ -18,7 +18,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +28,12 @@ from domain.payment_details import DeactivationInput, deactivation_workflow_id
 from settings import Settings
 from tests.conftest import Connector, Emulators, connector_settings, own_emulators
 from tests.support.histories import keep_history
+from tests.support.ledgers import (
+    mollie_customer_payments,
+    mollie_payment,
+    renewal_records,
+    settle,
+)
 from tests.support.mandates import MOLLIE_HEADERS, mandate_subscriber, start_cycle
 from tests.support.shop import (
     TEST_SHOP_ORIGIN,
@@ -67,45 +72,6 @@ async def connected(
         yield time_skipping_env, settings
     async with httpx.AsyncClient() as http:
         await http.delete(f"{private_emulators.cleeng_url}/_emulator/faults")
-
-
-async def renewal_records(emulators: Emulators, subscription_id: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient() as http:
-        response = await http.get(
-            f"{emulators.cleeng_url}/_emulator/payments",
-            params={"subscriptionId": subscription_id},
-        )
-    response.raise_for_status()
-    return [p for p in response.json()["items"] if p["paymentOperation"] == "recurring-payment"]
-
-
-async def mollie_payment(emulators: Emulators, payment_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient() as http:
-        response = await http.get(
-            f"{emulators.mollie_url}/v2/payments/{payment_id}", headers=MOLLIE_HEADERS
-        )
-    response.raise_for_status()
-    payment: dict[str, Any] = response.json()
-    return payment
-
-
-async def mollie_customer_payments(emulators: Emulators, customer_id: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient() as http:
-        response = await http.get(
-            f"{emulators.mollie_url}/v2/customers/{customer_id}/payments", headers=MOLLIE_HEADERS
-        )
-    response.raise_for_status()
-    payments: list[dict[str, Any]] = response.json()["_embedded"]["payments"]
-    return payments
-
-
-async def settle(emulators: Emulators, payment_id: str, outcome: dict[str, str]) -> None:
-    """The bank settles the direct debit (Mollie's test-mode `changePaymentState`)."""
-    async with httpx.AsyncClient() as http:
-        response = await http.post(
-            f"{emulators.mollie_url}/_emulator/payments/{payment_id}/status", json=outcome
-        )
-    response.raise_for_status()
 
 
 @COMPACT

@@ -64,6 +64,8 @@ with workflow.unsafe.imports_passed_through():
 
 # Versioning: the verification amount is refunded before the details are stored in Cleeng.
 PATCH_REFUND_VERIFICATION_FIRST = "refund-verification-first"
+# Versioning: a verification payment that was paid but made no mandate is refunded too.
+PATCH_REFUND_MANDATELESS_VERIFICATION = "refund-mandateless-verification"
 # Versioning: a Cleeng authorisation is cancelled only once its Mollie payment reads `canceled`
 # (a pending direct debit or a paid payment is left to the billing cycle that owns it).
 PATCH_CANCEL_ONLY_RELEASED = "cancel-only-released"
@@ -99,6 +101,15 @@ class NewPaymentDetailsWorkflow:
         if payment.status != MOLLIE_PAID or not payment.mandate_id or not payment.customer_id:
             self._status = STATUS_FAILED
             self._failure = payment.failure_reason or payment.status
+            if (
+                payment.status == MOLLIE_PAID
+                and payment.amount.minor > 0
+                and workflow.patched(PATCH_REFUND_MANDATELESS_VERIFICATION)
+            ):
+                # Paid, yet Mollie made no mandate: the verification proved nothing to keep,
+                # and no outcome keeps the shopper's money.
+                self._failure = "the verification payment left no mandate"
+                await self._refund_verification(payment, key)
         else:
             await self._store_details(request, payment, key)
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -287,6 +298,19 @@ class DetailsDeactivationWorkflow:
     async def _cancel(self, authorisation: CancelledAuthorisation) -> None:
         """Release at Mollie first: cancelling in Cleeng while funds stay held would hide them."""
         mollie_id = authorisation.mollie_payment_id
+        if not (mollie_id and mollie_id.startswith("tr_")) and workflow.patched(
+            PATCH_CANCEL_ONLY_RELEASED
+        ):
+            # Not a Mollie payment: nothing here can release whatever holds its money, so its
+            # record is not the connector's to cancel.
+            self._failures.append(
+                DeactivationFailure(
+                    step="cancel Cleeng payment",
+                    target=authorisation.cleeng_payment_id,
+                    error=f"external payment {mollie_id!r} is not a Mollie payment: left alone",
+                )
+            )
+            return
         if mollie_id and mollie_id.startswith("tr_"):
             release = ReleaseInput(
                 payment_id=mollie_id,

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Generic, TypeVar
 
 from temporalio import workflow
+from temporalio.exceptions import CancelledError, FailureError
 
 from domain.operations import GatewayPaymentView, poll_delay_seconds
 from workflows.policies import LOCAL_POLL, POLL
@@ -24,6 +25,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.mollie_activities import MollieActivities
 
 _Seen = TypeVar("_Seen")
+
+# Versioning: a failed look no longer fails the wait (histories whose wait failed on one replay
+# as they ran).
+PATCH_POLL_NEVER_FAILS_THE_WAIT = "poll-never-fails-the-wait"
 
 
 class WaitEnd(StrEnum):
@@ -119,6 +124,23 @@ class PaymentWatch:
             except TimeoutError:
                 polls_done += 1
             self._changed.discard(payment_id)
-            seen = await fetch()
+            try:
+                seen = await fetch()
+            except FailureError as error:
+                # (A failed local activity raises its bare cause, hence FailureError.)
+                # The money was asked for already: a look that fails for good (a rotated key's
+                # 401, a bug) must not end the wait, or the outcome is never recorded. Say so
+                # loudly and look again at the next turn of the schedule; a fix deployed
+                # meanwhile makes the next look succeed.
+                if isinstance(error, CancelledError) or not workflow.patched(
+                    PATCH_POLL_NEVER_FAILS_THE_WAIT
+                ):
+                    raise
+                workflow.logger.error(
+                    "looking up %s failed (%s); looking again later",
+                    payment_id,
+                    error.cause or error,
+                )
+                polls_done += 1
             looked += 1
         return Waited(seen, WaitEnd.SETTLED, polls_done)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
@@ -90,7 +91,7 @@ from workflows.policies import CALL, LOCAL_CALL, LOCAL_RECORD, RECORD
 
 with workflow.unsafe.imports_passed_through():
     from activities.cleeng_activities import CleengActivities
-    from activities.errors import CLEENG_REFUSED, ORDER_EXPIRED
+    from activities.errors import CLEENG_REFUSED, CYCLE_CHARGED_BEFORE, ORDER_EXPIRED
     from activities.mollie_activities import MollieActivities
 
 # Versioning: a hold whose capture Mollie refused is released at once (histories from before
@@ -177,6 +178,8 @@ class RecurringBillingWorkflow:
         self._cleeng_payment_id: str | None = None
         self._error: str | None = None
         self._watch = PaymentWatch()
+        # Every Mollie payment this run made (or adopted): the cycle's own, never "earlier".
+        self._made_payments: list[str] = []
         # Search attributes set since the workflow last waited (compact history only).
         self._unpublished: dict[str, SearchAttributeUpdate[Any]] = {}
         # Local steps run in the current workflow task, not yet in the history.
@@ -253,13 +256,16 @@ class RecurringBillingWorkflow:
         order = await self._order_for_unpaid_cycle(event)
         if order is None:
             return
+        attempt: GatewayPaymentView | None = None
         try:
-            payment = await self._charge(event, order, token, manual_capture=True)
-            payment = await self._settle(payment, _authorisation_settled)
+            attempt = await self._charge(event, order, token, manual_capture=True)
+            order = self._order_named_by(attempt, order)
+            payment = await self._settle(attempt, _authorisation_settled)
             if payment.status not in (MOLLIE_AUTHORIZED, MOLLIE_PAID):
                 raise Declined(payment.failure_reason or payment.status)
         except Declined as declined:
-            await self._record_rejection(event, order, declined.reason, self._payment)
+            # Only this attempt's payment is named: an earlier attempt's would be untrue.
+            await self._record_rejection(event, order, declined.reason, attempt)
             return
         self._payment = payment
         self._cleeng_payment_id = await self._record_new(
@@ -372,15 +378,18 @@ class RecurringBillingWorkflow:
         when paid at once; `authorized` while it is pending, because Cleeng lets an order
         expire 24 hours after creation unless its payment is recorded and a direct debit
         settles days later; then `captured`, or `rejected` with Mollie's reason."""
+        attempt: GatewayPaymentView | None = None
         try:
-            payment = await self._charge(event, order, token, manual_capture=False)
+            attempt = await self._charge(event, order, token, manual_capture=False)
+            order = self._order_named_by(attempt, order)
             self._status = CYCLE_CHARGING
-            payment = await self._settle(payment, _charge_started)
+            payment = await self._settle(attempt, _charge_started)
             if payment_is_final(payment.status) and payment.status != MOLLIE_PAID:
                 raise Declined(payment.failure_reason or payment.status)
         except Declined as declined:
             self._status = CYCLE_OPEN
-            await self._record_rejection(event, order, declined.reason, self._payment)
+            # Only this attempt's payment is named: an earlier attempt's would be untrue.
+            await self._record_rejection(event, order, declined.reason, attempt)
             self._payment = None
             return
         if payment.status != MOLLIE_PAID and not workflow.patched(PATCH_METHOD_STRATEGY):
@@ -533,16 +542,40 @@ class RecurringBillingWorkflow:
                         "subscriptionId": self._cycle.subscription_id,
                         "orderId": order.order_id,
                     },
+                    known_payment_ids=list(self._made_payments),
                 ),
             )
         except ActivityError as error:
+            if failure_type(error) == CYCLE_CHARGED_BEFORE:
+                # An earlier run of this cycle moved money (or holds it): charging again would
+                # charge twice, and recording `rejected` would be untrue. Stop for an operator.
+                self._error = failure_message(error)
+                workflow.logger.error("not charging again: %s", self._error)
+                raise ApplicationError(
+                    self._error, type=CYCLE_CHARGED_BEFORE, non_retryable=True
+                ) from error
             if refused_for_good(error):
                 # e.g. 422 "No suitable mandates found": the customer must act, not us.
                 raise Declined(f"mollie refused the charge: {failure_message(error)}") from error
             raise
         self._payment = payment
+        self._made_payments.append(payment.payment_id)
         self._set_attribute(search_attributes.MOLLIE_PAYMENT_ID.value_set(payment.payment_id))
         return payment
+
+    def _order_named_by(self, payment: GatewayPaymentView, order: OrderSnapshot) -> OrderSnapshot:
+        """The order a charge's record carries: the one its Mollie metadata names. An adopted
+        payment (made before a worker was lost, after which the order was created again) was
+        made for an earlier order, and refunds and chargebacks find the order in the metadata."""
+        if payment.order_id is None or payment.order_id == order.order_id:
+            return order
+        workflow.logger.warning(
+            "Mollie payment %s was made for order %s: recording it there, not on order %s",
+            payment.payment_id,
+            payment.order_id,
+            order.order_id,
+        )
+        return replace(order, order_id=payment.order_id)
 
     async def _record_new(
         self, event: BillingEvent, order: OrderSnapshot, payment: GatewayPaymentView, status: str

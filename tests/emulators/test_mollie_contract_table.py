@@ -113,6 +113,7 @@ async def drive_every_gateway_method(emulator: RunningEmulator) -> set[str]:
         "find_customer_payment", lambda: gateway.find_customer_payment(customer, first_key)
     )
     assert found is None
+    assert await call("workflow_payments", lambda: gateway.workflow_payments(customer, "x")) == []
     first = await call(
         "create_payment",
         lambda: gateway.create_payment(
@@ -158,6 +159,7 @@ async def drive_every_gateway_method(emulator: RunningEmulator) -> set[str]:
 
     held = await gateway.create_payment(renewal(1), "billing:1")
     assert held.status == "authorized"
+    assert await call("capture_statuses", lambda: gateway.capture_statuses(held.id)) == []
     holds = await call("authorized_payments", gateway.authorized_payments)
     assert [payment.id for payment in holds] == [held.id]
     await call(

@@ -1,6 +1,6 @@
-"""Cleeng subscribers whose payment details hold a Mollie mandate made over the API (SEPA
-Direct Debit or PayPal, the mandates Mollie lets a merchant create directly), and billing
-cycles started for them by hand, for tests that run on the time-skipping server."""
+"""Cleeng subscribers whose payment details hold a Mollie mandate (SEPA Direct Debit and PayPal
+made over the mandates API, as Mollie lets a merchant; a card from a paid `first` payment), and
+billing cycles started for them by hand, for tests that run on the time-skipping server."""
 
 from __future__ import annotations
 
@@ -73,14 +73,17 @@ async def mandate_subscriber(
         mollie_customer = (
             await http.post(f"{emulators.mollie_url}/v2/customers", json={}, headers=MOLLIE_HEADERS)
         ).json()
-        mandate = (
-            await http.post(
-                f"{emulators.mollie_url}/v2/customers/{mollie_customer['id']}/mandates",
-                json=_MANDATE_BODIES[method],
-                headers=MOLLIE_HEADERS,
-            )
-        ).json()
-        token = MollieToken(customer_id=mollie_customer["id"], mandate_id=mandate["id"]).encode()
+        if method == "creditcard":
+            mandate_id = await _card_mandate(http, emulators, mollie_customer["id"])
+        else:
+            mandate_id = (
+                await http.post(
+                    f"{emulators.mollie_url}/v2/customers/{mollie_customer['id']}/mandates",
+                    json=_MANDATE_BODIES[method],
+                    headers=MOLLIE_HEADERS,
+                )
+            ).json()["id"]
+        token = MollieToken(customer_id=mollie_customer["id"], mandate_id=mandate_id).encode()
         details = (
             await http.post(
                 f"{emulators.cleeng_url}/3.1/payment_details",
@@ -106,8 +109,35 @@ async def mandate_subscriber(
         token=token,
         due=datetime.fromtimestamp(subscription["dateTo"], tz=UTC),
         mollie_customer_id=str(mollie_customer["id"]),
-        mandate_id=str(mandate["id"]),
+        mandate_id=str(mandate_id),
     )
+
+
+async def _card_mandate(http: httpx.AsyncClient, emulators: Emulators, customer_id: str) -> str:
+    """A card mandate comes only from a paid `first` payment: make one and pay it."""
+    first = (
+        await http.post(
+            f"{emulators.mollie_url}/v2/payments",
+            json={
+                "amount": {"currency": "EUR", "value": "0.00"},
+                "description": "Card for renewals",
+                "redirectUrl": "https://shop.example/thanks",
+                "sequenceType": "first",
+                "customerId": customer_id,
+                "method": "creditcard",
+            },
+            headers=MOLLIE_HEADERS,
+        )
+    ).json()
+    paid = await http.post(
+        f"{emulators.mollie_url}/_emulator/payments/{first['id']}/status", json={"status": "paid"}
+    )
+    paid.raise_for_status()
+    payment = (
+        await http.get(f"{emulators.mollie_url}/v2/payments/{first['id']}", headers=MOLLIE_HEADERS)
+    ).json()
+    mandate_id: str = payment["mandateId"]
+    return mandate_id
 
 
 async def start_cycle(
