@@ -223,7 +223,9 @@ def _paid_groups(
 ) -> list[tuple[str, list[ConnectorPayment]]]:
     """Groups of two or more `paid` payments for one Cleeng order (`metadata.orderId`) or one
     workflow (`metadata.workflowId`: a billing cycle, a purchase), each group once, oldest
-    payment first. `keep`: count only payments whose money is kept."""
+    payment first. `payments` come as "list-payments" gives them, newest first, which also
+    orders payments created in the same second. `keep`: count only payments whose money is
+    kept."""
     groups: dict[str, list[ConnectorPayment]] = {}
     for payment in payments:
         if payment.status != "paid" or payment.amount.minor <= 0:
@@ -240,7 +242,8 @@ def _paid_groups(
         if len(ids) < 2 or ids in seen:
             continue  # one payment, or the same payments already named by their other key
         seen.add(ids)
-        found.append((what, sorted(group, key=lambda p: (p.created_at, p.payment_id))))
+        # Oldest first; within one second (createdAt has no finer grain), as Mollie listed them.
+        found.append((what, sorted(reversed(group), key=lambda p: p.created_at)))
     return found
 
 

@@ -34,6 +34,7 @@ from domain.reconciliation import (
     PAID_TWICE,
     REFUND_NOT_RECORDED,
     REPAIRED,
+    ReconciliationInput,
     ReconciliationReport,
 )
 from settings import EMULATOR_MOLLIE_API_KEY
@@ -45,6 +46,7 @@ from tests.support.billing import (
     send_cleeng_webhook,
 )
 from tests.support.cli import ops
+from tests.support.histories import keep_history
 from tests.support.shop import (
     choose_on_checkout,
     cleeng_payments,
@@ -55,6 +57,7 @@ from tests.support.shop import (
 )
 from worker import build_worker
 from workflows.initial_purchase import InitialPurchaseWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
 
 MOLLIE_AUTH = {"Authorization": f"Bearer {EMULATOR_MOLLIE_API_KEY}"}
 
@@ -299,12 +302,14 @@ async def test_a_chargeback_and_a_dashboard_refund_weeks_after_the_payment_reach
                 chargeback.raise_for_status()
             chargeback_id = chargeback.json()["id"]
 
-            report = await reconcile_now(
-                env.client,
-                settings,
-                window_hours=settings.reconciliation_window_hours,
-                repair=True,
+            run = await env.client.start_workflow(
+                ReconciliationWorkflow.run,
+                ReconciliationInput(window_hours=settings.reconciliation_window_hours),
+                id=f"reconciliation-late-{uuid.uuid4().hex[:8]}",
+                task_queue=settings.temporal_task_queue,
             )
+            report = await run.result()
+            await keep_history(run, "Reconciliation-late-events")
             assert report.payments_checked == 0  # the payment itself is outside the window
             assert report.older_payments_checked == 1
             assert kinds(report) == [

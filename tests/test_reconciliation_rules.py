@@ -173,3 +173,14 @@ def test_a_refunded_second_charge_still_shares_its_cycle() -> None:
     payments = [renewal("tr_1", "paid"), given_back]
     assert paid_twice_findings(payments) == []
     assert shares_paid_group(payments) == {"tr_1", "tr_2"}
+
+
+def test_within_one_second_the_later_charge_is_the_one_mollie_lists_first() -> None:
+    # createdAt has whole seconds; "list-payments" answers newest first.
+    same_second = "2026-12-27T08:00:00+00:00"
+    later = replace(renewal("tr_9", "paid"), created_at=same_second)
+    earlier = replace(renewal("tr_1", "paid"), created_at=same_second)
+    [finding] = paid_twice_findings([later, earlier])
+    assert finding.mollie_payment_id == "tr_9"
+    [finding] = paid_twice_findings([earlier, later])
+    assert finding.mollie_payment_id == "tr_1"
