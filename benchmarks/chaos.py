@@ -762,7 +762,8 @@ async def long_lived_ids(run: Run) -> frozenset[str]:
 
 
 async def settle_refunds_at_mollie(run: Run) -> None:
-    """Move Mollie's clock past the settle time of any open refund (2 h after creation)."""
+    """Move Mollie's clock past the settle time of any open refund (2 h after creation), and
+    past any SEPA debit still pending or reversal still due (made while settling)."""
     ledger = (await run.http.get(f"{run.mollie}/_emulator/ledger")).json()["payments"]
     open_refunds = [
         r
@@ -770,9 +771,24 @@ async def settle_refunds_at_mollie(run: Run) -> None:
         for r in p["refunds"]
         if r["status"] in ("queued", "pending", "processing")
     ]
-    if open_refunds:
-        await call(run, "POST", f"{run.mollie}/_emulator/clock/advance",
-                   json={"seconds": 2 * 3600 + 60}, timeout=None)  # fmt: skip
+    if any(p["status"] == "pending" or p.get("reversalDueAt") for p in ledger):
+        seconds = (SEPA_SETTLE + REVERSAL_AFTER).total_seconds() + 60
+    elif open_refunds:
+        seconds = 2 * 3600 + 60
+    else:
+        return
+    await call(run, "POST", f"{run.mollie}/_emulator/clock/advance", json={"seconds": seconds},
+               timeout=None)  # fmt: skip
+
+
+async def unannounced_payments(run: Run) -> frozenset[str]:
+    """Mollie payments whose last webhook was lost (dropped): the connector never heard of
+    their latest change (a chargeback, say) from Mollie."""
+    log = (await run.http.get(f"{run.mollie}/_emulator/webhooks")).json()["deliveries"]
+    last: dict[str, str] = {}
+    for delivery in log:  # oldest first
+        last[str(delivery["paymentId"])] = str(delivery["state"])
+    return frozenset(payment for payment, state in last.items() if state == "dropped")
 
 
 async def settle(run: Run, temporal: Client) -> None:
@@ -849,6 +865,7 @@ async def chaos(args: argparse.Namespace) -> InvariantReport:
                 workflows,
                 long_lived_ids=await long_lived_ids(run),
                 charges_expected=run.paid_purchases + run.renewals_seen,
+                unannounced=await unannounced_payments(run),
             )
             report.faults_injected = injected
             report.notes = [

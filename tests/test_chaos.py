@@ -286,6 +286,13 @@ def test_a_chargeback_not_reported_to_cleeng_is_counted_apart_from_refunds() -> 
     assert report.evidence["chargeback_mismatch"] == ["tr_sepa: 1 at Mollie, 0 in Cleeng"]
     assert report.violations() == {"chargeback_mismatch": 1000}
 
+    # Its only webhook lost: no flow of the connector can know of it (the scheduled
+    # reconciliation finds such chargebacks), so it is reported, not counted as a violation.
+    report = check_invariants(ledgers, [], unannounced=frozenset({"tr_sepa"}))
+    assert report.chargebacks_unannounced == 1
+    assert report.evidence["chargebacks_unannounced"] == ["tr_sepa: 1 at Mollie, 0 in Cleeng"]
+    assert report.holds
+
 
 def test_a_renewal_hold_left_to_lapse_at_mollie_counts_as_an_orphan_hold() -> None:
     ledgers = mixed_ledgers()
