@@ -315,3 +315,47 @@ async def test_replaced_details_leave_a_pending_direct_debit_to_its_cycle(
     assert (await cycle.result()).status == "captured"
     [captured] = await renewal_records(private_emulators, sub.subscription_id)
     assert captured["status"] == "captured"
+
+
+async def test_webhooks_that_come_while_a_debit_is_pending_wait_for_its_outcome(
+    connected: tuple[WorkflowEnvironment, Settings], private_emulators: Emulators
+) -> None:
+    """Cleeng's next capture attempt and its termination (due date + grace, nothing captured
+    yet) arrive while the direct debit is pending. They wait for the bank: the debit is paid,
+    so the renewal stands, the subscription is not terminated, and both webhooks stay in the
+    cycle's story as answered by the capture."""
+    env, settings = connected
+    sub = await mandate_subscriber(private_emulators, "directdebit")
+    handle = await start_cycle(env, settings, sub, "capture", compact=True)
+    await env.sleep(timedelta(hours=1))
+    pending = await handle.query(RecurringBillingWorkflow.view)
+    assert pending.status == "settling"
+    assert pending.mollie_payment_id is not None
+    await handle.signal(
+        RecurringBillingWorkflow.event,
+        sub.event("capture", iso_utc(sub.due + timedelta(hours=1))),
+    )
+    await handle.signal(
+        RecurringBillingWorkflow.event,
+        sub.event("terminate", iso_utc(sub.due + timedelta(hours=2))),
+    )
+    await settle(private_emulators, pending.mollie_payment_id, {"status": "paid"})
+    await env.sleep(timedelta(hours=2))
+    final = await handle.result()
+    assert final.status == "captured"
+    assert [(a.kind, a.outcome) for a in final.attempts] == [
+        ("capture", "pending_recorded_authorized"),
+        ("capture", "captured"),
+        ("capture", "ignored"),
+        ("terminate", "ignored"),
+    ]
+    async with httpx.AsyncClient() as http:
+        subscription = (
+            await http.get(
+                f"{private_emulators.cleeng_url}/_emulator/subscriptions",
+                params={"customerId": sub.customer_id},
+            )
+        ).json()
+    items = subscription["items"] if isinstance(subscription, dict) else subscription
+    [mine] = [s for s in items if str(s["subscriptionId"]) == sub.subscription_id]
+    assert mine["status"] == "active"

@@ -206,10 +206,21 @@ class RecurringBillingWorkflow:
                 await self._capture(event)
             else:
                 await self._terminate(event)
+        self._note_unprocessed()
         self._publish_attributes()
         await self._keep_local_steps()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view()
+
+    def _note_unprocessed(self) -> None:
+        """Webhooks that waited behind a step which finished the cycle (a capture webhook, or
+        Cleeng's termination, that came while a direct debit was pending and was then paid)
+        are answered by the cycle's end: each stays in its story, so none vanishes unseen."""
+        for event in self._queue:
+            if event.attempt_key not in self._handled:
+                self._handled.add(event.attempt_key)
+                self._note(event, OUTCOME_IGNORED, reason=f"cycle is {self._status}")
+        self._queue.clear()
 
     # Transitions
 
