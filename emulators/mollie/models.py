@@ -44,8 +44,10 @@ MAGIC_FAILURES: dict[int, str] = {
 }
 
 # Which kind of mandate a `first` payment leaves behind, by the method it was paid with.
+# (Trustly's page: its first payment leaves a SEPA Direct Debit mandate; giropay and SOFORT
+# are gone from Mollie's method list but kept for payments made with them before.)
 SEPA_FIRST_METHODS = frozenset(
-    {"directdebit", "ideal", "bancontact", "belfius", "kbc", "eps", "giropay", "sofort"}
+    {"directdebit", "ideal", "bancontact", "belfius", "kbc", "eps", "giropay", "sofort", "trustly"}
 )
 KNOWN_METHODS = frozenset(
     SEPA_FIRST_METHODS

@@ -191,3 +191,30 @@ def test_an_undocumented_methods_path_is_404(emulator: RunningEmulator) -> None:
     )
     assert response.status_code == 404
     assert response.json()["status"] == 404
+
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def test_a_trustly_first_payment_leaves_a_sepa_direct_debit_mandate() -> None:
+    """Mollie's Trustly page: a first payment with Trustly leaves a `directdebit` mandate."""
+    with running_emulator(deliver_webhooks=False) as emulator:
+        customer = emulator.http.post("/v2/customers", json={}, headers=AUTH).json()["id"]
+        first = emulator.http.post(
+            "/v2/payments",
+            json={
+                "amount": {"currency": "EUR", "value": "0.01"},
+                "description": "First",
+                "redirectUrl": "https://shop.example/",
+                "sequenceType": "first",
+                "customerId": customer,
+                "method": "trustly",
+            },
+            headers=AUTH,
+        ).json()
+        emulator.http.post(f"/_emulator/payments/{first['id']}/status", json={"status": "paid"})
+        paid = emulator.http.get(f"/v2/payments/{first['id']}", headers=AUTH).json()
+        mandate = emulator.http.get(
+            f"/v2/customers/{customer}/mandates/{paid['mandateId']}", headers=AUTH
+        ).json()
+    assert mandate["method"] == "directdebit"
