@@ -108,6 +108,9 @@ class Ports:
     mollie: int
     cleeng: int
     codec: int
+    # The worker's Temporal SDK metrics: a free port too, or a stack already up on the
+    # launcher's default (scripts/run, another benchmark) stops this one's worker starting.
+    worker_metrics: int
 
 
 @dataclass

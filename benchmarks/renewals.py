@@ -102,8 +102,10 @@ from benchmarks.renewal_report import (
 from launcher import find_temporal
 
 REPO = Path(__file__).resolve().parent.parent
+# Every listener the launcher opens, the worker's SDK metrics included: each on a free port, so
+# a stack already up on the defaults (scripts/run, another benchmark) never collides with it.
 LAUNCHER_PORTS = ("api", "temporal", "temporal-ui", "temporal-http", "temporal-metrics",
-                  "mollie", "cleeng", "codec")  # fmt: skip
+                  "mollie", "cleeng", "codec", "worker-metrics")  # fmt: skip
 # Settings a developer's shell may hold that must not reach the benchmark's sandbox stack.
 CONNECTOR_ENV_PREFIXES = ("CLEENG_", "MOLLIE_", "TEMPORAL_", "CONNECTOR_", "API_", "FRONTEND_",
                           "MAX_", "WEBHOOK_", "RENEWAL_", "WORKER_")  # fmt: skip
