@@ -319,6 +319,16 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
         ],
     ),
     (
+        "a queued webhook a later one supersedes charges nothing",
+        "workflows/recurring_billing.py",
+        "            if superseding is not None and workflow.patched(PATCH_SUPERSEDE_QUEUED):",
+        "            if False:",
+        [
+            "tests/test_renewal_methods.py::"
+            "test_a_debit_that_fails_after_cleeng_gave_up_ends_in_the_termination_it_sent"
+        ],
+    ),
+    (
         "reconciliation reads refunds and chargebacks by their own dates",
         "workflows/reconciliation.py",
         "            await self._check_older_payments(window.payments, start, request, report)",

@@ -359,3 +359,41 @@ async def test_webhooks_that_come_while_a_debit_is_pending_wait_for_its_outcome(
     items = subscription["items"] if isinstance(subscription, dict) else subscription
     [mine] = [s for s in items if str(s["subscriptionId"]) == sub.subscription_id]
     assert mine["status"] == "active"
+
+
+async def test_a_debit_that_fails_after_cleeng_gave_up_ends_in_the_termination_it_sent(
+    connected: tuple[WorkflowEnvironment, Settings], private_emulators: Emulators
+) -> None:
+    """Cleeng's next capture attempt and its termination queue behind a pending debit, which
+    then fails: the stale capture attempt charges nothing (the termination supersedes it), and
+    the termination Cleeng sent is carried out."""
+    env, settings = connected
+    sub = await mandate_subscriber(private_emulators, "directdebit")
+    handle = await start_cycle(env, settings, sub, "capture", compact=True)
+    await env.sleep(timedelta(hours=1))
+    pending = await handle.query(RecurringBillingWorkflow.view)
+    assert pending.status == "settling"
+    assert pending.mollie_payment_id is not None
+    await handle.signal(
+        RecurringBillingWorkflow.event,
+        sub.event("capture", iso_utc(sub.due + timedelta(hours=1))),
+    )
+    await handle.signal(
+        RecurringBillingWorkflow.event,
+        sub.event("terminate", iso_utc(sub.due + timedelta(hours=2))),
+    )
+    await settle(
+        private_emulators,
+        pending.mollie_payment_id,
+        {"status": "failed", "failureReason": "insufficient_funds"},
+    )
+    await env.sleep(timedelta(hours=2))
+    assert (await handle.query(RecurringBillingWorkflow.view)).status == "terminated"
+    final = await handle.result()
+    assert [(a.kind, a.outcome) for a in final.attempts] == [
+        ("capture", "pending_recorded_authorized"),
+        ("capture", "rejected"),
+        ("capture", "ignored"),
+        ("terminate", "terminated"),
+    ]
+    assert len(await mollie_customer_payments(private_emulators, sub.mollie_customer_id)) == 1

@@ -46,6 +46,7 @@ from domain.billing import (
     CYCLE_TERMINATED,
     EVENT_AUTHORISE,
     EVENT_CAPTURE,
+    EVENT_TERMINATE,
     FINISHED_STATES,
     OUTCOME_AUTHORISED,
     OUTCOME_CAPTURED,
@@ -103,6 +104,14 @@ PATCH_RELEASE_HOLDS = "release-holds-per-payment"
 # is charged there, and a charge still pending is recorded `authorized` before it is awaited.
 # Cycles started before replay as they ran.
 PATCH_METHOD_STRATEGY = "renewal-strategy-per-mandate-method"
+
+# Versioning: a queued dunning webhook that a later one supersedes is answered without acting
+# (cycles that processed such a queue in order replay as they ran).
+PATCH_SUPERSEDE_QUEUED = "supersede-queued-webhooks"
+
+# How far a dunning webhook goes: a later webhook that reaches as far makes an earlier one
+# stale.
+_REACH = {EVENT_AUTHORISE: 0, EVENT_CAPTURE: 1, EVENT_TERMINATE: 2}
 
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
@@ -199,6 +208,14 @@ class RecurringBillingWorkflow:
             if event.attempt_key in self._handled:
                 workflow.logger.info("duplicate webhook %s ignored", event.attempt_key)
                 continue
+            superseding = self._later_webhook_than(event)
+            if superseding is not None and workflow.patched(PATCH_SUPERSEDE_QUEUED):
+                # It waited behind a long step (a direct debit pending for days) while Cleeng's
+                # schedule moved on: acting on it now would charge on a stale attempt, after
+                # the due date, with the termination already sent. The later webhook decides.
+                self._handled.add(event.attempt_key)
+                self._note(event, OUTCOME_IGNORED, reason=f"superseded by {superseding}")
+                continue
             self._handled.add(event.attempt_key)
             if event.kind == EVENT_AUTHORISE:
                 await self._authorise(event)
@@ -211,6 +228,18 @@ class RecurringBillingWorkflow:
         await self._keep_local_steps()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view()
+
+    def _later_webhook_than(self, event: BillingEvent) -> str | None:
+        """A queued webhook that makes `event` stale: one sent later by Cleeng that goes at
+        least as far (an authorisation < a capture < the termination); its attempt key."""
+        for waiting in self._queue:
+            if (
+                waiting.attempt_date > event.attempt_date
+                and _REACH[waiting.kind] >= _REACH[event.kind]
+                and waiting.attempt_key not in self._handled
+            ):
+                return waiting.attempt_key
+        return None
 
     def _note_unprocessed(self) -> None:
         """Webhooks that waited behind a step which finished the cycle (a capture webhook, or
