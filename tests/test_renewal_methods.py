@@ -390,6 +390,7 @@ async def test_a_debit_that_fails_after_cleeng_gave_up_ends_in_the_termination_i
     await env.sleep(timedelta(hours=2))
     assert (await handle.query(RecurringBillingWorkflow.view)).status == "terminated"
     final = await handle.result()
+    await keep_history(handle, "RecurringBilling-superseded-compact")
     assert [(a.kind, a.outcome) for a in final.attempts] == [
         ("capture", "pending_recorded_authorized"),
         ("capture", "rejected"),
