@@ -125,6 +125,31 @@ async def clean_faults(emulators: Emulators) -> AsyncIterator[None]:
         await http.delete(f"{emulators.cleeng_url}/_emulator/faults")
 
 
+@pytest.fixture(scope="module")
+def private_emulators() -> Iterator[Emulators]:
+    """An emulator pair for one test module's own: its tests move the clocks, fail requests
+    and seed what they like without reaching any other module's subscriptions."""
+    with own_emulators() as pair:
+        yield pair
+
+
+@pytest.fixture
+async def connected(
+    time_skipping_env: WorkflowEnvironment, private_emulators: Emulators
+) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
+    """A worker on the time-skipping server against the module's private emulators, for
+    billing cycles started by hand (days pass in seconds; Mollie's webhooks go nowhere, so
+    polling sees every change). The emulators' faults are cleared afterwards."""
+    settings = connector_settings(
+        private_emulators, "unused:0", "http://127.0.0.1:9", f"skip-{uuid.uuid4().hex[:8]}"
+    )
+    async with build_worker(time_skipping_env.client, settings) as worker, worker:
+        yield time_skipping_env, settings
+    async with httpx.AsyncClient() as http:
+        await http.delete(f"{private_emulators.cleeng_url}/_emulator/faults")
+        await http.delete(f"{private_emulators.mollie_url}/_emulator/faults")
+
+
 @contextmanager
 def own_emulators() -> Iterator[Emulators]:
     """A fresh Cleeng and Mollie emulator pair, for a test that moves their clocks."""

@@ -15,8 +15,6 @@ webhooks go nowhere, so polling sees every change.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -34,7 +32,7 @@ from domain.billing import BillingCycleInput, BillingView, billing_workflow_id
 from domain.operations import CaptureInput
 from domain.payment_details import DeactivationInput, deactivation_workflow_id
 from settings import EMULATOR_PUBLISHER_TOKEN, Settings
-from tests.conftest import Emulators, connector_settings, own_emulators
+from tests.conftest import Emulators
 from tests.emulators.test_mollie_support import API_KEY, running_emulator
 from tests.support.histories import keep_history
 from tests.support.ledgers import (
@@ -50,33 +48,12 @@ from tests.support.mandates import (
     start_cycle,
 )
 from tests.support.shop import advance_clock, set_faults
-from worker import build_worker
 from workflows.payment_details import DetailsDeactivationWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
 
 pytestmark = pytest.mark.asyncio
 
 FOREVER = 10_000
-
-
-@pytest.fixture(scope="module")
-def private_emulators() -> Iterator[Emulators]:
-    with own_emulators() as pair:
-        yield pair
-
-
-@pytest.fixture
-async def connected(
-    time_skipping_env: WorkflowEnvironment, private_emulators: Emulators
-) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
-    settings = connector_settings(
-        private_emulators, "unused:0", "http://127.0.0.1:9", f"writer-{uuid.uuid4().hex[:8]}"
-    )
-    async with build_worker(time_skipping_env.client, settings) as worker, worker:
-        yield time_skipping_env, settings
-    async with httpx.AsyncClient() as http:
-        await http.delete(f"{private_emulators.cleeng_url}/_emulator/faults")
-        await http.delete(f"{private_emulators.mollie_url}/_emulator/faults")
 
 
 async def until(env: WorkflowEnvironment, condition: Any, step: timedelta) -> None:

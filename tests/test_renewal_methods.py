@@ -15,8 +15,6 @@ whose clocks these tests move; Mollie's webhooks go nowhere, so only polling see
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
 import httpx
@@ -26,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.cleeng_payloads import iso_utc
 from domain.payment_details import DeactivationInput, deactivation_workflow_id
 from settings import Settings
-from tests.conftest import Connector, Emulators, connector_settings, own_emulators
+from tests.conftest import Connector, Emulators
 from tests.support.histories import keep_history
 from tests.support.ledgers import (
     mollie_customer_payments,
@@ -45,33 +43,12 @@ from tests.support.shop import (
     seed_order,
     set_faults,
 )
-from worker import build_worker
 from workflows.payment_details import DetailsDeactivationWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
 
 pytestmark = pytest.mark.asyncio
 
 COMPACT = pytest.mark.parametrize("compact", [False, True], ids=["activity-tasks", "local"])
-
-
-@pytest.fixture(scope="module")
-def private_emulators() -> Iterator[Emulators]:
-    """Emulators of this module's own: the tests move the Cleeng clock past order expiry."""
-    with own_emulators() as pair:
-        yield pair
-
-
-@pytest.fixture
-async def connected(
-    time_skipping_env: WorkflowEnvironment, private_emulators: Emulators
-) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
-    settings = connector_settings(
-        private_emulators, "unused:0", "http://127.0.0.1:9", f"methods-{uuid.uuid4().hex[:8]}"
-    )
-    async with build_worker(time_skipping_env.client, settings) as worker, worker:
-        yield time_skipping_env, settings
-    async with httpx.AsyncClient() as http:
-        await http.delete(f"{private_emulators.cleeng_url}/_emulator/faults")
 
 
 @COMPACT

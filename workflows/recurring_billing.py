@@ -353,20 +353,26 @@ class RecurringBillingWorkflow:
             await self._charge_directly(event)
             return
         payment = await self._settle(payment, payment_is_final)
-        if payment.status == MOLLIE_PAID:
-            # Mollie keeps the payment id through a capture; PATCH it anyway so Cleeng's
-            # externalPaymentId always names the payment refunds must target.
-            await self._update_cleeng(
-                UpdatePaymentInput(
-                    payment_id=self._cleeng_payment_id,
-                    status=contract.PAYMENT_STATUS_CAPTURED,
-                    external_payment_id=payment.payment_id,
-                )
-            )
-            self._status = CYCLE_CAPTURED
-            self._note(event, OUTCOME_CAPTURED)
+        await self._record_settled(event, payment)
+
+    async def _record_settled(self, event: BillingEvent, payment: GatewayPaymentView) -> None:
+        """The cycle's `authorized` Cleeng payment after Mollie settled its charge: `captured`
+        when paid, else `rejected` with Mollie's reason (the cycle is open again)."""
+        assert self._cleeng_payment_id is not None
+        if payment.status != MOLLIE_PAID:
+            await self._reject_recorded(event, payment, payment.failure_reason or payment.status)
             return
-        await self._reject_recorded(event, payment, payment.failure_reason or payment.status)
+        # Mollie keeps the payment id through a capture; PATCH it anyway so Cleeng's
+        # externalPaymentId always names the payment refunds must target.
+        await self._update_cleeng(
+            UpdatePaymentInput(
+                payment_id=self._cleeng_payment_id,
+                status=contract.PAYMENT_STATUS_CAPTURED,
+                external_payment_id=payment.payment_id,
+            )
+        )
+        self._status = CYCLE_CAPTURED
+        self._note(event, OUTCOME_CAPTURED)
 
     async def _reject_recorded(
         self, event: BillingEvent, payment: GatewayPaymentView, reason: str
@@ -457,18 +463,7 @@ class RecurringBillingWorkflow:
         self._note(event, OUTCOME_PENDING, reason=f"Mollie payment is {payment.status}")
         payment = await self._settle(payment, payment_is_final)
         self._payment = payment
-        if payment.status == MOLLIE_PAID:
-            await self._update_cleeng(
-                UpdatePaymentInput(
-                    payment_id=self._cleeng_payment_id,
-                    status=contract.PAYMENT_STATUS_CAPTURED,
-                    external_payment_id=payment.payment_id,
-                )
-            )
-            self._status = CYCLE_CAPTURED
-            self._note(event, OUTCOME_CAPTURED)
-            return
-        await self._reject_recorded(event, payment, payment.failure_reason or payment.status)
+        await self._record_settled(event, payment)
 
     async def _terminate(self, event: BillingEvent) -> None:
         if self._status == CYCLE_CAPTURED:
