@@ -28,6 +28,27 @@ def free_port() -> int:
         return port
 
 
+def free_port_run(length: int) -> int:
+    """The first of `length` consecutive ports that are all free right now on 127.0.0.1: the
+    launcher gives worker N the metrics port + N - 1."""
+    while True:
+        first = free_port()
+        if first + length - 1 > 65535:
+            continue
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(first, first + length):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
 @contextmanager
 def serve_in_thread(
     app: Any, port: int | None = None, *, date_header: bool = True
@@ -102,6 +123,8 @@ def start_launcher(
     (with `extra_env` set, e.g. LOG_FORMAT); its console (stdout and stderr) is readable line
     by line. Returns it and its ports."""
     ports = {name: free_port() for name in LAUNCHER_PORTS}
+    # Room for a second worker's metrics (WORKER_PROCESSES=2 in a test) on the next port.
+    ports["worker-metrics"] = free_port_run(2)
     args = [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
     env = {**clean_env(), **(extra_env or {})}
     process = subprocess.Popen(
