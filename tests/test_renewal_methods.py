@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from api.cleeng_payloads import iso_utc
+from domain.billing import BillingView
 from domain.payment_details import DeactivationInput, deactivation_workflow_id
 from settings import Settings
 from tests.conftest import Connector, Emulators
@@ -32,7 +35,12 @@ from tests.support.ledgers import (
     renewal_records,
     settle,
 )
-from tests.support.mandates import MOLLIE_HEADERS, mandate_subscriber, start_cycle
+from tests.support.mandates import (
+    MOLLIE_HEADERS,
+    MandateSubscriber,
+    mandate_subscriber,
+    start_cycle,
+)
 from tests.support.shop import (
     TEST_SHOP_ORIGIN,
     advance_clock,
@@ -294,15 +302,12 @@ async def test_replaced_details_leave_a_pending_direct_debit_to_its_cycle(
     assert captured["status"] == "captured"
 
 
-async def test_webhooks_that_come_while_a_debit_is_pending_wait_for_its_outcome(
-    connected: tuple[WorkflowEnvironment, Settings], private_emulators: Emulators
-) -> None:
-    """Cleeng's next capture attempt and its termination (due date + grace, nothing captured
-    yet) arrive while the direct debit is pending. They wait for the bank: the debit is paid,
-    so the renewal stands, the subscription is not terminated, and both webhooks stay in the
-    cycle's story as answered by the capture."""
-    env, settings = connected
-    sub = await mandate_subscriber(private_emulators, "directdebit")
+async def webhooks_queued_behind_a_pending_debit(
+    env: WorkflowEnvironment, settings: Settings, emulators: Emulators
+) -> tuple[MandateSubscriber, WorkflowHandle[Any, BillingView], str]:
+    """A capture-only SEPA cycle whose debit is pending, with Cleeng's next capture attempt and
+    its termination (due date + grace, nothing captured yet) queued behind it; the debit's id."""
+    sub = await mandate_subscriber(emulators, "directdebit")
     handle = await start_cycle(env, settings, sub, "capture", compact=True)
     await env.sleep(timedelta(hours=1))
     pending = await handle.query(RecurringBillingWorkflow.view)
@@ -316,7 +321,21 @@ async def test_webhooks_that_come_while_a_debit_is_pending_wait_for_its_outcome(
         RecurringBillingWorkflow.event,
         sub.event("terminate", iso_utc(sub.due + timedelta(hours=2))),
     )
-    await settle(private_emulators, pending.mollie_payment_id, {"status": "paid"})
+    return sub, handle, pending.mollie_payment_id
+
+
+async def test_webhooks_that_come_while_a_debit_is_pending_wait_for_its_outcome(
+    connected: tuple[WorkflowEnvironment, Settings], private_emulators: Emulators
+) -> None:
+    """Cleeng's next capture attempt and its termination (due date + grace, nothing captured
+    yet) arrive while the direct debit is pending. They wait for the bank: the debit is paid,
+    so the renewal stands, the subscription is not terminated, and both webhooks stay in the
+    cycle's story as answered by the capture."""
+    env, settings = connected
+    sub, handle, debit = await webhooks_queued_behind_a_pending_debit(
+        env, settings, private_emulators
+    )
+    await settle(private_emulators, debit, {"status": "paid"})
     await env.sleep(timedelta(hours=2))
     final = await handle.result()
     assert final.status == "captured"
@@ -345,23 +364,12 @@ async def test_a_debit_that_fails_after_cleeng_gave_up_ends_in_the_termination_i
     then fails: the stale capture attempt charges nothing (the termination supersedes it), and
     the termination Cleeng sent is carried out."""
     env, settings = connected
-    sub = await mandate_subscriber(private_emulators, "directdebit")
-    handle = await start_cycle(env, settings, sub, "capture", compact=True)
-    await env.sleep(timedelta(hours=1))
-    pending = await handle.query(RecurringBillingWorkflow.view)
-    assert pending.status == "settling"
-    assert pending.mollie_payment_id is not None
-    await handle.signal(
-        RecurringBillingWorkflow.event,
-        sub.event("capture", iso_utc(sub.due + timedelta(hours=1))),
-    )
-    await handle.signal(
-        RecurringBillingWorkflow.event,
-        sub.event("terminate", iso_utc(sub.due + timedelta(hours=2))),
+    sub, handle, debit = await webhooks_queued_behind_a_pending_debit(
+        env, settings, private_emulators
     )
     await settle(
         private_emulators,
-        pending.mollie_payment_id,
+        debit,
         {"status": "failed", "failureReason": "insufficient_funds"},
     )
     await env.sleep(timedelta(hours=2))
