@@ -184,7 +184,8 @@ class Settings(BaseSettings):
     )
     worker_max_cached_workflows: int = Field(
         # The SDK's default. A cached cycle holds about 175 KB (its sandboxed modules), so
-        # 10,000 waiting at once take 1.9 GB; raise it where memory allows (README, "Tuning").
+        # 10,000 waiting at once take 1.9 GB; raise it where memory allows
+        # (docs/performance.md, "Tuning the worker").
         default=1_000,
         ge=0,
         description=(
@@ -236,7 +237,7 @@ class Settings(BaseSettings):
         description="How far back each reconciliation run reads Mollie's payments",
     )
 
-    # Telemetry: logs, traces, the worker's SDK metrics (README, "Telemetry")
+    # Telemetry: logs, traces, the worker's SDK metrics (docs/operating.md, "Telemetry")
     log_format: Literal["text", "json"] = Field(
         default="text",
         description=(

@@ -49,7 +49,8 @@ class Unfaithful(OpsError):
     def __init__(self, workflow_id: str, why: str) -> None:
         super().__init__(
             f"cannot rebuild the Cleeng webhook of {workflow_id} faithfully: {why}; "
-            "nothing was sent (the README's `temporal workflow signal` recipe is the fallback)"
+            "nothing was sent (the `temporal workflow signal` recipe in docs/operating.md is "
+            "the fallback)"
         )
 
 

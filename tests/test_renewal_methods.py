@@ -1,4 +1,4 @@
-"""The renewal strategy per mandate method (README, "Renewal strategy per mandate method").
+"""The renewal strategy per mandate method (docs/flows.md, "Renewal strategy per mandate method").
 
 Mollie holds funds only on card mandates; a SEPA Direct Debit stays `pending` for days while
 Cleeng lets an order expire 24 hours after creation unless its payment is recorded. So:

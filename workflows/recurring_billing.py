@@ -99,7 +99,7 @@ with workflow.unsafe.imports_passed_through():
 # replay without that release). Keys naming the payment need no patch: activity inputs are not
 # part of what a replay compares.
 PATCH_RELEASE_HOLDS = "release-holds-per-payment"
-# Versioning: the renewal strategy per mandate method (README "Renewal strategy per mandate
+# Versioning: the renewal strategy per mandate method (docs/flows.md "Renewal strategy per mandate
 # method"): the authorisation webhook reads the mandate first, a mandate that cannot hold funds
 # is charged there, and a charge still pending is recorded `authorized` before it is awaited.
 # Cycles started before replay as they ran.
@@ -273,7 +273,7 @@ class RecurringBillingWorkflow:
             return
         if not self._cycle.manual_capture and mandate is not None:
             # Without manual capture Mollie cannot hold funds: the mandate is valid, so the
-            # capture webhook charges it (see "Recurring modes" in the README).
+            # capture webhook charges it (see "Recurring modes" in docs/flows.md).
             self._note(event, OUTCOME_DEFERRED, reason="manual capture disabled")
             return
         await self._hold(event, token)
@@ -281,7 +281,7 @@ class RecurringBillingWorkflow:
     async def _authorise_card_only(self, event: BillingEvent, token: MollieToken | None) -> None:
         """The authorisation as cycles started before the per-method strategy ran it."""
         # Without manual capture Mollie cannot hold funds: check the mandate now and charge at
-        # the capture webhook (see "Recurring modes" in the README).
+        # the capture webhook (see "Recurring modes" in docs/flows.md).
         if (
             not self._cycle.manual_capture
             and token is not None
