@@ -198,10 +198,15 @@ async def frontend_caller(
 def require_allowed_redirect(url: str, settings: Settings) -> None:
     """422 naming `redirectUrl` unless it points into a configured publisher origin: Mollie
     sends the shopper wherever it says, so it must never be a stranger's site."""
-    if not redirect_allowed(url, settings.effective_redirect_origins):
+    origins = settings.effective_redirect_origins
+    if not redirect_allowed(url, origins):
+        # The origins are the publisher's own public sites, not secrets: naming them lets the
+        # front-end developer see at once which one the URL missed.
+        allowed = ", ".join(origins) if origins else "none configured"
         raise field_error(
             ("body", "redirectUrl"),
-            "must point to one of the publisher origins configured in FRONTEND_REDIRECT_ORIGINS",
+            "must point to one of the publisher origins configured in "
+            f"FRONTEND_REDIRECT_ORIGINS (allowed now: {allowed})",
             url,
         )
 

@@ -241,6 +241,9 @@ async def test_a_redirect_outside_the_publisher_origins_is_422_and_starts_nothin
     for response in (purchase, card):
         assert response.status_code == 422, response.text
         assert [p["loc"] for p in response.json()["detail"]] == [["body", "redirectUrl"]]
+        # The refusal names the origins allowed now, so the front end sees which it missed.
+        allowed = ", ".join(connector.settings.effective_redirect_origins)
+        assert f"(allowed now: {allowed})" in response.json()["detail"][0]["msg"]
     await assert_not_started(connector, purchase_workflow_id(order_id))
     await assert_not_started(connector, new_details_workflow_id(customer_id))
 

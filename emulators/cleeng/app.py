@@ -36,6 +36,9 @@ Speaks the Cleeng Core API 3.1 wire format a payment connector touches (`/3.1/..
 `X-Publisher-Token` required) and offers operator endpoints under `/_emulator` to seed
 customers, offers, orders and subscriptions, move the clock, inject faults, tune dunning
 settings and inspect payments, webhooks and the ledger.
+
+This emulator keeps its own clock, apart from the Mollie emulator's: a demo that moves one
+leaves the other behind (`GET /_emulator/clock` on each shows both).
 """
 
 

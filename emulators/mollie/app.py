@@ -30,6 +30,18 @@ from .middleware import (
 )
 from .persistence import keeper_for
 
+_DESCRIPTION = """
+Speaks the Mollie API v2 wire format a payment connector touches (`/v2/...`, header
+`Authorization: Bearer <api key>` required): customers, mandates, payments with their captures,
+refunds and chargebacks, methods. Test-mode outcomes are chosen on the hosted checkout page
+(`/checkout/{id}`) or through the controls under `/_emulator`: move the clock, set a payment's
+status or a customer's next recurring outcomes, open a chargeback, inject faults, and inspect
+webhook deliveries, requests and the ledger.
+
+This emulator keeps its own clock, apart from the Cleeng emulator's: a demo that moves one
+leaves the other behind (`GET /_emulator/clock` on each shows both).
+"""
+
 _HTTP_DETAILS = {
     404: "The requested resource does not exist.",
     405: "The requested method is not allowed for this resource.",
@@ -69,6 +81,8 @@ def create_app(
 
     app = FastAPI(
         title="Mollie API v2 emulator",
+        version="v2",
+        description=_DESCRIPTION,
         lifespan=lifespan,
         # Served by offline_docs instead: FastAPI's own pages load from a CDN.
         docs_url=None,

@@ -380,3 +380,15 @@ def test_python_dash_m_serves_the_api() -> None:
     log = output.decode()
     assert "POST /v2/customers -> 201" in log
     assert API_KEY not in log
+
+
+def test_the_api_page_introduces_the_emulator_and_says_its_clock_is_its_own() -> None:
+    """The Swagger page opens with what the emulator speaks, how outcomes are chosen, and that
+    its clock moves apart from the Cleeng emulator's (demos move one and not the other)."""
+    spec = create_app(MollieEmulatorConfig()).openapi()
+    intro = spec["info"]["description"]
+    assert "/v2/" in intro
+    assert "Authorization: Bearer" in intro
+    assert "/_emulator" in intro
+    assert "own clock" in intro
+    assert "Cleeng emulator" in intro
