@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
@@ -21,6 +21,8 @@ from temporalio.converter import DataConverter
 from domain.money import Money
 
 _LOCAL_ACTIVITY_MARKER = "core_local_activity"
+# The encoding codec/payload_codec.py marks an encrypted payload with.
+_ENCRYPTED = b"binary/encrypted"
 _MESSAGE_LIMIT = 160
 _CLOSING_EVENTS = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: "completed",
@@ -112,9 +114,108 @@ def _described_failure(failure: Failure) -> str:
     return f"{error_type}: {message}" if error_type else message
 
 
+class UnreadableHistory(Exception):
+    """The history holds payloads this process cannot decrypt (no key ring, or not the key
+    they were written with). The message names the key id, never key material."""
+
+
+async def decode_history(converter: DataConverter, history: WorkflowHistory) -> None:
+    """Decode, in place, every payload and failure the reader looks at through the
+    converter's payload codec (the connector's encryption, when PAYLOAD_ENCRYPTION_KEYS is
+    set), so the reader sees the JSON the workflow wrote. Raises UnreadableHistory."""
+    for event in history.events:
+        for payloads in _payloads_of(event):
+            await _decode_payloads(converter, payloads)
+        for failure in _failures_of(event):
+            await decode_failure(converter, failure)
+
+
+async def decode_failure(converter: DataConverter, failure: Failure) -> None:
+    """Decode a failure in place: its payloads through the codec, and the message the
+    failure converter moved into its encoded attributes (then shown as "Encoded failure")
+    put back, for it and each of its causes."""
+    codec = converter.payload_codec
+    try:
+        if codec is not None:
+            await codec.decode_failure(failure)
+    except ValueError as error:  # codec.payload_codec.PayloadDecryptionError
+        raise UnreadableHistory(str(error)) from None
+    node: Failure | None = failure
+    while node is not None:
+        if node.HasField("encoded_attributes"):
+            _refuse_encrypted(node.encoded_attributes)
+            try:
+                attributes = converter.payload_converter.from_payloads([node.encoded_attributes])
+            except Exception:  # an encoding of another kind: leave the failure as it is
+                attributes = [None]
+            if isinstance(attributes[0], dict):
+                if isinstance(attributes[0].get("message"), str):
+                    node.message = attributes[0]["message"]
+                if isinstance(attributes[0].get("stack_trace"), str):
+                    node.stack_trace = attributes[0]["stack_trace"]
+                node.ClearField("encoded_attributes")
+        node = node.cause if node.HasField("cause") else None
+
+
+async def _decode_payloads(converter: DataConverter, payloads: Payloads) -> None:
+    codec = converter.payload_codec
+    if codec is not None and payloads.payloads:
+        try:
+            await codec.decode_wrapper(payloads)
+        except ValueError as error:  # codec.payload_codec.PayloadDecryptionError
+            raise UnreadableHistory(str(error)) from None
+    for payload in payloads.payloads:
+        _refuse_encrypted(payload)
+
+
+def _refuse_encrypted(payload: Payload) -> None:
+    if payload.metadata.get("encoding") == _ENCRYPTED:
+        key_id = payload.metadata.get("encryption-key-id", b"").decode(errors="replace")
+        raise UnreadableHistory(
+            f"its payloads are encrypted (key id {key_id!r}) and no key ring is configured"
+        )
+
+
+def _payloads_of(event: HistoryEvent) -> list[Payloads]:
+    kind = event.event_type
+    if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+        return [event.workflow_execution_started_event_attributes.input]
+    if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+        return [event.workflow_execution_signaled_event_attributes.input]
+    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+        return [event.activity_task_completed_event_attributes.result]
+    if kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+        return list(event.marker_recorded_event_attributes.details.values())
+    if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+        return [event.workflow_execution_completed_event_attributes.result]
+    return []
+
+
+def _failures_of(event: HistoryEvent) -> list[Failure]:
+    kind = event.event_type
+    if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+        return [event.workflow_task_failed_event_attributes.failure]
+    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+        return [event.activity_task_failed_event_attributes.failure]
+    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+        return [event.activity_task_timed_out_event_attributes.failure]
+    if kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+        marker = event.marker_recorded_event_attributes
+        return [marker.failure] if marker.HasField("failure") else []
+    if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+        return [event.workflow_execution_failed_event_attributes.failure]
+    return []
+
+
 class HistoryReader:
+    """Reads a history whose payloads `decode_history` has decoded (`read_decoded` does both)."""
+
     def __init__(self, converter: DataConverter) -> None:
         self._converter = converter
+
+    async def read_decoded(self, history: WorkflowHistory) -> HistoryReading:
+        await decode_history(self._converter, history)
+        return self.read(history)
 
     def decode(self, payloads: Payloads) -> Any:
         """The first payload as plain JSON values (dicts), or None when it is not JSON."""

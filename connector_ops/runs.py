@@ -16,7 +16,14 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from connector_ops.common import OpsError
-from connector_ops.history import HistoryReader, HistoryReading, Step, failure_text
+from connector_ops.history import (
+    HistoryReader,
+    HistoryReading,
+    Step,
+    UnreadableHistory,
+    decode_failure,
+    failure_text,
+)
 
 # A query needs a worker; at 3 a.m. there may be none, and the history still tells the story.
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -39,7 +46,18 @@ async def latest_run(client: Client, workflow_id: str) -> tuple[str, WorkflowExe
 
 async def read_run(client: Client, workflow_id: str, run_id: str) -> HistoryReading:
     history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-    return HistoryReader(client.data_converter).read(history)
+    try:
+        return await HistoryReader(client.data_converter).read_decoded(history)
+    except UnreadableHistory as error:
+        raise unreadable(workflow_id, error) from None
+
+
+def unreadable(workflow_id: str, error: UnreadableHistory) -> OpsError:
+    return OpsError(
+        f"cannot read the history of {workflow_id}: {error} (set PAYLOAD_ENCRYPTION_KEYS to "
+        "the stack's key ring; beside scripts/run, --data-dir names the stack whose "
+        "payload-encryption.keys to use)"
+    )
 
 
 async def pending_steps(client: Client, workflow_id: str, run_id: str) -> list[Step]:
@@ -50,6 +68,10 @@ async def pending_steps(client: Client, workflow_id: str, run_id: str) -> list[S
     for pending in raw.pending_activities:
         detail = f"attempt {pending.attempt}"
         if pending.HasField("last_failure"):
+            try:
+                await decode_failure(client.data_converter, pending.last_failure)
+            except UnreadableHistory as error:
+                raise unreadable(workflow_id, error) from None
             error_type, message = failure_text(pending.last_failure)
             detail += f", last failure {error_type or 'error'}: {message}"
         at = (

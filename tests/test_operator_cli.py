@@ -1,14 +1,18 @@
 """The operator CLI (`python -m connector_ops`), run as its own process against the running
-connector: a real Temporal dev server, the shim and both emulators as real servers.
+connector: a real Temporal dev server, the shim and both emulators as real servers, with
+payloads encrypted as `scripts/run` encrypts them by default.
 
 Each command is answered from what really happened: renewals and purchases bought and renewed
-through the shim, a purchase failed by a Cleeng outage, card holds left open at Mollie.
+through the shim, a purchase failed by a Cleeng outage, card holds left open at Mollie, and
+every Cleeng webhook topic the connector acts on, redelivered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,15 +20,20 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
+from api.app import create_app
 from api.cleeng_payloads import iso_utc
+from codec.keys import new_key_entry
 from connector_ops import webhook
 from connector_ops.history import HistoryReading, Signal
 from domain.billing import BillingView, billing_workflow_id
+from domain.payment_details import DeactivationView, deactivation_workflow_id
 from domain.purchase import PurchaseInput, PurchaseView, purchase_workflow_id
-from domain.refunds import refund_request_key, refund_workflow_id
-from tests.conftest import Connector
+from domain.refunds import RefundStatusView, refund_request_key, refund_workflow_id
+from tests.conftest import Connector, connector_settings, own_emulators
 from tests.support.billing import (
     Subscriber,
     authorised_renewal,
@@ -35,16 +44,51 @@ from tests.support.billing import (
     subscribed_customer,
 )
 from tests.support.cli import ops
+from tests.support.servers import free_port, serve_in_thread
 from tests.support.shop import (
     choose_on_checkout,
     cleeng_payments,
     mollie_payments_for_order,
+    paid_purchase,
     seed_order,
     set_faults,
     start_purchase,
 )
+from tests.support.temporal import client_for
+from worker import build_worker
 from workflows.initial_purchase import InitialPurchaseWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
+
+KEY_ID = "cli1"
+
+
+@pytest.fixture(scope="module")
+async def connector(temporal_env: WorkflowEnvironment) -> AsyncIterator[Connector]:
+    """The connector as `scripts/run` runs it by default: every payload (and failure message)
+    encrypted in Temporal's history. Its own emulators and task queue; its histories are not
+    saved for the replay tests (they would need this throwaway key)."""
+    api_port = free_port()
+    api_url = f"http://127.0.0.1:{api_port}"
+    address = temporal_env.client.service_client.config.target_host
+    with own_emulators() as emulators:
+        settings = connector_settings(
+            emulators, address, api_url, f"tests-cli-{uuid.uuid4().hex[:8]}"
+        ).model_copy(update={"payload_encryption_keys": SecretStr(new_key_entry(KEY_ID))})
+        client = client_for(settings, temporal_env.client)
+        with serve_in_thread(create_app(settings), api_port):
+            async with build_worker(client, settings) as worker, worker:
+                yield Connector(
+                    settings=settings, client=client, api_url=api_url, emulators=emulators
+                )
+
+
+@pytest.fixture
+async def clean_faults(connector: Connector) -> AsyncIterator[None]:
+    """This module's emulators' fault injection reset after a test that used it."""
+    yield
+    async with httpx.AsyncClient() as http:
+        await http.delete(f"{connector.emulators.mollie_url}/_emulator/faults")
+        await http.delete(f"{connector.emulators.cleeng_url}/_emulator/faults")
 
 
 @pytest.fixture
@@ -113,6 +157,10 @@ async def test_subscription_shows_each_cycle_with_its_payments_and_story(
         assert sub.token not in output
         assert "@example.com" not in output
 
+    # Decrypted with the key ring: the activities' results and the signals' details.
+    assert "local activity capture_payment: completed" in text.stdout
+    assert f"({payment_id} paid 9.99 EUR)" in text.stdout
+
     missing = await ops(connector, "subscription", "999999999", cwd=cli_dir)
     assert missing.exit_code == 1
     assert "no billing cycle found for subscription 999999999" in missing.stderr
@@ -136,6 +184,7 @@ async def test_purchase_shows_a_captured_purchase(connector: Connector, cli_dir:
     text = await ops(connector, "purchase", order_id, cwd=cli_dir)
     assert "state     captured" in text.stdout
     assert "amount    12.00 EUR" in text.stdout
+    assert f"Mollie    {final.mollie_payment_id} paid 12.00 EUR" in text.stdout
     assert "@example.com" not in text.stdout + json.dumps(shown)
 
     missing = await ops(connector, "purchase", "999999998", cwd=cli_dir)
@@ -199,6 +248,9 @@ async def test_workflow_retry_runs_a_purchase_failed_by_an_outage_again(
     failed = (await ops(connector, "purchase", order_id, "--json", cwd=cli_dir)).json()
     assert failed["purchase"]["workflow_status"] == "FAILED"
     assert failed["purchase"]["failure_type"] == "CheckoutUnavailable"
+    # The message the failure converter encrypted, read back with the key ring.
+    assert f"order {order_id}" in failed["purchase"]["failure"]
+    assert "Encoded failure" not in json.dumps(failed)
 
     retried = (await ops(connector, "workflow", "retry", workflow_id, "--json", cwd=cli_dir)).json()
     assert retried["was"] == "failed"
@@ -281,6 +333,24 @@ async def test_webhook_redeliver_reaches_the_shim_and_charges_nothing_twice(
     assert recorded["status"] == "captured"
 
 
+async def test_without_the_key_ring_an_encrypted_history_is_named_not_guessed(
+    connector: Connector, renewed: Renewed, cli_dir: Path
+) -> None:
+    history = await connector.client.get_workflow_handle(renewed.workflow_id).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    assert started.input.payloads[0].metadata["encoding"] == b"binary/encrypted"
+
+    shown = await ops(
+        connector, "subscription", renewed.subscriber.subscription_id, cwd=cli_dir,
+        with_keys=False,
+    )  # fmt: skip
+    assert shown.exit_code == 1
+    assert f"encrypted (key id '{KEY_ID}')" in shown.stderr
+    assert "PAYLOAD_ENCRYPTION_KEYS" in shown.stderr
+    assert "Traceback" not in shown.stderr
+    assert len(shown.stderr.strip().splitlines()) == 1
+
+
 async def test_webhook_redeliver_into_a_running_cycle_is_accepted_once(
     connector: Connector, cli_dir: Path
 ) -> None:
@@ -302,6 +372,95 @@ async def test_webhook_redeliver_into_a_running_cycle_is_accepted_once(
     assert [a.outcome for a in view.attempts] == ["authorised"]
     [hold] = await mollie_customer_payments(connector, sub.mollie_customer_id)
     assert (hold["id"], hold["status"]) == (payment_id, "authorized")
+
+
+async def redeliver_once_more(
+    connector: Connector, workflow_id: str, cli_dir: Path, *kind: str
+) -> dict[str, Any]:
+    """`webhook redeliver` of a finished workflow: answered as a duplicate, nothing done."""
+    again = await ops(connector, "webhook", "redeliver", workflow_id, *kind, "--json", cwd=cli_dir)
+    sent: dict[str, Any] = again.json()
+    assert sent["status"] == 200
+    assert sent["answer"]["status"] == "duplicate"
+    return sent
+
+
+async def test_webhook_redeliver_of_a_termination(connector: Connector, cli_dir: Path) -> None:
+    sub, payment_id = await authorised_renewal(connector)
+    assert (await send_cleeng_webhook(connector, sub.dunning_data("terminate"))).is_success
+    workflow_id = billing_workflow_id(sub.subscription_id, iso_utc(sub.expiration_date))
+    handle = connector.client.get_workflow_handle(workflow_id, result_type=BillingView)
+    assert (await handle.result()).status == "terminated"
+
+    for kind in ("terminate", "authorise"):
+        sent = await redeliver_once_more(connector, workflow_id, cli_dir, "--kind", kind)
+        assert sent["webhook"].startswith(
+            "subscriptionReadyForTermination"
+            if kind == "terminate"
+            else "subscriptionReadyForPaymentAuthorisation"
+        )
+    [hold] = await mollie_customer_payments(connector, sub.mollie_customer_id)
+    assert (hold["id"], hold["status"]) == (payment_id, "canceled")
+
+
+async def test_webhook_redeliver_of_a_refund(connector: Connector, cli_dir: Path) -> None:
+    payment = await paid_purchase(connector, price=20.00)
+    # What Cleeng sends, minus fields the refund workflow does not keep (customerId,
+    # paymentMethodId): only then can its digest be rebuilt from the history.
+    data = {
+        "paymentId": payment["id"],
+        "orderId": payment["orderId"],
+        "externalPaymentId": payment["externalPaymentId"],
+        "amount": 5.00,
+        "currency": "EUR",
+        "reason": "customer asked",
+    }
+    answer = await send_cleeng_webhook(connector, data, topic="refundPayment")
+    assert answer.json()["status"] == "accepted"
+    workflow_id = refund_workflow_id(str(payment["id"]), refund_request_key(data))
+    mollie = connector.emulators.mollie_url
+    async with httpx.AsyncClient() as http, asyncio.timeout(30):
+        while not (refunds := await mollie_refunds(http, mollie, payment["externalPaymentId"])):
+            await asyncio.sleep(0.05)
+        [refund] = refunds
+        forced = await http.post(
+            f"{mollie}/_emulator/refunds/{refund['id']}/status", json={"status": "refunded"}
+        )
+        forced.raise_for_status()
+    handle = connector.client.get_workflow_handle(workflow_id, result_type=RefundStatusView)
+    assert (await handle.result()).status == "refunded"
+
+    sent = await redeliver_once_more(connector, workflow_id, cli_dir)
+    assert sent["webhook"].startswith("refundPayment (5.00 EUR")
+    async with httpx.AsyncClient() as http:
+        assert len(await mollie_refunds(http, mollie, payment["externalPaymentId"])) == 1
+
+
+async def mollie_refunds(http: httpx.AsyncClient, mollie: str, payment_id: str) -> list[Any]:
+    ledger = (await http.get(f"{mollie}/_emulator/ledger")).json()
+    [payment] = [p for p in ledger["payments"] if p["id"] == payment_id]
+    refunds: list[Any] = payment["refunds"]
+    return refunds
+
+
+async def test_webhook_redeliver_of_a_deactivation(connector: Connector, cli_dir: Path) -> None:
+    sub = await subscribed_customer(connector)
+    data = {
+        "paymentDetailsId": int(sub.payment_details_id),
+        "customerId": int(sub.customer_id),
+        "token": sub.token,
+    }
+    answer = await send_cleeng_webhook(connector, data, topic="paymentDetailsDeactivated")
+    assert answer.json()["status"] == "accepted"
+    workflow_id = deactivation_workflow_id(sub.payment_details_id)
+    handle = connector.client.get_workflow_handle(workflow_id, result_type=DeactivationView)
+    assert (await result_when_started(handle)).status == "done"
+
+    again = await ops(connector, "webhook", "redeliver", workflow_id, cwd=cli_dir)
+    assert again.exit_code == 0, again.stderr
+    assert "paymentDetailsDeactivated (details" in again.stdout
+    assert '"status": "duplicate"' in again.stdout
+    assert sub.token not in again.stdout
 
 
 async def test_holds_list_shows_open_holds_and_marks_orphans(

@@ -27,8 +27,9 @@ class CliResult:
         return json.loads(self.stdout)
 
 
-async def ops(connector: Connector, *args: str, cwd: Path) -> CliResult:
-    """`python -m connector_ops ARGS` as an operator runs it, configured like the worker."""
+async def ops(connector: Connector, *args: str, cwd: Path, with_keys: bool = True) -> CliResult:
+    """`python -m connector_ops ARGS` as an operator runs it, configured like the worker (with
+    its PAYLOAD_ENCRYPTION_KEYS unless `with_keys` is False)."""
     settings = connector.settings
     env = clean_env()
     env.update(
@@ -41,6 +42,8 @@ async def ops(connector: Connector, *args: str, cwd: Path) -> CliResult:
         TEMPORAL_NAMESPACE=settings.temporal_namespace,
         TEMPORAL_TASK_QUEUE=settings.temporal_task_queue,
     )
+    if with_keys and settings.payload_encryption_keys is not None:
+        env["PAYLOAD_ENCRYPTION_KEYS"] = settings.payload_encryption_keys.get_secret_value()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "connector_ops", *args,
         cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
