@@ -517,12 +517,20 @@ def banner(settings: Settings, ports: Ports, data_dir: Path) -> str:
     lines.append(f"  Shim metrics        {api}/metrics")
     mollie = f"http://127.0.0.1:{ports.mollie}"
     cleeng = f"http://127.0.0.1:{ports.cleeng}"
+    # Every counterpart's address: a real one as set, so a wrong one is seen at the start.
     if settings.mollie_emulated:
         lines.append(
             f"  Mollie emulator     {mollie}/   (checkout pages, ledger at /_emulator/ledger)"
         )
+    else:
+        lines.append(f"  Mollie              {settings.mollie_base_url}   (MOLLIE_BASE_URL)")
     if settings.cleeng_emulated:
         lines.append(f"  Cleeng emulator     {cleeng}/   (operator API at {cleeng}/docs)")
+    else:
+        lines.append(
+            f"  Cleeng              {settings.cleeng_base_url}   (CLEENG_BASE_URL, "
+            f"paymentMethodId {settings.cleeng_payment_method_id})"
+        )
     if settings.sandbox_mode:
         # The publisher's backend authenticates; sandbox mode accepts a documented key.
         key = (

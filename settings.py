@@ -1,14 +1,15 @@
 """The connector's settings: one object, read once from the environment (or `.env`).
 
 With no real credentials configured the connector runs in *sandbox mode* against the bundled
-Cleeng and Mollie emulators; set `CLEENG_PUBLISHER_TOKEN` and `MOLLIE_API_KEY` (and the base
-URLs) to talk to Cleeng's sandbox and Mollie's test mode instead.
+Cleeng and Mollie emulators; set `CLEENG_PUBLISHER_TOKEN` (with `CLEENG_BASE_URL` and
+`CLEENG_PAYMENT_METHOD_ID`) and `MOLLIE_API_KEY` (with `MOLLIE_BASE_URL`) to talk to Cleeng's
+sandbox and Mollie's test mode instead. `load_settings` reports every problem at once.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from jwt import PyJWK, PyJWKSet
@@ -28,11 +29,23 @@ EMULATOR_PAYMENT_METHOD_ID = 555000001
 # refused outside sandbox mode.
 EMULATOR_FRONTEND_API_KEY = "sandbox-frontend-key-0123456789abcdef"
 
+# Where the real counterparts are, for the messages that ask for them.
+CLEENG_SANDBOX_URL = "https://api.sandbox.cleeng.com/3.1"
+MOLLIE_API_URL = "https://api.mollie.com"
+
 # Cleeng's `sharedSecret` for HMAC webhook verification is documented as 16 to 64 bytes.
 WEBHOOK_SECRET_MIN_BYTES = 16
 WEBHOOK_SECRET_MAX_BYTES = 64
 # A front-end API key must be long enough not to be guessed (e.g. `openssl rand -hex 32`).
 FRONTEND_API_KEY_MIN_CHARS = 32
+
+
+class SettingProblem(NamedTuple):
+    """One thing wrong with the settings: the setting it is about, and a message that starts
+    with the setting's name and never shows its value."""
+
+    setting: str
+    message: str
 
 
 class Settings(BaseSettings):
@@ -447,50 +460,96 @@ class Settings(BaseSettings):
         return text
 
     @model_validator(mode="after")
-    def _front_door_fails_closed(self) -> Settings:
-        # Outside sandbox mode nothing falls back to a public default: every problem is named
-        # at startup instead of surfacing as an open door later.
+    def _every_problem_at_once(self) -> Settings:
+        # One refusal naming every problem, so going live takes one restart, not one per
+        # missing setting. Each line names its setting and never a value.
+        problems = self.problems_across_settings()
+        if problems:
+            raise ValueError("\n".join(problem.message for problem in problems))
+        return self
+
+    def problems_across_settings(self) -> list[SettingProblem]:
+        """What is wrong with the settings taken together: outside sandbox mode nothing falls
+        back to a public default or to an emulator's address, so every such gap is named at
+        start-up instead of surfacing as an open door or a wrong counterpart later."""
+        problems: list[SettingProblem] = []
+
+        def problem(setting: str, message: str) -> None:
+            problems.append(SettingProblem(setting, f"{setting}{message}"))
+
+        explicit = self.model_fields_set
+        # Each real counterpart needs its address and ids set on purpose: their defaults are
+        # the emulators' (the launcher points an emulated service at its emulator itself).
+        if not self.cleeng_emulated:
+            if "cleeng_base_url" not in explicit:
+                problem(
+                    "CLEENG_BASE_URL",
+                    f" is required with CLEENG_PUBLISHER_TOKEN, e.g. {CLEENG_SANDBOX_URL} "
+                    "(its default is the emulator's address)",
+                )
+            if "cleeng_payment_method_id" not in explicit:
+                problem(
+                    "CLEENG_PAYMENT_METHOD_ID",
+                    " is required with CLEENG_PUBLISHER_TOKEN: the paymentMethodId Cleeng "
+                    "gave this connector's Mollie payment method (its default is the "
+                    "emulator's)",
+                )
+        if not self.mollie_emulated and "mollie_base_url" not in explicit:
+            problem(
+                "MOLLIE_BASE_URL",
+                f" is required with MOLLIE_API_KEY: {MOLLIE_API_URL} (its default is the "
+                "emulator's address)",
+            )
         if not self.sandbox_mode:
             if not self.cleeng_webhook_verification:
-                raise ValueError(
-                    "CLEENG_WEBHOOK_VERIFICATION=false is only allowed in sandbox mode (no "
-                    "CLEENG_PUBLISHER_TOKEN and no MOLLIE_API_KEY): with real credentials "
-                    "unsigned webhooks would be accepted"
+                problem(
+                    "CLEENG_WEBHOOK_VERIFICATION",
+                    "=false is only allowed in sandbox mode (no CLEENG_PUBLISHER_TOKEN and no "
+                    "MOLLIE_API_KEY): with real credentials unsigned webhooks would be accepted",
                 )
-            if not self.frontend_api_keys:
-                raise ValueError(
-                    "FRONTEND_API_KEYS is required when real credentials are configured "
-                    "(the sandbox key is refused there)"
-                )
-            if any(
-                k.get_secret_value() == EMULATOR_FRONTEND_API_KEY for k in self.frontend_api_keys
-            ):
-                raise ValueError(
-                    "FRONTEND_API_KEYS: the public sandbox key is refused with real credentials"
-                )
-            if not self.frontend_redirect_origins:
-                raise ValueError(
-                    "FRONTEND_REDIRECT_ORIGINS is required when real credentials are configured"
-                )
-            plain = [o for o in self.frontend_redirect_origins if not o.startswith("https://")]
-            if plain:
-                raise ValueError(
-                    f"FRONTEND_REDIRECT_ORIGINS: only https origins with real credentials, got "
-                    f"{', '.join(plain)}"
+            if self.cleeng_webhook_secret is None:
+                # Falling back to the emulator's well-known secret would accept forged webhooks.
+                problem(
+                    "CLEENG_WEBHOOK_SECRET", " is required when real credentials are configured"
                 )
             if self.cleeng_webhook_secret is not None and (
                 self.cleeng_webhook_secret.get_secret_value() == EMULATOR_WEBHOOK_SECRET
             ):
-                raise ValueError(
-                    "CLEENG_WEBHOOK_SECRET: the emulator's public secret is refused with real "
-                    "credentials"
+                problem(
+                    "CLEENG_WEBHOOK_SECRET",
+                    ": the emulator's public secret is refused with real credentials",
+                )
+            if not self.frontend_api_keys:
+                problem(
+                    "FRONTEND_API_KEYS",
+                    " is required when real credentials are configured (the sandbox key is "
+                    "refused there)",
+                )
+            elif any(
+                k.get_secret_value() == EMULATOR_FRONTEND_API_KEY for k in self.frontend_api_keys
+            ):
+                problem(
+                    "FRONTEND_API_KEYS",
+                    ": the public sandbox key is refused with real credentials",
+                )
+            if not self.frontend_redirect_origins:
+                problem(
+                    "FRONTEND_REDIRECT_ORIGINS",
+                    " is required when real credentials are configured",
+                )
+            plain = [o for o in self.frontend_redirect_origins if not o.startswith("https://")]
+            if plain:
+                problem(
+                    "FRONTEND_REDIRECT_ORIGINS",
+                    f": only https origins with real credentials, got {', '.join(plain)}",
                 )
         if self.cleeng_customer_jwt_keys is not None and self.cleeng_publisher_id is None:
-            raise ValueError(
-                "CLEENG_PUBLISHER_ID is required with CLEENG_CUSTOMER_JWT_KEYS: a customer "
-                "JWT is only accepted for this publisher"
+            problem(
+                "CLEENG_PUBLISHER_ID",
+                " is required with CLEENG_CUSTOMER_JWT_KEYS: a customer JWT is only accepted "
+                "for this publisher",
             )
-        return self
+        return problems
 
     @property
     def effective_frontend_api_keys(self) -> tuple[str, ...]:
@@ -516,20 +575,6 @@ class Settings(BaseSettings):
             return ()
         return _public_jwks(self.cleeng_customer_jwt_keys)
 
-    @model_validator(mode="after")
-    def _secrets_only_default_in_sandbox(self) -> Settings:
-        # Real credentials must come with a real webhook secret: falling back to the
-        # emulator's well-known secret in production would accept forged webhooks.
-        if (
-            not self.sandbox_mode
-            and self.cleeng_webhook_secret is None
-            and self.cleeng_webhook_verification
-        ):
-            raise ValueError(
-                "CLEENG_WEBHOOK_SECRET is required when real credentials are configured"
-            )
-        return self
-
     @property
     def cleeng_emulated(self) -> bool:
         """No Cleeng token: the launcher starts the Cleeng emulator in its place."""
@@ -544,6 +589,20 @@ class Settings(BaseSettings):
     def sandbox_mode(self) -> bool:
         """True when no real credentials are set: talk to the bundled emulators."""
         return self.cleeng_emulated and self.mollie_emulated
+
+    def counterparts(self) -> str:
+        """Where this process reaches Cleeng, Mollie and Temporal, for its start-up line: a
+        wrong address shows at the start, not at the first payment."""
+        from temporal_connection import client_connect_config  # it imports this module
+
+        temporal = client_connect_config(self)
+        cleeng = "emulator" if self.cleeng_emulated else "real"
+        mollie = "emulator" if self.mollie_emulated else "real"
+        return (
+            f"Cleeng at {self.cleeng_base_url} ({cleeng}, paymentMethodId "
+            f"{self.cleeng_payment_method_id}), Mollie at {self.mollie_base_url} ({mollie}), "
+            f"Temporal at {temporal['target_host']} (namespace {temporal['namespace']})"
+        )
 
     @property
     def effective_publisher_token(self) -> str:
@@ -578,29 +637,63 @@ class Settings(BaseSettings):
         return f"{self.connector_public_url.rstrip('/')}/webhooks/mollie"
 
 
+class _SettingsAsRead(Settings):
+    """The settings with each one checked on its own, not yet against the others:
+    `load_settings` runs the checks across settings itself, so that it can report their
+    problems together with those of single settings."""
+
+    @model_validator(mode="after")
+    def _every_problem_at_once(self) -> _SettingsAsRead:
+        return self
+
+
 def load_settings() -> Settings:
     """`Settings()` for a process's entry point: a configuration problem ends the process
-    with one line per problem naming the setting (never its value), not a traceback."""
+    with one message listing every problem, a line each naming the setting (never its
+    value), not a traceback, so one restart fixes them all."""
+    problems: list[str] = []
+    named: set[str] = set()
     try:
-        settings = Settings()
+        read = _SettingsAsRead()
     except ValidationError as error:
-        lines = []
+        unusable: dict[str, Any] = {}
         for problem in error.errors():
             setting = "_".join(str(part) for part in problem["loc"]).upper()
             message = problem["msg"].removeprefix("Value error, ")
-            named = not setting or message.startswith(setting)
-            lines.append(f"  {message}" if named else f"  {setting}: {message}")
-        raise SystemExit("configuration error:\n" + "\n".join(lines)) from None
-    # Temporal's connection settings can name files (a profile, certificates): read them now,
-    # so a wrong one stops the process at its start rather than at its first connection (the
-    # API connects on its first request). Imported here: temporal_connection imports this module.
-    from temporal_connection import TemporalConnectionSettingsError, client_connect_config
+            in_message = not setting or message.startswith(setting)
+            problems.append(message if in_message else f"{setting}: {message}")
+            if problem["loc"] and str(problem["loc"][0]) in Settings.model_fields:
+                field = str(problem["loc"][0])
+                named.add(field.upper())
+                default = Settings.model_fields[field].get_default(call_default_factory=True)
+                unusable[field] = default
+        # The checks across settings run too, with the unusable settings at their defaults
+        # (a problem about a setting already named is not repeated).
+        try:
+            read = _SettingsAsRead(**unusable)
+        except ValidationError:
+            read = None
+    if read is not None:
+        problems += [
+            problem.message
+            for problem in read.problems_across_settings()
+            if problem.setting not in named
+        ]
+        # Temporal's connection settings can name files (a profile, certificates): read them
+        # now, so a wrong one stops the process at its start rather than at its first
+        # connection (the API connects on its first request). Imported here:
+        # temporal_connection imports this module.
+        from temporal_connection import TemporalConnectionSettingsError, client_connect_config
 
-    try:
-        client_connect_config(settings)
-    except TemporalConnectionSettingsError as error:
-        raise SystemExit(f"configuration error:\n  {error}") from None
-    return settings
+        try:
+            client_connect_config(read)
+        except TemporalConnectionSettingsError as error:
+            problems.append(str(error))
+    if problems:
+        raise SystemExit(
+            "configuration error:\n" + "\n".join(f"  {problem}" for problem in problems)
+        )
+    return Settings()
 
 
 def _origin_of(url: str, setting: str, *, bare: bool = False) -> str:

@@ -207,6 +207,7 @@ async def run_worker(settings: Settings) -> None:
             if settings.mollie_threads
             else "Mollie on the default executor",
         )
+        logger.info("counterparts: %s", settings.counterparts())
         await stop.wait()
         logger.info("worker shutting down")
 

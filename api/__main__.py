@@ -31,6 +31,7 @@ def main() -> None:
             "FRONTEND_API_KEYS before exposing this API"
         )
     check_payload_encryption(settings, logger)
+    logger.info("counterparts: %s", settings.counterparts())
     # log_config=None: uvicorn's own lines go through the root handler above (format,
     # redaction) instead of handlers of its own.
     uvicorn.run(

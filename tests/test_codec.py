@@ -195,7 +195,10 @@ def test_a_key_file_left_readable_by_others_is_made_private(tmp_path: Path) -> N
 
 REAL_CREDENTIALS = {
     "CLEENG_PUBLISHER_TOKEN": "publisher-token-for-a-refusal-test",
+    "CLEENG_BASE_URL": "https://api.sandbox.cleeng.com/3.1",
+    "CLEENG_PAYMENT_METHOD_ID": "123456789",
     "MOLLIE_API_KEY": "test_refusaltest000000000000000000",
+    "MOLLIE_BASE_URL": "https://api.mollie.com",
     "CLEENG_WEBHOOK_SECRET": "webhook-secret-0123456789",
     "FRONTEND_API_KEYS": "frontend-key-" + "0123456789abcdef" * 2,
     "FRONTEND_REDIRECT_ORIGINS": "https://shop.example",

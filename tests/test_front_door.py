@@ -509,7 +509,13 @@ async def test_each_refusal_logs_one_line_and_no_traceback(
 
 # --- settings that fail closed ---------------------------------------------------------------
 
-REAL = {"cleeng_publisher_token": "publisher-token", "mollie_api_key": "test_real"}
+REAL = {
+    "cleeng_publisher_token": "publisher-token",
+    "cleeng_base_url": "https://api.sandbox.cleeng.com/3.1",
+    "cleeng_payment_method_id": 123456789,
+    "mollie_api_key": "test_real",
+    "mollie_base_url": "https://api.mollie.com",
+}
 GOOD: dict[str, Any] = {
     **REAL,
     "cleeng_webhook_secret": "a-webhook-secret-of-32-bytes-xyz",
