@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from pydantic import SecretStr
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
@@ -32,11 +33,15 @@ from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.testing import WorkflowEnvironment
 
 from domain.search_attributes import ALL as SEARCH_ATTRIBUTES
-from settings import Settings
+from settings import EMULATOR_FRONTEND_API_KEY, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
+# What compose refuses to start without: the secrets of its own services, and the connector's
+# credentials (without them the connector would run in sandbox mode, see below).
+REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "PAYLOAD_ENCRYPTION_KEYS", "CODEC_SERVER_TOKEN")
+REAL_CREDENTIALS = ("CLEENG_PUBLISHER_TOKEN", "MOLLIE_API_KEY")
 
 # Modules the compose file runs that are written on their own and may not be in this tree yet.
 # While one is missing its command is accepted; once it exists it is checked like the others.
@@ -137,17 +142,17 @@ def compose_v1_config(project: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def project_copy(directory: Path, compose_text: str) -> Path:
+def project_copy(directory: Path, compose_text: str, *, leave_out: str | None = None) -> Path:
     """The compose file beside what it names (the mounted files, a `.env` made from
-    `.env.example` with the required secret filled in), as an operator's checkout has it."""
+    `.env.example` with the required secrets and credentials filled in, but `leave_out`), as
+    an operator's checkout has it."""
     (directory / "docker-compose.yml").write_text(compose_text)
     shutil.copytree(REPO / "deploy", directory / "deploy")
-    env = (
-        ENV_EXAMPLE.read_text()
-        .replace("POSTGRES_PASSWORD=\n", "POSTGRES_PASSWORD=example\n")
-        .replace("PAYLOAD_ENCRYPTION_KEYS=\n", "PAYLOAD_ENCRYPTION_KEYS=k1:example\n")
-        .replace("CODEC_SERVER_TOKEN=\n", "CODEC_SERVER_TOKEN=example\n")
-    )
+    env = ENV_EXAMPLE.read_text()
+    for variable in (*REQUIRED_SECRETS, *REAL_CREDENTIALS):
+        if variable != leave_out:
+            assert f"\n{variable}=\n" in env, f".env.example lists {variable}, empty"
+            env = env.replace(f"\n{variable}=\n", f"\n{variable}=example-{variable.lower()}\n")
     (directory / ".env").write_text(env)
     return directory
 
@@ -156,6 +161,35 @@ def test_compose_resolves_its_variables_and_references(tmp_path: Path) -> None:
     result = compose_v1_config(project_copy(tmp_path, COMPOSE_FILE.read_text()))
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("credential", REAL_CREDENTIALS)
+def test_compose_refuses_to_start_without_real_credentials(credential: str, tmp_path: Path) -> None:
+    result = compose_v1_config(
+        project_copy(tmp_path, COMPOSE_FILE.read_text(), leave_out=credential)
+    )
+
+    assert result.returncode != 0
+    assert f"set {credential} in .env" in result.stderr
+
+
+def test_no_connector_service_can_run_in_sandbox_mode() -> None:
+    """A deployment must not expose the sandbox's public front-end key: every connector
+    service requires each credential whose absence means an emulated counterpart, so the API
+    replicas published on every interface never run in sandbox mode."""
+    for name, service in connector_services().items():
+        environment = service.get("environment") or {}
+        for credential in REAL_CREDENTIALS:
+            assert environment.get(credential, "").startswith(f"${{{credential}:?"), (
+                f"{name} does not require {credential}"
+            )
+    credentials: dict[str, Any] = {name.lower(): SecretStr("set") for name in REAL_CREDENTIALS}
+    with_credentials = Settings.model_construct(**credentials)
+    assert not with_credentials.cleeng_emulated
+    assert not with_credentials.mollie_emulated
+    assert EMULATOR_FRONTEND_API_KEY not in with_credentials.effective_frontend_api_keys
+    # The API is published off loopback: that is only safe because of the rule above.
+    assert not services()["api"]["ports"][0].startswith("127.0.0.1:")
 
 
 def test_compose_config_refuses_a_dependency_on_a_missing_service(tmp_path: Path) -> None:
