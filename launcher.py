@@ -11,14 +11,21 @@ workflows in `<data-dir>/temporal.db` and the emulators their state in
 pid is in `<data-dir>/run/<name>.pid`. `WORKER_PROCESSES` workers poll the one task queue,
 named `worker`, `worker-2`, ... and each supervised on its own. Ctrl-C (or SIGTERM) stops
 everything, in reverse order of start.
+
+One stack per data dir: the launcher holds `<data-dir>/run/launcher.lock` (with its pid) while
+it runs, and a second one on the same data dir is refused. Ports are checked before any child
+starts. Once up, it writes `<data-dir>/stack.env` (connector_ops/stack_file.py): where each
+listener answers, for the demos and the operator CLI.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,11 +34,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 import httpx
 from pydantic import SecretStr
 
 from codec.keys import dev_key_ring_text
+from connector_ops.stack_file import DEFAULT_DATA_DIR, shown, stack_file_path, write_stack_file
 from domain.search_attributes import dev_server_flags
 from settings import EMULATOR_FRONTEND_API_KEY, Settings, load_settings
 
@@ -469,7 +478,7 @@ def start_stack(settings: Settings, ports: Ports, stack: Supervisor) -> None:
         wait_until("API", http_ok(f"http://127.0.0.1:{ports.api}/health"), stack)
         # The reconciliation schedule, created or brought up to the settings (idempotent).
         subprocess.run(
-            [python, "-m", "connector_ops", "schedules", "ensure"],
+            [python, "-m", "connector_ops", "--data-dir", str(data_dir), "schedules", "ensure"],
             env=env, check=True, capture_output=True, timeout=60,
         )  # fmt: skip
         if settings.cleeng_emulated:
@@ -482,6 +491,100 @@ def start_stack(settings: Settings, ports: Ports, stack: Supervisor) -> None:
         stack.stop()
         raise
     stack.begin_supervising()
+
+
+LOCK_FILE = "launcher.lock"
+
+
+class DataDirBusy(RuntimeError):
+    """Another launcher holds the data dir."""
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Hold `<data-dir>/run/launcher.lock` (an flock, released when this process ends, however
+    it ends) with this launcher's pid in it: one stack per data dir, since two dev servers on
+    one SQLite file and two emulators on one state file would corrupt both. Raises
+    DataDirBusy naming the pid that holds it. Keep the returned file open while running."""
+    path = data_dir / "run" / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise DataDirBusy(
+            f"{shown(data_dir)} is in use by another launcher (pid {holder}): stop that one "
+            f"(Ctrl-C in its console, or kill {holder}), or run a second stack with its own "
+            "--data-dir and ports"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def port_flags(settings: Settings, ports: Ports) -> list[tuple[int, str]]:
+    """Every port the stack will listen on, with the flag that moves it."""
+    wanted = [
+        (getattr(ports, name), "--" + name.replace("_", "-") + "-port")
+        for name in Ports.__dataclass_fields__
+        if name != "worker_metrics"
+        and (name != "mollie" or settings.mollie_emulated)
+        and (name != "cleeng" or settings.cleeng_emulated)
+    ]
+    for offset, name in enumerate(worker_names(settings.worker_processes)):
+        flag = "--worker-metrics-port" + (f" (+{offset} for {name})" if offset else "")
+        wanted.append((ports.worker_metrics + offset, flag))
+    return wanted
+
+
+def port_problems(settings: Settings, ports: Ports) -> list[str]:
+    """Ports given twice, and ports something already listens on (checked as the servers
+    bind: 127.0.0.1 with SO_REUSEADDR, so a port with only closing connections is free)."""
+    problems: list[str] = []
+    seen: dict[int, str] = {}
+    for port, flag in port_flags(settings, ports):
+        if port in seen:
+            problems.append(f"port {port} is given to both {seen[port]} and {flag}")
+            continue
+        seen[port] = flag
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                problems.append(f"port {port} is in use ({flag})")
+    return problems
+
+
+def stack_addresses(settings: Settings, ports: Ports) -> dict[str, str]:
+    """What `<data-dir>/stack.env` says: where each listener of this stack answers, and the
+    connector settings its children got for them (no secrets)."""
+    env = child_env(settings, ports)
+    local = "http://127.0.0.1"
+    values = {
+        "TEMPORAL_ADDRESS": env["TEMPORAL_ADDRESS"],
+        "TEMPORAL_CODEC_ENDPOINT": f"{local}:{ports.codec}",
+        "TEMPORAL_UI_URL": f"{local}:{ports.temporal_ui}",
+        "TEMPORAL_HTTP_URL": f"{local}:{ports.temporal_http}",
+        "TEMPORAL_METRICS_URL": f"{local}:{ports.temporal_metrics}/metrics",
+        "API_URL": f"{local}:{ports.api}",
+        "CONNECTOR_PUBLIC_URL": env["CONNECTOR_PUBLIC_URL"],
+        "MOLLIE_BASE_URL": env.get("MOLLIE_BASE_URL") or settings.mollie_base_url,
+        "CLEENG_BASE_URL": env.get("CLEENG_BASE_URL") or settings.cleeng_base_url,
+    }
+    if settings.mollie_emulated:
+        values["MOLLIE_EMULATOR_URL"] = f"{local}:{ports.mollie}"
+    if settings.cleeng_emulated:
+        values["CLEENG_EMULATOR_URL"] = f"{local}:{ports.cleeng}"
+    values["WORKER_METRICS_URLS"] = ",".join(
+        f"http://{address}/metrics"
+        for address in worker_metrics_addresses(settings.worker_processes, ports).values()
+    )
+    return values
 
 
 def with_payload_keys(settings: Settings, data_dir: Path) -> Settings:
@@ -565,7 +668,13 @@ def banner(settings: Settings, ports: Ports, data_dir: Path) -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     defaults = Ports()
-    parser.add_argument("--data-dir", type=Path, default=Path(".data"))
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="state, logs, key ring and stack.env of this stack; one stack per data dir "
+        "(default %(default)s)",
+    )
     for name in defaults.__dataclass_fields__:
         flag = "--" + name.replace("_", "-") + "-port"
         parser.add_argument(flag, type=int, default=getattr(defaults, name), dest=name)
@@ -578,6 +687,23 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     data_dir = args.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # Before anything in the data dir is touched (the Supervisor clears stale pid files).
+        lock = lock_data_dir(data_dir)
+    except DataDirBusy as busy:
+        print(f"could not start: {busy}", file=sys.stderr, flush=True)
+        return 1
+    # Left by a launcher that was itself killed: it names a stack that is gone.
+    stack_file_path(data_dir).unlink(missing_ok=True)
+    problems = port_problems(settings, ports)
+    if problems:
+        print(
+            f"could not start: {'; '.join(problems)}. Stop what listens there, or move the "
+            "stack with those flags (--help lists them).",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
     settings = with_payload_keys(settings, data_dir)
     stack = Supervisor(data_dir)
 
@@ -595,6 +721,8 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, subprocess.SubprocessError) as exc:
         print(f"could not start: {exc}", file=sys.stderr, flush=True)
         return 1
+    # For the demos and the operator CLI: where this stack answers.
+    stack_file = write_stack_file(data_dir, stack_addresses(settings, ports), pid=os.getpid())
     print(banner(settings, ports, data_dir), flush=True)
     try:
         while not stack.stopping:
@@ -602,7 +730,9 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.2)
     finally:
         print("stopping ...", flush=True)
+        stack_file.unlink(missing_ok=True)
         stack.stop()
+        lock.close()
     print("stopped.", flush=True)
     return 0
 

@@ -119,13 +119,14 @@ def dev_key_ring_text(data_dir: Path) -> str:
 SANDBOX_DATA_DIR = Path(".data")
 
 
-def with_sandbox_keys(settings: Settings) -> Settings:
-    """For a tool run beside `scripts/run` (the operator CLI, the demos): the sandbox stack's
-    own key ring when no PAYLOAD_ENCRYPTION_KEYS is set, so it reads what the stack wrote.
-    Never creates a key, and never applies outside sandbox mode."""
+def with_sandbox_keys(settings: Settings, data_dir: Path = SANDBOX_DATA_DIR) -> Settings:
+    """For a tool run beside `scripts/run` (the operator CLI, the demos): the key ring of the
+    sandbox stack in `data_dir` (the launcher's --data-dir) when no PAYLOAD_ENCRYPTION_KEYS is
+    set, so it reads what the stack wrote. Never creates a key, and never applies outside
+    sandbox mode."""
     if settings.payload_encryption_keys is not None or not settings.sandbox_mode:
         return settings
-    if not (SANDBOX_DATA_DIR / DEV_KEY_FILE).exists():
+    if not (data_dir / DEV_KEY_FILE).exists():
         return settings
-    keys = SecretStr(dev_key_ring_text(SANDBOX_DATA_DIR))
+    keys = SecretStr(dev_key_ring_text(data_dir))
     return settings.model_copy(update={"payload_encryption_keys": keys})

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -19,6 +20,7 @@ from temporalio.client import Client
 from temporalio.service import RetryConfig, RPCError
 
 from codec.keys import with_sandbox_keys
+from connector_ops.stack_file import DEFAULT_DATA_DIR, StackSource, follow_stack
 from settings import Settings, load_settings
 from temporal_connection import connect_temporal
 
@@ -45,6 +47,7 @@ class OpsError(Exception):
 class Context:
     settings: Settings
     client: Client
+    stack: StackSource
 
 
 def cleeng_id(value: str, what: str) -> str:
@@ -61,28 +64,54 @@ def workflow_id_argument(value: str) -> str:
     return value
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, stack: StackSource) -> Client:
     try:
         # A few quick retries: an operator wants an answer, not a minute of silence.
         return await connect_temporal(settings, retry_config=RetryConfig(max_retries=2))
     except Exception as error:  # the SDK raises plain RuntimeErrors for connect failures
         raise OpsError(
             f"cannot reach Temporal at {settings.temporal_address} "
-            f"(namespace {settings.temporal_namespace}): {error}"
+            f"(namespace {settings.temporal_namespace}; "
+            f"{stack.origin('TEMPORAL_ADDRESS')}): {_first_line(error)}"
         ) from error
 
 
+def _first_line(error: BaseException) -> str:
+    """The gist of a connect failure: the OS's reason when the SDK's text quotes one."""
+    text = str(error).strip()
+    reason = re.search(r'message: "([^"]+)"', text)
+    if reason:
+        return reason.group(1)
+    line = text.splitlines()[0] if text else type(error).__name__
+    return line if len(line) <= 200 else line[:199] + "…"
+
+
+_chosen = {"data_dir": DEFAULT_DATA_DIR}
+
+
+def choose_data_dir(data_dir: Path) -> None:
+    """Called by the root command with its --data-dir, before any command runs."""
+    _chosen["data_dir"] = data_dir
+
+
+def chosen_data_dir() -> Path:
+    return _chosen["data_dir"]
+
+
 def run(command: Callable[[Context], Awaitable[None]]) -> None:
-    """Load the settings, connect to Temporal and run `command`, turning expected failures
-    into one line and an exit code."""
-    settings = with_sandbox_keys(load_settings())
+    """Follow the chosen stack, load the settings, connect to Temporal and run `command`,
+    turning expected failures into one line and an exit code."""
+    data_dir = chosen_data_dir()
+    stack = follow_stack(data_dir)
+    settings = with_sandbox_keys(load_settings(), data_dir)
 
     async def main() -> tuple[str, int] | None:
         # Failures become plain values before leaving the event loop: an exception carried out
         # of it keeps the Temporal client alive (through its traceback's frames) until the
         # interpreter shuts down, and the client's native runtime must not be torn down then.
         try:
-            await command(Context(settings=settings, client=await connect(settings)))
+            client = await connect(settings, stack)
+            await command(Context(settings=settings, client=client, stack=stack))
         except OpsError as error:
             return str(error), error.exit_code
         except RPCError as error:

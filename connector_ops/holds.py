@@ -35,7 +35,10 @@ async def _list_holds(ctx: Context, as_json: bool) -> None:
     try:
         payments = await gateway.authorized_payments()
     except ServiceError as error:
-        raise OpsError(f"could not list Mollie's payments: {error}") from error
+        raise OpsError(
+            f"could not list Mollie's payments at {settings.mollie_base_url} "
+            f"({ctx.stack.origin('MOLLIE_BASE_URL')}): {error}"
+        ) from error
     finally:
         await gateway.aclose()
     mine = [p for p in payments if p.metadata.get(WORKFLOW_METADATA_KEY)]

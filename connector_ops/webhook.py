@@ -243,7 +243,10 @@ async def _post(ctx: Context, envelope: dict[str, Any]) -> tuple[int, Any]:
         async with httpx.AsyncClient(timeout=_SEND_TIMEOUT_SECONDS) as http:
             response = await http.post(url, content=body, headers=headers)
     except httpx.HTTPError as error:
-        raise OpsError(f"could not reach the connector at {url}: {type(error).__name__}") from error
+        raise OpsError(
+            f"could not reach the connector at {url} "
+            f"({ctx.stack.origin('CONNECTOR_PUBLIC_URL')}): {type(error).__name__}"
+        ) from error
     try:
         answer: Any = response.json()
     except ValueError:

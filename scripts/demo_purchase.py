@@ -3,6 +3,10 @@
 .venv/bin/python scripts/demo_purchase.py             # presses "paid" for you
 .venv/bin/python scripts/demo_purchase.py --outcome failed
 .venv/bin/python scripts/demo_purchase.py --manual    # you click on the checkout page
+.venv/bin/python scripts/demo_purchase.py --data-dir .data-b   # the stack run with that data dir
+
+It finds the stack through `<data-dir>/stack.env`, which `scripts/run` writes; --api and
+--cleeng override it.
 """
 
 from __future__ import annotations
@@ -14,8 +18,7 @@ import time
 from typing import Any
 
 import httpx
-
-from settings import EMULATOR_FRONTEND_API_KEY
+from demo_stack import reporting_unreachable, resolve_stack, stack_arguments
 
 FINAL = {"captured", "rejected", "failed", "refunded_cleeng_refused"}
 
@@ -25,22 +28,22 @@ def show(title: str, body: Any) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--api", default="http://127.0.0.1:8000")
-    parser.add_argument(
-        "--api-key",
-        default=EMULATOR_FRONTEND_API_KEY,
-        help="front-end API key (default: the sandbox key scripts/run accepts)",
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--cleeng", default="http://127.0.0.1:8102")
+    stack_arguments(parser)
     parser.add_argument(
-        "--outcome", default="paid", choices=["paid", "failed", "canceled", "expired"]
+        "--outcome",
+        default="paid",
+        choices=["paid", "failed", "canceled", "expired"],
+        help="what to press on the checkout page (default %(default)s)",
     )
-    parser.add_argument("--price", type=float, default=9.99)
+    parser.add_argument("--price", type=float, default=9.99, help="default %(default)s")
     parser.add_argument("--manual", action="store_true", help="pay in the browser yourself")
     args = parser.parse_args()
+    resolve_stack(args)
 
-    with httpx.Client(timeout=60) as http:
+    with reporting_unreachable(args), httpx.Client(timeout=60) as http:
         seeded = (
             http.post(f"{args.cleeng}/_emulator/seed/purchase", json={"price": args.price})
             .raise_for_status()
@@ -90,7 +93,7 @@ def main() -> int:
         )
         show("5. What Cleeng recorded", recorded)
         print(
-            f"\nTrace it in the Temporal Web UI: http://127.0.0.1:8233 "
+            f"\nTrace it in the Temporal Web UI: {args.temporal_ui} "
             f"(workflow id purchase:{order_id})"
         )
     return 0 if state["status"] in FINAL else 1

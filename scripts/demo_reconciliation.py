@@ -1,6 +1,7 @@
 """Drift injected into the running sandbox (started by `scripts/run`), found and repaired.
 
 .venv/bin/python scripts/demo_reconciliation.py
+.venv/bin/python scripts/demo_reconciliation.py --data-dir .data-b   # another stack
 
 It buys a monthly subscription, lets Cleeng's emulator ask for the renewal's authorisation,
 then breaks three things the way production breaks them:
@@ -21,20 +22,15 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from demo_renewals import (
-    buy,
-    iso,
-    mollie_customer_of,
-    show,
-    stack_arguments,
-    subscription_of,
-    utc,
-)
+from demo_renewals import buy, iso, mollie_customer_of, show, subscription_of, utc
+from demo_stack import reporting_unreachable, resolve_stack, stack_arguments
+from temporalio.client import Client
 
 from codec.keys import with_sandbox_keys
 from connector_ops.schedules import reconcile_now
+from connector_ops.stack_file import follow_stack
 from domain.reconciliation import ReconciliationReport
-from settings import EMULATOR_MOLLIE_API_KEY, load_settings
+from settings import EMULATOR_MOLLIE_API_KEY, Settings, load_settings
 from temporal_connection import connect_temporal
 
 AUTHORISED_DEADLINE_SECONDS = 60
@@ -66,16 +62,35 @@ def print_report(title: str, report: ReconciliationReport) -> None:
         print(f"  - {finding.kind:24} {finding.action:18} {finding.detail}")
 
 
+def stack_settings(args: argparse.Namespace) -> Settings:
+    """The settings of the stack in --data-dir: its Temporal address (unless the environment
+    sets TEMPORAL_ADDRESS) and, in sandbox mode, its key ring."""
+    args.stack = follow_stack(args.data_dir)
+    return with_sandbox_keys(load_settings(), args.data_dir)
+
+
+async def connect(args: argparse.Namespace, settings: Settings) -> Client:
+    try:
+        return await connect_temporal(settings)
+    except RuntimeError as error:  # the SDK's connect failure
+        print(
+            f"cannot reach Temporal at {settings.temporal_address} "
+            f"({args.stack.origin('TEMPORAL_ADDRESS')}): {type(error).__name__}",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
+
+
 async def reconcile(args: argparse.Namespace) -> tuple[ReconciliationReport, ReconciliationReport]:
-    settings = with_sandbox_keys(load_settings())
-    client = await connect_temporal(settings)
+    settings = stack_settings(args)
+    client = await connect(args, settings)
     first = await reconcile_now(client, settings, window_hours=args.window_hours, repair=True)
     second = await reconcile_now(client, settings, window_hours=args.window_hours, repair=True)
     return first, second
 
 
-async def terminate(workflow_id: str) -> None:
-    client = await connect_temporal(with_sandbox_keys(load_settings()))
+async def terminate(args: argparse.Namespace, workflow_id: str) -> None:
+    client = await connect(args, stack_settings(args))
     await client.get_workflow_handle(workflow_id).terminate("demo: terminated by mistake")
 
 
@@ -84,11 +99,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     stack_arguments(parser)
-    parser.add_argument("--window-hours", type=int, default=24)
+    parser.add_argument("--window-hours", type=int, default=24, help="default %(default)s")
     args = parser.parse_args()
+    resolve_stack(args)
     mollie_auth = {"Authorization": f"Bearer {EMULATOR_MOLLIE_API_KEY}"}
 
-    with httpx.Client(timeout=60) as http:
+    with reporting_unreachable(args), httpx.Client(timeout=60) as http:
         state, customer_id = buy(http, args)
         subscription = subscription_of(http, args.cleeng, customer_id)
         if state["status"] != "captured" or subscription is None:
@@ -107,7 +123,7 @@ def main() -> int:
         cycle = f"billing:{subscription['subscriptionId']}:{iso(due)}"
         show(f"3. Renewal authorised: card hold {hold['id']} owned by {cycle}", hold)
 
-        asyncio.run(terminate(cycle))
+        asyncio.run(terminate(args, cycle))
         print(f"\n4. Drift: {cycle} terminated while its hold is open")
 
         purchase_payment = state["molliePaymentId"]

@@ -36,9 +36,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from demo_stack import reporting_unreachable, resolve_stack, stack_arguments
 
 from emulators.mollie.config import MollieEmulatorConfig
-from settings import EMULATOR_FRONTEND_API_KEY
 
 FINAL = {"captured", "rejected", "failed", "refunded_cleeng_refused"}
 RECURRING = "recurring-payment"
@@ -125,18 +125,6 @@ def mollie_customer_of(http: httpx.Client, args: argparse.Namespace, customer_id
     )
     # Payment details token: mollie:cst_...:mdt_...
     return str(details[-1]["token"].split(":")[1])
-
-
-def stack_arguments(parser: argparse.ArgumentParser) -> None:
-    """Where the running `scripts/run` stack answers, and the front-end key it accepts."""
-    parser.add_argument("--api", default="http://127.0.0.1:8000")
-    parser.add_argument(
-        "--api-key",
-        default=EMULATOR_FRONTEND_API_KEY,
-        help="front-end API key (default: the sandbox key scripts/run accepts)",
-    )
-    parser.add_argument("--cleeng", default="http://127.0.0.1:8102")
-    parser.add_argument("--mollie", default="http://127.0.0.1:8101")
 
 
 def decline_charges(
@@ -435,7 +423,6 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     stack_arguments(parser)
-    parser.add_argument("--temporal-ui", default="http://127.0.0.1:8233")
     parser.add_argument("--months", type=int, default=12, help="renewals to play (default 12)")
     parser.add_argument(
         "--method",
@@ -459,8 +446,9 @@ def main() -> int:
         help="the first N renewal charges decline (5 in one cycle end the subscription)",
     )
     args = parser.parse_args()
+    resolve_stack(args)
 
-    with httpx.Client(timeout=60) as http:
+    with reporting_unreachable(args), httpx.Client(timeout=60) as http:
         card = args.method == "creditcard"
         state, customer_id = buy(http, args, None if card else args.method)
         subscription = subscription_of(http, args.cleeng, customer_id)

@@ -12,6 +12,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from temporalio.client import Client
 
 from codec.keys import DEV_KEY_FILE
 from connector_ops.schedules import RECONCILIATION_SCHEDULE_ID
+from connector_ops.stack_file import STACK_FILE, follow_stack, read_stack_file, write_stack_file
 from launcher import Backoff, StartupFailed, Supervisor, dev_server_cache_flags, worker_names
 from tests.support.servers import clean_env, start_launcher, stop_if_running
 
@@ -105,6 +107,26 @@ def test_the_dev_server_caches_as_many_workflows_as_set_or_keeps_its_defaults() 
         "history.eventsCacheMaxSizeBytes": str(10_000 * 4096),
     }
     assert dev_server_cache_flags(0) == []
+
+
+def test_a_stack_file_setting_applies_only_where_the_environment_sets_none(
+    tmp_path: Path,
+) -> None:
+    write_stack_file(
+        tmp_path,
+        {"TEMPORAL_ADDRESS": "127.0.0.1:17233", "MOLLIE_BASE_URL": "http://127.0.0.1:18101"},
+        pid=4242,
+    )
+    environ = {"MOLLIE_BASE_URL": "http://mollie.example"}
+    followed = follow_stack(tmp_path, environ)
+    assert environ == {
+        "MOLLIE_BASE_URL": "http://mollie.example",
+        "TEMPORAL_ADDRESS": "127.0.0.1:17233",
+    }
+    assert "stack.env" in followed.origin("TEMPORAL_ADDRESS")
+    assert followed.origin("MOLLIE_BASE_URL") == "MOLLIE_BASE_URL, set in the environment"
+    with pytest.raises(ValueError, match="looks like a secret"):
+        write_stack_file(tmp_path, {"PAYLOAD_ENCRYPTION_KEYS": "k:abc"}, pid=4242)
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:
@@ -419,3 +441,107 @@ def test_the_launcher_runs_as_many_workers_as_asked_on_one_task_queue(
         assert list(run.glob("*.pid")) == []
     finally:
         stop_if_running(launcher)
+
+
+def test_a_start_on_a_busy_port_says_which_port_before_starting_anything(tmp_path: Path) -> None:
+    data_dir = tmp_path / ".data"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        launcher, _ = start_launcher(data_dir, cwd=tmp_path, ports_given={"temporal": port})
+        try:
+            console, _ = launcher.communicate(timeout=60)
+        finally:
+            stop_if_running(launcher)
+    assert launcher.returncode == 1
+    assert f"port {port} is in use (--temporal-port)" in console
+    assert "Traceback" not in console
+    # Nothing was started: no child's log, no pid file, no stack file.
+    assert not (data_dir / "logs").exists()
+    assert list((data_dir / "run").glob("*.pid")) == []
+    assert not (data_dir / STACK_FILE).exists()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def demo_purchase(data_dir: Path) -> subprocess.Popen[str]:
+    """`scripts/demo_purchase.py --data-dir DIR`, run from the checkout as the README says."""
+    return subprocess.Popen(
+        [sys.executable, "scripts/demo_purchase.py", "--data-dir", str(data_dir)],
+        cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def test_two_stacks_on_their_own_data_dirs_each_driven_through_its_stack_file(
+    tmp_path: Path,
+) -> None:
+    """Two `scripts/run` stacks side by side, each on its own data dir and ports: the demo and
+    the operator CLI find each through `<data-dir>/stack.env` alone (no URL, no address, no
+    key given), and a second start on a data dir in use is refused, naming its holder."""
+    dirs = [tmp_path / "a" / ".data", tmp_path / "b" / ".data"]
+    stacks = [start_launcher(data_dir, cwd=tmp_path) for data_dir in dirs]
+    try:
+        consoles = [Console(launcher) for launcher, _ in stacks]
+        for console in consoles:
+            console.wait_for("Ctrl-C stops everything")
+        for data_dir, (_, ports) in zip(dirs, stacks, strict=True):
+            stack = read_stack_file(data_dir)
+            assert stack is not None
+            assert stack.values["TEMPORAL_ADDRESS"] == f"127.0.0.1:{ports['temporal']}"
+            assert stack.values["API_URL"] == f"http://127.0.0.1:{ports['api']}"
+            assert stack.values["TEMPORAL_UI_URL"] == f"http://127.0.0.1:{ports['temporal-ui']}"
+            assert stack.values["TEMPORAL_CODEC_ENDPOINT"] == f"http://127.0.0.1:{ports['codec']}"
+            # No secret in it: the key ring stays in its own file.
+            key_ring = (data_dir / DEV_KEY_FILE).read_text().strip()
+            assert key_ring.split(":", 1)[1] not in stack.path.read_text()
+
+        # The demo, run from the checkout, told only which data dir.
+        demos = [demo_purchase(data_dir) for data_dir in dirs]
+        outputs = [demo.communicate(timeout=120)[0] for demo in demos]
+        for demo, output, (_, ports), data_dir in zip(demos, outputs, stacks, dirs, strict=True):
+            assert demo.returncode == 0, output
+            assert '"status": "captured"' in output
+            ui = f"http://127.0.0.1:{ports['temporal-ui']}"
+            assert f"Trace it in the Temporal Web UI: {ui} (workflow id purchase:" in output
+            order_id = output.split("(workflow id purchase:")[1].split(")")[0]
+            payment_id = output.split('"molliePaymentId": "')[1].split('"')[0]
+
+            # The operator CLI, run elsewhere, with nothing configured but --data-dir: the
+            # stack's address and its key ring (the stack encrypts its histories).
+            shown = subprocess.run(
+                [sys.executable, "-m", "connector_ops", "--data-dir", str(data_dir),
+                 "purchase", order_id],
+                cwd=tmp_path, env={**clean_env(), "PYTHONPATH": str(ROOT)},
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            assert shown.returncode == 0, shown.stderr
+            assert "workflow COMPLETED" in shown.stdout
+            assert f"Mollie    {payment_id} paid 9.99 EUR" in shown.stdout
+
+        # A second launcher on stack a's data dir (its own free ports) is refused, and leaves
+        # stack a as it was.
+        first, _ = stacks[0]
+        pids = {p.stem: p.read_text() for p in (dirs[0] / "run").glob("*.pid")}
+        second, _ = start_launcher(dirs[0], cwd=tmp_path)
+        try:
+            refused, _ = second.communicate(timeout=60)
+        finally:
+            stop_if_running(second)
+        assert second.returncode == 1
+        assert f"is in use by another launcher (pid {first.pid})" in refused
+        assert {p.stem: p.read_text() for p in (dirs[0] / "run").glob("*.pid")} == pids
+        assert read_stack_file(dirs[0]) is not None
+        api = f"http://127.0.0.1:{stacks[0][1]['api']}"
+        assert httpx.get(f"{api}/health").status_code == 200
+
+        for launcher, _ in stacks:
+            launcher.send_signal(signal.SIGINT)
+        for launcher, _ in stacks:
+            assert launcher.wait(timeout=60) == 0
+        # Stopped: the stack file goes with the stack.
+        assert [read_stack_file(data_dir) for data_dir in dirs] == [None, None]
+    finally:
+        for launcher, _ in stacks:
+            stop_if_running(launcher)

@@ -117,14 +117,18 @@ def clean_env() -> dict[str, str]:
 
 
 def start_launcher(
-    data_dir: Path, cwd: Path, extra_env: Mapping[str, str] | None = None
+    data_dir: Path,
+    cwd: Path,
+    extra_env: Mapping[str, str] | None = None,
+    ports_given: Mapping[str, int] | None = None,
 ) -> tuple[subprocess.Popen[str], dict[str, int]]:
-    """`python -m launcher` exactly as `scripts/run` runs it, on free ports, in sandbox mode
-    (with `extra_env` set, e.g. LOG_FORMAT); its console (stdout and stderr) is readable line
-    by line. Returns it and its ports."""
+    """`python -m launcher` exactly as `scripts/run` runs it, on free ports (but those in
+    `ports_given`), in sandbox mode (with `extra_env` set, e.g. LOG_FORMAT); its console
+    (stdout and stderr) is readable line by line. Returns it and its ports."""
     ports = {name: free_port() for name in LAUNCHER_PORTS}
     # Room for a second worker's metrics (WORKER_PROCESSES=2 in a test) on the next port.
     ports["worker-metrics"] = free_port_run(2)
+    ports.update(ports_given or {})
     args = [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
     env = {**clean_env(), **(extra_env or {})}
     process = subprocess.Popen(
