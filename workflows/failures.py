@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
+
+
+def _application_cause(error: FailureError) -> ApplicationError | None:
+    """The ApplicationError that says why: the cause, looked for through the wrappers a
+    failure travels in. A child workflow that failed on an activity arrives as
+    ChildWorkflowError -> ActivityError -> ApplicationError; the first ApplicationError down
+    that chain carries the stable type. Not the innermost: an activity's ApplicationError can
+    itself have a cause (the client exception it was raised from), which the SDK encodes as an
+    ApplicationError typed by its Python class. Timeouts and cancellations end the walk (their
+    cause is a last attempt's failure, not the reason)."""
+    cause = error.cause
+    while isinstance(cause, (ChildWorkflowError, ActivityError)):
+        cause = cause.cause
+    return cause if isinstance(cause, ApplicationError) else None
 
 
 def failure_type(error: FailureError) -> str | None:
-    """The stable ApplicationError type of the cause (e.g. `CleengOrderExpired`), if any."""
-    cause = error.cause
-    return cause.type if isinstance(cause, ApplicationError) else None
+    """The stable ApplicationError type of the cause (e.g. `CleengOrderExpired`), if any, also
+    through a failed child's failed activity."""
+    cause = _application_cause(error)
+    return cause.type if cause is not None else None
 
 
 def describe_failure(error: FailureError) -> str:
@@ -31,8 +46,12 @@ def describe_innermost_failure(error: FailureError) -> str:
 
 
 def failure_message(error: FailureError) -> str:
-    cause = error.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause or error)
+    """The message of the cause's ApplicationError (as `failure_type` finds it), else the
+    cause's own text."""
+    cause = _application_cause(error)
+    if cause is not None:
+        return cause.message
+    return str(error.cause or error)
 
 
 def refused_for_good(error: FailureError) -> bool:
