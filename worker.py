@@ -87,6 +87,7 @@ def activity_list(
         mollie.refund_context,
         mollie.revoke_mandate,
         mollie.list_chargebacks,
+        mollie.chargeback_share,
         mollie.payment_metadata,
         mollie.connector_payments_since,
         mollie.refunds_seen,

@@ -52,7 +52,14 @@ from domain.reconciliation import (
     PaymentsInWindow,
     PaymentsWindowRequest,
 )
-from domain.refunds import ChargebackInput, RefundLookup, RefundRecordContext
+from domain.refunds import (
+    ChargebackInput,
+    ChargebackShare,
+    RefundAmountSeen,
+    RefundLookup,
+    RefundRecordContext,
+    chargeback_share,
+)
 
 # Payment statuses that mean money moved, is moving or is held (or may still be, for `open`).
 _LIVE = frozenset({"open", "pending", "authorized", "paid"})
@@ -365,6 +372,42 @@ class MollieActivities:
             )
             for chargeback in chargebacks
         ]
+
+    @activity.defn
+    async def chargeback_share(self, chargeback: ChargebackInput) -> ChargebackShare:
+        """How much of the chargeback Cleeng can still take, from Mollie's own ledger: the
+        payment ("get-payment") less its refunds that did not fail or get cancelled
+        ("list-refunds") and what its earlier chargebacks took ("list-payment-chargebacks", in
+        `createdAt` order). Never from a guess of what Cleeng holds: Cleeng cannot be read."""
+        payment_id = chargeback.mollie_payment_id
+        with service_errors_as_application_errors():
+            payment = await self._mollie.get_payment(payment_id)
+            refunds = await self._mollie.list_refunds(payment_id)
+            listed = await self._mollie.list_chargebacks(payment_id)
+        ordered = sorted(
+            enumerate(listed),
+            key=lambda item: (
+                datetime.fromisoformat(item[1].created_at).timestamp()
+                if item[1].created_at
+                else float("inf"),
+                item[0],
+            ),
+        )
+        return chargeback_share(
+            chargeback,
+            paid=payment.amount,
+            refunds=[RefundAmountSeen(status=r.status, amount=r.amount) for r in refunds],
+            chargebacks=[
+                ChargebackInput(
+                    mollie_payment_id=payment_id,
+                    chargeback_id=c.id,
+                    amount=c.amount,
+                    reason=c.reason,
+                    reversed_at=c.reversed_at,
+                )
+                for _, c in ordered
+            ],
+        )
 
     @activity.defn
     async def payment_metadata(self, payment_id: str) -> dict[str, str]:

@@ -90,6 +90,8 @@ class GatewayChargeback:
     reason: str | None
     reversed_at: str | None = None
     """`reversedAt` ("get-payment-chargeback"): set once the chargeback was reversed."""
+    created_at: str | None = None
+    """`createdAt` ("get-payment-chargeback"): orders a payment's chargebacks."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -576,6 +578,9 @@ class MollieGateway:
                     ),
                     reversed_at=(
                         str(chargeback["reversedAt"]) if chargeback.get("reversedAt") else None
+                    ),
+                    created_at=(
+                        str(chargeback["createdAt"]) if chargeback.get("createdAt") else None
                     ),
                 )
             )

@@ -183,3 +183,95 @@ class FollowUpView:
     unreported: list[UnreportedChargeback] = field(default_factory=list)
     reversed: list[str] = field(default_factory=list)
     """Chargebacks Mollie reversed before they were reported: nothing to tell Cleeng."""
+
+
+CHARGEBACK_RECORDING: Final = "recording"
+CHARGEBACK_RECORDED: Final = "recorded"
+"""Recorded in Cleeng as `refunded` of type chargeback (possibly for less than Mollie's amount:
+the part of the payment refunds and earlier chargebacks had not given back yet)."""
+CHARGEBACK_NOTHING_TO_RECORD: Final = "nothing_to_record"
+"""Refunds (and earlier chargebacks) had given the whole payment back already: Cleeng cannot
+hold more than the payment, so nothing was written."""
+CHARGEBACK_REVERSED: Final = "reversed"
+CHARGEBACK_UNMATCHED_STATUS: Final = "unmatched"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChargebackShare:
+    """How much of a chargeback Cleeng can still take, read from Mollie.
+
+    Mollie's chargeback `amount` is what the consumer charged back, which may include money a
+    refund gave back already; Cleeng cannot record more than the payment. The part recorded is
+    what neither the payment's refunds nor its earlier chargebacks gave back
+    (docs/cleeng-contract.md, "A chargeback after refunds")."""
+
+    paid: Money
+    refunded: Money
+    """The payment's Mollie refunds that did not fail or get cancelled (settled or on their
+    way: a pending refund is recorded in Cleeng by its own workflow once Mollie settles it)."""
+    charged_back_before: Money
+    """What the payment's earlier, unreversed chargebacks take of it (each at most what was
+    left when it came)."""
+    to_record: Money
+    """min(the chargeback, paid - refunded - charged_back_before), never below zero."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundAmountSeen:
+    """One Mollie refund of the payment: its status and amount."""
+
+    status: str
+    amount: Money
+
+
+def chargeback_share(
+    chargeback: ChargebackInput,
+    *,
+    paid: Money,
+    refunds: list[RefundAmountSeen],
+    chargebacks: list[ChargebackInput],
+) -> ChargebackShare:
+    """The part of `chargeback` Cleeng can still record: the payment less its refunds (those
+    not failed or cancelled) and less what its earlier chargebacks took, at most the
+    chargeback's own amount.
+
+    `chargebacks` are the payment's chargebacks in the order Mollie created them; reversed ones
+    take nothing (the money came back). One not listed (Mollie's list lags) counts every listed
+    chargeback as earlier."""
+    currency = paid.currency
+    refunded = sum(
+        refund.amount.minor for refund in refunds if refund.status not in MOLLIE_REFUND_FAILURES
+    )
+    remaining = max(paid.minor - refunded, 0)
+    charged_back_before = 0
+    for earlier in chargebacks:
+        if earlier.chargeback_id == chargeback.chargeback_id:
+            break
+        if earlier.reversed_at is not None:
+            continue
+        taken = min(earlier.amount.minor, remaining)
+        charged_back_before += taken
+        remaining -= taken
+    return ChargebackShare(
+        paid=paid,
+        refunded=Money(minor=refunded, currency=currency),
+        charged_back_before=Money(minor=charged_back_before, currency=currency),
+        to_record=Money(minor=min(chargeback.amount.minor, remaining), currency=currency),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChargebackView:
+    """What a `Chargeback` workflow did with its chargeback (query `view`)."""
+
+    chargeback_id: str
+    mollie_payment_id: str
+    status: str
+    amount_minor: int
+    """Mollie's chargeback amount."""
+    currency: str
+    recorded_minor: int = 0
+    """What was (or is being) written to Cleeng."""
+    cleeng_payment_id: str | None = None
+    note: str | None = None
+    """Why less than Mollie's amount was recorded, or nothing; the question when held."""

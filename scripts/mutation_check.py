@@ -421,6 +421,38 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
         ],
     ),
     (
+        "a chargeback takes only what the payment's refunds left",
+        "domain/refunds.py",
+        "    remaining = max(paid.minor - refunded, 0)\n",
+        "    remaining = paid.minor\n",
+        [
+            "tests/test_refunds.py::"
+            "test_a_chargeback_takes_what_refunds_and_earlier_chargebacks_left",
+            "tests/test_refunds.py::"
+            "test_a_chargeback_after_a_partial_refund_records_what_the_refund_left",
+        ],
+    ),
+    (
+        "a chargeback takes only what earlier chargebacks left",
+        "domain/refunds.py",
+        "        remaining -= taken\n",
+        "        pass\n",
+        [
+            "tests/test_refunds.py::"
+            "test_a_chargeback_takes_what_refunds_and_earlier_chargebacks_left"
+        ],
+    ),
+    (
+        "a chargeback refunds gave back in full writes nothing",
+        "workflows/refund.py",
+        "            if share.to_record.minor == 0:\n",
+        "            if False:\n",
+        [
+            "tests/test_refunds.py::"
+            "test_a_chargeback_after_a_full_refund_writes_nothing_and_says_why"
+        ],
+    ),
+    (
         "a Cleeng list that cannot be read is never taken as empty",
         "clients/cleeng.py",
         "    raise _unreadable(what, body)",

@@ -10,25 +10,29 @@ import httpx
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, RetryState
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.money import Money
 from domain.refunds import (
     ChargebackInput,
     RecordResolution,
+    RefundAmountSeen,
     RefundRequest,
     RefundStatusView,
+    chargeback_share,
     refund_request_key,
     refund_workflow_id,
 )
 from settings import EMULATOR_MOLLIE_API_KEY
 from tests.conftest import Connector
 from tests.support.billing import send_cleeng_webhook
+from tests.support.histories import keep_history
 from tests.support.shop import (
     cleeng_payments,
     paid_purchase,
 )
+from workflows.failures import failure_message, failure_type
 from workflows.refund import ChargebackWorkflow, PaymentFollowUpWorkflow, RefundWorkflow
 
 
@@ -639,3 +643,163 @@ async def test_a_chargeback_reversed_after_its_report_is_listed_for_a_person(
     # Cleeng keeps the report (no documented call takes it back); nothing is written again.
     [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
     assert (recorded["status"], recorded["refundedAmount"]) == ("refunded", 12.00)
+
+
+async def cleeng_refund_records(connector: Connector, payment_id: int) -> list[tuple[int, str]]:
+    """Each refund Cleeng's emulator holds for the payment: (minor units, refund type)."""
+    async with httpx.AsyncClient() as http:
+        ledger = (await http.get(f"{connector.emulators.cleeng_url}/_emulator/ledger")).json()
+    [item] = [i for i in ledger["items"] if i["paymentId"] == payment_id]
+    return [(r["amountMinor"], r["refundType"]) for r in item["refunds"]]
+
+
+async def refunded_in_full_or_part(
+    connector: Connector, payment: dict[str, Any], amount: float
+) -> None:
+    """Cleeng asks for a refund, Mollie settles it, and the Refund workflow records it."""
+    data = refund_data(payment, amount, "goodwill")
+    assert (await request_refund(connector, data)).json()["status"] == "accepted"
+    await wait_for_mollie_refunds(connector, payment["externalPaymentId"], 1)
+    await settle_refund(connector, data, "refunded")
+    assert (await refund_handle(connector, data).result()).status == "refunded"
+
+
+async def test_a_chargeback_after_a_partial_refund_records_what_the_refund_left(
+    connector: Connector,
+) -> None:
+    # The demo's story (docs/demos.md): 5.00 of a 9.99 payment refunded, then the customer
+    # charges back all 9.99 at their bank. Cleeng cannot hold more than the payment: the
+    # chargeback is recorded for the 4.99 the refund left, and the workflow completes.
+    payment = await paid_purchase(connector, price=9.99)
+    tr_id = payment["externalPaymentId"]
+    await refunded_in_full_or_part(connector, payment, 5.00)
+
+    chargeback_id = await chargeback_at_mollie(connector, tr_id)  # 9.99: the whole payment
+    # Mollie's webhook reaches the finished purchase's URL; the shim starts a follow-up,
+    # whose child reports the chargeback.
+    handle = connector.client.get_workflow_handle_for(
+        ChargebackWorkflow.run, f"chargeback:{chargeback_id}"
+    )
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                assert await handle.result() == str(payment["id"])
+                break
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                await asyncio.sleep(0.1)  # not started yet
+    view = await handle.query(ChargebackWorkflow.view)
+    assert (view.status, view.amount_minor, view.recorded_minor) == ("recorded", 999, 499)
+    assert view.note is not None
+    assert "5.00 EUR was given back already (refunds 5.00 EUR)" in view.note
+    assert view.note.endswith("recorded the remaining 4.99 EUR")
+
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert (recorded["status"], recorded["refundedAmount"]) == ("refunded", 9.99)
+    assert "chargeback " + chargeback_id + " of 9.99 EUR" in recorded["refundedReason"]
+    assert "5.00 EUR of it given back already" in recorded["refundedReason"]
+    assert await cleeng_refund_records(connector, payment["id"]) == [
+        (500, "refund"),
+        (499, "chargeback"),
+    ]
+    await keep_history(handle, "Chargeback-after-partial-refund")
+
+
+async def test_a_chargeback_after_a_full_refund_writes_nothing_and_says_why(
+    connector: Connector, clean_faults: None
+) -> None:
+    payment = await paid_purchase(connector, price=9.99)
+    tr_id = payment["externalPaymentId"]
+    await refunded_in_full_or_part(connector, payment, 9.99)
+    await set_faults(connector.emulators.mollie_url, {"dropWebhookRate": 1.0})
+    chargeback_id = await chargeback_at_mollie(connector, tr_id)
+
+    async with asyncio.timeout(30):
+        follow = await follow_up(connector, tr_id, "after-full-refund")
+    assert (follow.reported, follow.unreported) == ([chargeback_id], [])
+    handle = connector.client.get_workflow_handle_for(
+        ChargebackWorkflow.run, f"chargeback:{chargeback_id}"
+    )
+    assert await handle.result() == ""
+    view = await handle.query(ChargebackWorkflow.view)
+    assert (view.status, view.recorded_minor) == ("nothing_to_record", 0)
+    assert view.note is not None
+    assert view.note.endswith("nothing written")
+    assert "9.99 EUR was given back already (refunds 9.99 EUR)" in view.note
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert (recorded["refundedAmount"], recorded["refundType"]) == (9.99, "refund")
+    assert await cleeng_refund_records(connector, payment["id"]) == [(999, "refund")]
+    await keep_history(handle, "Chargeback-after-full-refund")
+
+
+def _chargeback(
+    chargeback_id: str, value: str, *, reversed_at: str | None = None
+) -> ChargebackInput:
+    return ChargebackInput(
+        mollie_payment_id="tr_x",
+        chargeback_id=chargeback_id,
+        amount=Money.from_decimal(value, "EUR"),
+        reason=None,
+        reversed_at=reversed_at,
+    )
+
+
+def _refund(status: str, value: str) -> RefundAmountSeen:
+    return RefundAmountSeen(status=status, amount=Money.from_decimal(value, "EUR"))
+
+
+@pytest.mark.parametrize(
+    ("refunds", "earlier", "amount", "expected"),
+    [
+        ([], [], "9.99", 999),  # no refund: the whole chargeback
+        ([_refund("refunded", "5.00")], [], "9.99", 499),  # the demo's story
+        ([_refund("pending", "5.00")], [], "9.99", 499),  # on its way: its workflow records it
+        ([_refund("refunded", "9.99")], [], "9.99", 0),  # all given back: nothing
+        ([_refund("failed", "5.00"), _refund("canceled", "2.00")], [], "9.99", 999),
+        ([_refund("refunded", "5.00")], [], "3.00", 300),  # fits in what remains
+        ([_refund("refunded", "5.00")], [_chargeback("chb_a", "3.00")], "6.99", 199),
+        ([], [_chargeback("chb_a", "3.00", reversed_at="2026-01-01T00:00:00Z")], "9.99", 999),
+    ],
+)
+def test_a_chargeback_takes_what_refunds_and_earlier_chargebacks_left(
+    refunds: list[RefundAmountSeen], earlier: list[ChargebackInput], amount: str, expected: int
+) -> None:
+    this = _chargeback("chb_this", amount)
+    later = _chargeback("chb_later", "1.00")  # created after it: takes nothing from it
+    share = chargeback_share(
+        this,
+        paid=Money.from_decimal("9.99", "EUR"),
+        refunds=refunds,
+        chargebacks=[*earlier, this, later],
+    )
+    assert share.to_record == Money(minor=expected, currency="EUR")
+
+
+def test_a_followup_names_the_type_and_message_of_a_child_that_failed_on_an_activity() -> None:
+    reason = ApplicationError("Cleeng did not accept: the record", type="CleengRecordNotAccepted")
+    activity_failed = ActivityError(
+        "Activity task failed",
+        scheduled_event_id=5,
+        started_event_id=6,
+        identity="worker",
+        activity_type="record_refund",
+        activity_id="1",
+        retry_state=RetryState.NON_RETRYABLE_FAILURE,
+    )
+    activity_failed.__cause__ = reason
+    child_failed = ChildWorkflowError(
+        "Child Workflow execution failed",
+        namespace="default",
+        workflow_id="chargeback:chb_x",
+        run_id="run",
+        workflow_type="Chargeback",
+        initiated_event_id=7,
+        started_event_id=8,
+        retry_state=RetryState.NON_RETRYABLE_FAILURE,
+    )
+    child_failed.__cause__ = activity_failed
+    assert failure_type(child_failed) == "CleengRecordNotAccepted"
+    assert failure_message(child_failed) == "Cleeng did not accept: the record"
+    # An activity's own failure reads as before.
+    assert failure_type(activity_failed) == "CleengRecordNotAccepted"

@@ -32,10 +32,16 @@ from temporalio.exceptions import (
 )
 
 from clients import cleeng_contract as contract
+from domain.money import Money
 from domain.operations import PaymentNotice, RefundInput, RefundView
 from domain.reconciliation import NOT_FOUND
 from domain.refunds import (
+    CHARGEBACK_NOTHING_TO_RECORD,
+    CHARGEBACK_RECORDED,
+    CHARGEBACK_RECORDING,
+    CHARGEBACK_REVERSED,
     CHARGEBACK_REVERSED_AFTER_REPORT,
+    CHARGEBACK_UNMATCHED_STATUS,
     CLEENG_RECORD_UNKNOWN,
     MOLLIE_REFUND_DONE,
     REFUND_PENDING,
@@ -45,6 +51,8 @@ from domain.refunds import (
     REFUND_TYPE_CHARGEBACK,
     RESOLVE_RECORD_SIGNAL,
     ChargebackInput,
+    ChargebackShare,
+    ChargebackView,
     CleengRefundInput,
     FollowUpView,
     RecordResolution,
@@ -98,6 +106,11 @@ PATCH_RETRY_FAILED_CHARGEBACK = "retry-failed-chargeback"
 # Versioning: a chargeback Mollie reversed is not reported as a refund (and one reported before
 # its reversal is surfaced). Runs from before reported every chargeback listed.
 PATCH_CHARGEBACK_REVERSALS = "chargeback-reversals"
+# Versioning: a chargeback is recorded in Cleeng only for the part of the payment its refunds
+# and earlier chargebacks (Mollie's ledger) had not given back, and not at all when nothing is
+# left; Cleeng refuses a refunded total above the payment. Runs from before recorded Mollie's
+# whole amount.
+PATCH_CHARGEBACK_AFTER_REFUNDS = "chargeback-after-refunds"
 
 
 class CleengRecordHold:
@@ -483,11 +496,24 @@ class PaymentFollowUpWorkflow:
 class ChargebackWorkflow:
     """Report a Mollie chargeback to Cleeng as a `refunded` payment of type `chargeback`.
 
-    A reversed chargeback (`reversedAt`) is never reported, whoever starts this (a follow-up, or
-    reconciliation's repair): the workflow completes with no Cleeng payment (an empty result)."""
+    The dispute takes back what was paid, and Cleeng cannot hold more than the payment: the
+    chargeback is recorded for the part of the payment that Mollie's ledger shows no refund (or
+    earlier chargeback) gave back, with Mollie's amount and the overlap named in the refunded
+    reason. When refunds gave the whole payment back, nothing is written and the workflow
+    completes saying so (query `view`, the Web UI's current details, a log line).
 
-    def __init__(self) -> None:
+    A reversed chargeback (`reversedAt`) is never reported, whoever starts this (a follow-up, or
+    reconciliation's repair): the workflow completes with no Cleeng payment (an empty result),
+    as it does when nothing was left to record."""
+
+    @workflow.init
+    def __init__(self, chargeback: ChargebackInput) -> None:
+        self._chargeback = chargeback
         self._hold = CleengRecordHold()
+        self._status = CHARGEBACK_RECORDING
+        self._recorded_minor = 0
+        self._cleeng_payment_id: str | None = None
+        self._note: str | None = None
 
     @workflow.run
     async def run(self, chargeback: ChargebackInput) -> str:
@@ -499,6 +525,8 @@ class ChargebackWorkflow:
                 chargeback.chargeback_id,
                 chargeback.reversed_at,
             )
+            self._status = CHARGEBACK_REVERSED
+            self._note = f"reversed at {chargeback.reversed_at}: not reported"
             return ""
         context = await workflow.execute_activity_method(
             MollieActivities.refund_context, chargeback.mollie_payment_id, **CALL
@@ -517,22 +545,71 @@ class ChargebackWorkflow:
         if context is None or cleeng_payment_id is None:
             # Core API 3.1 lists no payments by order: the Cleeng payment is known only from
             # the workflow that recorded it, while its history is kept.
-            raise ApplicationError(
+            self._status = CHARGEBACK_UNMATCHED_STATUS
+            self._note = (
                 f"chargeback {chargeback.chargeback_id}: no Cleeng payment is known for "
-                f"Mollie payment {chargeback.mollie_payment_id} (workflow {owner})",
-                type=CHARGEBACK_UNMATCHED,
+                f"Mollie payment {chargeback.mollie_payment_id} (workflow {owner})"
             )
+            raise ApplicationError(self._note, type=CHARGEBACK_UNMATCHED)
+        self._cleeng_payment_id = cleeng_payment_id
+        amount, reason = chargeback.amount, chargeback.reason or "chargeback"
+        if workflow.patched(PATCH_CHARGEBACK_AFTER_REFUNDS):
+            share = await workflow.execute_activity_method(
+                MollieActivities.chargeback_share, chargeback, **CALL
+            )
+            if share.to_record.minor == 0:
+                self._status = CHARGEBACK_NOTHING_TO_RECORD
+                self._note = f"{self._given_back(share, cleeng_payment_id)}: nothing written"
+                workflow.logger.info(self._note)
+                workflow.set_current_details(self._note)
+                return ""
+            if share.to_record.minor < amount.minor:
+                self._note = (
+                    f"{self._given_back(share, cleeng_payment_id)}: recorded the remaining "
+                    f"{share.to_record}"
+                )
+                overlap = Money(
+                    minor=amount.minor - share.to_record.minor, currency=amount.currency
+                )
+                reason = (
+                    f"{reason} (Mollie chargeback {chargeback.chargeback_id} of {amount}; "
+                    f"{overlap} of it given back already by {self._given_back_by(share)}: "
+                    f"recorded {share.to_record})"
+                )
+                workflow.logger.info(self._note)
+                workflow.set_current_details(self._note)
+            amount = share.to_record
+        self._recorded_minor = amount.minor
         await self._hold.record(
             CleengRefundInput(
                 cleeng_payment_id=cleeng_payment_id,
                 order_id=context.order_id,
-                amount=chargeback.amount,
+                amount=amount,
                 refund_type=REFUND_TYPE_CHARGEBACK,
-                reason=chargeback.reason or "chargeback",
+                reason=reason,
                 payment_operation=context.payment_operation,
             )
         )
+        self._status = CHARGEBACK_RECORDED
         return cleeng_payment_id
+
+    def _given_back(self, share: ChargebackShare, cleeng_payment_id: str) -> str:
+        chargeback = self._chargeback
+        given_back = share.refunded.minor + share.charged_back_before.minor
+        return (
+            f"chargeback {chargeback.chargeback_id} of {chargeback.amount} on Mollie payment "
+            f"{chargeback.mollie_payment_id} (Cleeng payment {cleeng_payment_id}): of the "
+            f"payment's {share.paid}, {Money(minor=given_back, currency=share.paid.currency)} "
+            f"was given back already ({self._given_back_by(share)}), and Cleeng cannot hold "
+            "more than the payment"
+        )
+
+    @staticmethod
+    def _given_back_by(share: ChargebackShare) -> str:
+        parts = [f"refunds {share.refunded}"] if share.refunded.minor else []
+        if share.charged_back_before.minor:
+            parts.append(f"earlier chargebacks {share.charged_back_before}")
+        return ", ".join(parts)
 
     @workflow.signal(name=RESOLVE_RECORD_SIGNAL)
     def resolve_record(self, answer: RecordResolution) -> None:
@@ -543,3 +620,18 @@ class ChargebackWorkflow:
     def record_in_doubt(self) -> str | None:
         """The question put to a person while the record is in doubt, else None."""
         return self._hold.question
+
+    @workflow.query
+    def view(self) -> ChargebackView:
+        """What was recorded in Cleeng for the chargeback, and why less or nothing."""
+        chargeback = self._chargeback
+        return ChargebackView(
+            chargeback_id=chargeback.chargeback_id,
+            mollie_payment_id=chargeback.mollie_payment_id,
+            status=REFUND_RECORD_UNKNOWN if self._hold.question is not None else self._status,
+            amount_minor=chargeback.amount.minor,
+            currency=chargeback.amount.currency,
+            recorded_minor=self._recorded_minor,
+            cleeng_payment_id=self._cleeng_payment_id,
+            note=self._hold.question or self._note,
+        )
