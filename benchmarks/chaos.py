@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -34,12 +36,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 from temporalio.client import Client, WorkflowHandle
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -50,6 +54,9 @@ from benchmarks.chaos_invariants import (
     collect_ledgers,
     collect_workflows,
 )
+from codec.keys import DEV_KEY_FILE, parse_key_ring
+from codec.payload_codec import EncryptionCodec
+from domain.refunds import RESOLVE_RECORD_SIGNAL
 from settings import EMULATOR_FRONTEND_API_KEY
 
 REPO = Path(__file__).resolve().parent.parent
@@ -148,6 +155,8 @@ class Run:
     method_of: dict[int, str] = field(default_factory=dict)
     sepa_failures_set: int = 0
     reversals_set: int = 0
+    # Refund records the connector held for a person, answered by the driver as one would.
+    held_records_answered: dict[str, int] = field(default_factory=lambda: {"true": 0, "false": 0})
 
     @property
     def api(self) -> str:
@@ -794,6 +803,53 @@ async def unannounced_payments(run: Run) -> frozenset[str]:
     return frozenset(payment for payment, state in last.items() if state == "dropped")
 
 
+# The question a held record asks (workflows/refund.py CleengRecordHold): which Cleeng payment,
+# and the refund or chargeback of what amount to look for on it.
+HELD_RECORD = re.compile(
+    r"Check Cleeng payment (?P<payment>\S+), then signal .* if it shows this "
+    r"(?P<kind>refund|chargeback) of (?P<amount>\d+(?:\.\d+)?) [A-Z]{3}"
+)
+
+
+async def answer_held_records(run: Run, temporal: Client) -> None:
+    """Act as the operator for refund and chargeback records the connector put to a person
+    (a lost reply to the refund PATCH, `record_unknown`): look at the Cleeng payment in the
+    emulator's ledger and answer `resolve_record` with whether it shows a refund of that
+    amount and type. Each answer is counted in the report."""
+    ledger = (await run.http.get(f"{run.cleeng}/_emulator/ledger")).json()
+    refunds = {
+        str(p["paymentId"]): [(r["amountMinor"], r["refundType"]) for r in p.get("refunds", [])]
+        for p in ledger["items"]
+    }
+    query = 'ExecutionStatus="Running" AND (WorkflowType="Refund" OR WorkflowType="Chargeback")'
+    async for execution in temporal.list_workflows(query):
+        handle = temporal.get_workflow_handle(execution.id)
+        try:
+            if execution.workflow_type == "Chargeback":
+                question = await handle.query("record_in_doubt")
+            else:
+                view = await handle.query("view")
+                held_now = isinstance(view, dict) and view.get("status") == "record_unknown"
+                question = view.get("error") if held_now else None
+        except RPCError:
+            continue  # no worker to answer right now: look again later
+        held = HELD_RECORD.search(question or "")
+        if held is None:
+            continue
+        payment_id, kind, amount = held["payment"], held["kind"], Decimal(held["amount"])
+        recorded = (int(amount * 100), kind) in refunds.get(payment_id, [])  # EUR: 2 decimals
+        await handle.signal(RESOLVE_RECORD_SIGNAL, {"recorded": recorded})
+        run.held_records_answered[str(recorded).lower()] += 1
+        run.log(f"answered held record of {execution.id}: recorded={recorded}")
+
+
+def stack_data_converter(data_dir: Path) -> DataConverter:
+    """The launcher encrypts the histories with its data dir's key ring: the driver reads
+    them (queries) and writes to them (signals) with the same keys, as the operator CLI does."""
+    key_ring = parse_key_ring((data_dir / DEV_KEY_FILE).read_text().strip())
+    return dataclasses.replace(DataConverter.default, payload_codec=EncryptionCodec(key_ring))
+
+
 async def settle(run: Run, temporal: Client) -> None:
     run.log("faults off; settling")
     await quiet(run, 4, 120)
@@ -801,6 +857,7 @@ async def settle(run: Run, temporal: Client) -> None:
     async def nothing_running() -> bool:
         # A refund requested a moment ago reaches Mollie only now: settle it when it does.
         await settle_refunds_at_mollie(run)
+        await answer_held_records(run, temporal)
         keep = await long_lived_ids(run)
         async for execution in temporal.list_workflows('ExecutionStatus="Running"'):
             if execution.id not in keep:
@@ -844,7 +901,9 @@ async def chaos(args: argparse.Namespace) -> InvariantReport:
             if run.kills and not any(pid_file(run, name).exists() for name in PIDS):
                 run.notes.append("kills skipped: the launcher writes no run/<name>.pid files")
                 run.kills = False
-            temporal = await Client.connect(f"127.0.0.1:{ports.temporal}")
+            temporal = await Client.connect(
+                f"127.0.0.1:{ports.temporal}", data_converter=stack_data_converter(data_dir)
+            )
             run.temporal = temporal
             await set_faults(run, rates, args.seed)
             await purchases(run, args.subscribers, args.seed)
@@ -875,6 +934,9 @@ async def chaos(args: argparse.Namespace) -> InvariantReport:
                 f"subscribers {args.subscribers}, seed {args.seed}, kills {run.kills_done}",
                 f"SEPA debits set to fail at settlement {run.sepa_failures_set}, to be "
                 f"reversed after paid {run.reversals_set}",
+                "refund records the connector held for a person (a lost reply to the refund "
+                f"PATCH), answered from Cleeng's ledger: {run.held_records_answered['true']} "
+                f"found recorded, {run.held_records_answered['false']} written again",
                 *run.notes,
             ]
     finally:
