@@ -20,11 +20,12 @@ from pathlib import Path
 from pydantic import SecretStr
 from temporalio.client import Client, Interceptor
 from temporalio.contrib.opentelemetry import TracingInterceptor
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig, DataSource
 from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig, TLSConfig
 
+from codec.failure_converter import ClearTypeAndRedactedMessageFailureConverter
 from codec.payload_codec import EncryptionCodec
 from settings import Settings
 from telemetry.tracing import tracing_on
@@ -33,16 +34,24 @@ from telemetry.workflow_log_ids import WorkflowIdsInLogs
 
 def data_converter(settings: Settings) -> DataConverter:
     """How workflow inputs, results and signals become payloads in the history: encrypted
-    with the current key of PAYLOAD_ENCRYPTION_KEYS when it is set. Failure messages and
-    stack traces are encrypted too (a Mollie or Cleeng error may quote what it refused);
-    failure types stay in clear, so an operator can still search and triage by them."""
+    with the current key of PAYLOAD_ENCRYPTION_KEYS when it is set.
+
+    Failures: each keeps in clear its type and its message, led by the type, with customer
+    data redacted (emails, IBANs, Mollie customer and mandate ids, values quoted by a
+    validation error); the whole message and the stack trace are encrypted in its
+    `encoded_attributes`
+    (`codec.failure_converter`). An operator acts on failure types and messages (the runbook),
+    and the Temporal Web UI and CLI show a failure's headline and "Failure Message" from the
+    clear fields only: with every message encrypted (Temporal's
+    `DefaultFailureConverterWithEncodedAttributes`) both read "Encoded failure", even through
+    the codec server. The connector itself reads the whole message back, as before."""
     key_ring = settings.payload_key_ring()
     if key_ring is None:
         return DataConverter.default
     return dataclasses.replace(
         DataConverter.default,
         payload_codec=EncryptionCodec(key_ring),
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+        failure_converter_class=ClearTypeAndRedactedMessageFailureConverter,
     )
 
 

@@ -6,6 +6,7 @@ tests/test_encrypted_history.py drives it over real HTTP against a real history.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -20,11 +21,14 @@ import pytest
 from google.protobuf import json_format
 from pydantic import SecretStr, ValidationError
 from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import WorkflowHistory
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 
 from codec.__main__ import server_config
+from codec.failure_converter import redact
 from codec.keys import DEV_KEY_FILE, KeyRingError, dev_key_ring_text, new_key_entry, parse_key_ring
 from codec.payload_codec import (
     ENCODING,
@@ -156,6 +160,98 @@ async def test_the_saved_clear_histories_replay_through_the_codec() -> None:
         history = WorkflowHistory.from_json(f"replay:{path.stem}", path.read_text())
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+
+
+# ------------------------------------------------------------------------------ failures
+
+
+@pytest.mark.parametrize(
+    ("quoted", "kept"),
+    [
+        ("customer ada.lovelace+shop@example.co.uk exists", "customer <email> exists"),
+        ("mandate mdt_pWUnw6pkBN of cst_8wmqcHMN4U", "mandate mdt_<redacted> of cst_<redacted>"),
+        ("IBAN NL91ABNA0417164300 refused", "IBAN <iban> refused"),
+        ("IBAN DE89 3704 0044 0532 0130 00 refused", "IBAN <iban> refused"),
+        (
+            "email\n  Field required [type=missing, input_value={'name': 'Ada Lovelace'}, "
+            "input_type=dict]",
+            "email\n  Field required [type=missing, input_value=<redacted>, input_type=dict]",
+        ),
+        # Not customer data: payment, refund and order ids, amounts, HTTP statuses.
+        (
+            "order 123456: payment tr_WDqYK6vllg refund re_4qqhO89gsT 9.99 EUR (HTTP 422)",
+            "order 123456: payment tr_WDqYK6vllg refund re_4qqhO89gsT 9.99 EUR (HTTP 422)",
+        ),
+    ],
+)
+def test_failure_messages_lose_customer_data_and_keep_what_operators_need(
+    quoted: str, kept: str
+) -> None:
+    assert redact(quoted) == kept
+
+
+def raised(message: str, kind: str, cause: BaseException) -> ApplicationError:
+    try:
+        raise ApplicationError(message, {"mandate": "mdt_secret"}, type=kind) from cause
+    except ApplicationError as error:
+        return error
+
+
+async def test_a_failure_keeps_its_type_and_redacted_message_in_clear_and_the_rest_encrypted() -> (
+    None
+):
+    converter = data_converter(settings(payload_encryption_keys=NEW))
+    message = "Cleeng refused to record payment tr_1 for order 7: customer ada@example.com"
+    error = raised(message, "CleengRefusedPayment", ValueError("mandate mdt_abc of cst_def"))
+    failure = Failure()
+    await converter.encode_failure(error, failure)
+
+    assert failure.message == (
+        "CleengRefusedPayment: Cleeng refused to record payment tr_1 for order 7: customer <email>"
+    )
+    assert failure.application_failure_info.type == "CleengRefusedPayment"
+    assert failure.stack_trace == ""
+    assert failure.cause.message == "ValueError: mandate mdt_<redacted> of cst_<redacted>"
+    stored = failure.SerializeToString()
+    for secret in (b"ada@example.com", b"mdt_abc", b"cst_def", b"mdt_secret", b"raised"):
+        assert secret not in stored, secret
+    for sealed in (failure, failure.cause):
+        assert sealed.encoded_attributes.metadata["encoding"] == ENCODING
+
+    # The connector reads the whole message back, and the cause's.
+    read = await converter.decode_failure(failure)
+    assert isinstance(read, ApplicationError)
+    assert read.message == message
+    assert read.type == "CleengRefusedPayment"
+    assert read.details == ({"mandate": "mdt_secret"},)
+    assert "mdt_abc of cst_def" in str(read.__cause__)
+
+    # Passed on again (a workflow re-raising an activity's error): stored the same way.
+    again = Failure()
+    await converter.encode_failure(read, again)
+    assert again.message == failure.message
+    assert again.cause.message == failure.cause.message
+    assert b"ada@example.com" not in again.SerializeToString()
+    read_again = await converter.decode_failure(again)
+    assert isinstance(read_again, ApplicationError)
+    assert read_again.message == message
+
+
+async def test_a_failure_stored_with_encoded_attributes_only_still_reads_whole() -> None:
+    # Histories written before this converter: message "Encoded failure", all else encrypted.
+    converter = data_converter(settings(payload_encryption_keys=NEW))
+    before = dataclasses.replace(
+        converter, failure_converter_class=DefaultFailureConverterWithEncodedAttributes
+    )
+    failure = Failure()
+    await before.encode_failure(
+        raised("Cleeng has no order 7", "OrderNotFound", KeyError()), failure
+    )
+    assert failure.message == "Encoded failure"
+
+    read = await converter.decode_failure(failure)
+    assert isinstance(read, ApplicationError)
+    assert (read.type, read.message) == ("OrderNotFound", "Cleeng has no order 7")
 
 
 # ------------------------------------------------------------------- the dev stack's key

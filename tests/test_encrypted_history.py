@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
@@ -196,14 +197,19 @@ async def test_no_customer_data_in_clear_in_the_history_yet_the_codec_server_rea
     assert customer_data[0] not in readable(payloads_in(json.loads(without_codec.stdout)))
 
 
-async def test_failure_messages_are_stored_encrypted_and_read_in_clear_by_the_connector(
+async def test_failures_keep_type_and_redacted_message_in_clear_and_the_rest_encrypted(
     encrypted_connector: Connector, temporal_env: WorkflowEnvironment
 ) -> None:
     """Cleeng refuses the payment of an expired order for good: the workflow reads the
-    activity's error message (to report it), the client reads the workflow's failure; in the
-    stored history both messages are ciphertext and only the failure types are in clear."""
+    activity's error message (to report it), the client reads the workflow's failure. In the
+    stored history each failure shows its type and its message (led by the type) in clear, for
+    operators; the whole message and the stack trace are ciphertext, and no customer data is in
+    clear."""
     connector = encrypted_connector
-    seeded = await seed_order(connector.emulators.cleeng_url, price=20.00, currency="EUR")
+    email = f"ada-{uuid.uuid4().hex[:10]}@example.com"
+    seeded = await seed_order(
+        connector.emulators.cleeng_url, price=20.00, currency="EUR", email=email
+    )
     order_id = str(seeded["orderId"])
     checkout_url = await start_purchase(connector, seeded)
     await advance_clock(connector.emulators.cleeng_url, 25 * 3600)  # orders expire after 24 h
@@ -215,25 +221,33 @@ async def test_failure_messages_are_stored_encrypted_and_read_in_clear_by_the_co
     )
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()
-    assert "refunded" in str(failure.value.cause)
+    # The connector reads the whole message, as it was raised (not the clear headline).
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "CleengRefusedPayment"
+    assert cause.message.startswith(f"order {order_id}: payment tr_")
+    assert "refunded" in cause.message
     state: PurchaseView = await handle.query(InitialPurchaseWorkflow.view)
     assert state.status == "refunded_cleeng_refused"
     assert state.error is not None
     assert "expired" in state.error
 
+    events = await raw_history(temporal_env, workflow_id)
     failures = [
         event[attributes]["failure"]
-        for event in await raw_history(temporal_env, workflow_id)
+        for event in events
         for attributes in (
             "activityTaskFailedEventAttributes",
             "workflowExecutionFailedEventAttributes",
         )
         if attributes in event
     ]
-    assert failures, "the history holds the failures"
+    assert len(failures) == 2, "the activity's failure and the workflow's"
     for stored in failures:
-        assert stored["message"] == "Encoded failure"
+        kind = stored["applicationFailureInfo"]["type"]
+        assert kind in ("CleengOrderExpired", "CleengRefusedPayment")
+        assert stored["message"].startswith(f"{kind}: "), stored["message"]
+        assert "expired" in stored["message"]
         assert stored.get("stackTrace", "") == ""
         assert stored["encodedAttributes"]["metadata"]["encoding"] == ENCRYPTED
-        assert stored["applicationFailureInfo"]["type"], "types stay readable for operators"
-    assert "expired" not in json.dumps(failures)
+    assert email not in json.dumps(events)

@@ -5,6 +5,9 @@
   page that needs a CDN fails here even on a machine that happens to be online.
 - A shopper pays a real purchase on the Mollie emulator's hosted checkout page, is sent back
   to the redirect URL, and the connector reports the purchase captured.
+- On a stack with encrypted history (its own dev server with the Web UI, wired to the codec
+  server as `scripts/run` wires it), a failed workflow's type and message are readable in the
+  Web UI, while its input stays ciphertext in Temporal.
 
 Where /usr/bin/chromium is missing these tests are skipped, saying how to install it;
 `.ci/run` installs it, so CI runs them.
@@ -13,6 +16,9 @@ Where /usr/bin/chromium is missing these tests are skipped, saying how to instal
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +35,27 @@ from playwright.async_api import (
     async_playwright,
     expect,
 )
+from pydantic import SecretStr
+from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
+from codec.__main__ import server_config
+from codec.keys import new_key_entry
+from codec.server import create_app as create_codec_app
 from domain.purchase import PurchaseView, purchase_workflow_id
+from domain.search_attributes import dev_server_flags
+from launcher import find_temporal
+from settings import Settings
 from tests.conftest import Connector, connector_on_own_emulators
-from tests.support.shop import frontend_headers, seed_order
+from tests.support.servers import free_port, serve_in_thread
+from tests.support.shop import (
+    advance_clock,
+    choose_on_checkout,
+    frontend_headers,
+    seed_order,
+    start_purchase,
+)
+from tests.test_encrypted_history import ENCRYPTED, payloads_in, raw_history
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Flags that keep Chromium working and quiet on these machines: no sandbox (tests run as
@@ -249,3 +271,140 @@ async def test_a_shopper_pays_on_the_checkout_page_and_the_purchase_is_captured(
     await page.settled()
     assert page.left_the_machine == []
     assert page.failed == []
+
+
+@dataclass(frozen=True)
+class EncryptedStack:
+    """A connector with PAYLOAD_ENCRYPTION_KEYS on a dev server of its own that serves the
+    Web UI, the UI wired to a codec server as `scripts/run` wires it."""
+
+    connector: Connector
+    temporal: WorkflowEnvironment
+    ui_url: str
+    codec_url: str
+
+
+@pytest.fixture
+async def encrypted_stack() -> AsyncIterator[EncryptedStack]:
+    # The session's dev server runs without its UI; this one's UI has a codec endpoint.
+    ui_port = free_port()
+    ui_url = f"http://{LOOPBACK}:{ui_port}"
+    encryption = {
+        "payload_encryption_keys": SecretStr(new_key_entry("now")),
+        "codec_server_cors_origins": (ui_url,),
+    }
+    codec_settings = Settings(_env_file=None, **encryption)  # type: ignore[arg-type]
+    with serve_in_thread(create_codec_app(server_config(codec_settings, LOOPBACK))) as codec:
+        temporal = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=find_temporal(),
+            ui=True,
+            ui_port=ui_port,
+            dev_server_extra_args=[
+                *dev_server_flags(),
+                "--ui-disable-news-fetch",
+                "--ui-codec-endpoint",
+                codec,
+            ],
+        )
+        try:
+            await _ui_answers(ui_url)
+            async with connector_on_own_emulators(temporal, **encryption) as connector:
+                yield EncryptedStack(
+                    connector=connector, temporal=temporal, ui_url=ui_url, codec_url=codec
+                )
+        finally:
+            await temporal.shutdown()
+
+
+async def _ui_answers(ui_url: str) -> None:
+    """The UI server starts a moment after the frontend the SDK waited for."""
+    async with httpx.AsyncClient(timeout=5) as http:
+        async with asyncio.timeout(RENDER_TIMEOUT_MS / 1000):
+            while True:
+                try:
+                    if (await http.get(ui_url)).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+
+
+async def test_a_failed_workflows_type_and_message_are_readable_in_the_web_ui_of_an_encrypted_stack(
+    encrypted_stack: EncryptedStack, page: OfflinePage, tmp_path: Path
+) -> None:
+    """Cleeng refuses the payment of an order that expired unpaid: the money goes back and
+    the purchase fails with `CleengRefusedPayment`. The operator's Web UI shows that type and
+    why; Temporal holds the type and the (redacted) message in clear, the input encrypted."""
+    connector = encrypted_stack.connector
+    email = f"ada-{uuid.uuid4().hex[:10]}@example.com"
+    seeded = await seed_order(connector.emulators.cleeng_url, email=email)
+    order_id = str(seeded["orderId"])
+    checkout_url = await start_purchase(connector, seeded)
+    await advance_clock(connector.emulators.cleeng_url, 25 * 3600)  # orders expire after 24 h
+    await choose_on_checkout(checkout_url, "paid")
+    workflow_id = purchase_workflow_id(order_id)
+    with pytest.raises(WorkflowFailureError):
+        await asyncio.wait_for(
+            connector.client.get_workflow_handle(workflow_id).result(),
+            CAPTURE_TIMEOUT_SECONDS,
+        )
+
+    # In Temporal: the failure's type and message in clear, no customer data, input sealed.
+    events = await raw_history(encrypted_stack.temporal, workflow_id)
+    [failed] = [
+        event["workflowExecutionFailedEventAttributes"]["failure"]
+        for event in events
+        if "workflowExecutionFailedEventAttributes" in event
+    ]
+    assert failed["applicationFailureInfo"]["type"] == "CleengRefusedPayment"
+    headline = f"CleengRefusedPayment: order {order_id}: payment tr_"
+    assert failed["message"].startswith(headline), failed["message"]
+    assert "was refunded because Cleeng refused it" in failed["message"]
+    assert failed.get("stackTrace", "") == ""
+    assert failed["encodedAttributes"]["metadata"]["encoding"] == ENCRYPTED
+    [started] = [
+        event["workflowExecutionStartedEventAttributes"]
+        for event in events
+        if "workflowExecutionStartedEventAttributes" in event
+    ]
+    inputs = payloads_in(started["input"])
+    assert inputs
+    assert all(p["metadata"]["encoding"] == ENCRYPTED for p in inputs)
+    assert order_id.encode() not in b"".join(base64.b64decode(p["data"]) for p in inputs)
+    stored = json.dumps(events).encode() + b"".join(
+        base64.b64decode(p.get("data", "")) for p in payloads_in(events)
+    )
+    assert email.encode() not in stored
+
+    # In the Web UI, as an operator opens the run's event history.
+    run_id = started["originalExecutionRunId"]
+    decoded: list[str] = []
+    page.tab.on(
+        "requestfinished",
+        lambda request: (
+            decoded.append(request.url)
+            if request.url.startswith(f"{encrypted_stack.codec_url}/decode")
+            else None
+        ),
+    )
+    await page.tab.set_viewport_size({"width": 1400, "height": 1000})
+    await page.tab.goto(
+        f"{encrypted_stack.ui_url}/namespaces/default/workflows/{workflow_id}/{run_id}/history"
+    )
+    history = page.tab.locator("main")
+    workflow_failed = history.locator("tr", has_text="Workflow Execution Failed")
+    await expect(workflow_failed).to_contain_text(headline, timeout=RENDER_TIMEOUT_MS)
+    await expect(workflow_failed).to_contain_text("was refunded because Cleeng refused it")
+    activity_failed = history.locator("tr", has_text="Activity Task Failed")
+    await expect(activity_failed).to_contain_text(
+        f"CleengOrderExpired: Cleeng order {order_id} expired before payment tr_"
+    )
+    # The input, decrypted by the codec server for this page.
+    await expect(history).to_contain_text(f'"order_id": "{order_id}"')
+    await page.settled()
+    screenshot = tmp_path / "failed-workflow-in-web-ui.png"
+    await page.tab.screenshot(path=str(screenshot))
+    assert screenshot.stat().st_size > 0
+    assert "Encoded failure" not in await history.inner_text()
+    assert decoded, "the page decodes the history through the codec server"
+    assert page.left_the_machine == []
