@@ -7,7 +7,7 @@
   to the redirect URL, and the connector reports the purchase captured.
 - On a stack with encrypted history (its own dev server with the Web UI, wired to the codec
   server as `scripts/run` wires it), a failed workflow's type and message are readable in the
-  Web UI, while its input stays ciphertext in Temporal.
+  Web UI (and in `temporal workflow describe`), while its input stays ciphertext in Temporal.
 
 Where /usr/bin/chromium is missing these tests are skipped, saying how to install it;
 `.ci/run` installs it, so CI runs them.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -375,6 +376,27 @@ async def test_a_failed_workflows_type_and_message_are_readable_in_the_web_ui_of
         base64.b64decode(p.get("data", "")) for p in payloads_in(events)
     )
     assert email.encode() not in stored
+
+    # In the CLI, as the runbook has operators type it.
+    described = subprocess.run(
+        [
+            find_temporal(),
+            "workflow",
+            "describe",
+            "-w",
+            workflow_id,
+            "--address",
+            encrypted_stack.temporal.client.service_client.config.target_host,
+            "--codec-endpoint",
+            encrypted_stack.codec_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert headline in described.stdout, described.stdout
+    assert "Encoded failure" not in described.stdout
 
     # In the Web UI, as an operator opens the run's event history.
     run_id = started["originalExecutionRunId"]
