@@ -641,6 +641,10 @@ def banner(settings: Settings, ports: Ports, data_dir: Path) -> str:
             if settings.frontend_api_keys
             else EMULATOR_FRONTEND_API_KEY
         )
+        # The demos find a stack through its data dir's stack.env; name it unless it is theirs
+        # by default.
+        default_dir = data_dir.resolve() == DEFAULT_DATA_DIR.resolve()
+        demo_data_dir = "" if default_dir else f" --data-dir {shown(data_dir)}"
         lines += [
             "",
             "Try a purchase:",
@@ -654,7 +658,7 @@ def banner(settings: Settings, ports: Ports, data_dir: Path) -> str:
             f"  4. curl -s {api}/purchases/<orderId> -H 'Authorization: Bearer {key}' \\",
             "       -H 'X-Cleeng-Customer-Id: <customerId from 1>'      -> status captured",
             f"     curl -s '{cleeng}/_emulator/payments?orderId=<orderId>'",
-            "  Or run all of it: .venv/bin/python scripts/demo_purchase.py",
+            "  Or run all of it: .venv/bin/python scripts/demo_purchase.py" + demo_data_dir,
         ]
     lines += [
         "",

@@ -32,12 +32,14 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from demo_stack import reporting_unreachable, resolve_stack, stack_arguments
 
+from connector_ops.stack_file import read_stack_file
 from emulators.mollie.config import MollieEmulatorConfig
 
 FINAL = {"captured", "rejected", "failed", "refunded_cleeng_refused"}
@@ -516,9 +518,18 @@ def main() -> int:
         "\nTrace them in the Temporal Web UI, one workflow per billing cycle:\n"
         f"  {args.temporal_ui}/namespaces/default/workflows?query={quote(query, safe='')}\n"
         f"  (search {query}; ids billing:{subscription_id}:<due date>, e.g. {workflow_ids[0]})\n"
-        f"  or: temporal workflow list --query '{query}'"
+        f"  or: {temporal_cli_recipe(args.data_dir)} workflow list --query '{query}'"
     )
     return 0 if complete else 1
+
+
+def temporal_cli_recipe(data_dir: Path) -> str:
+    """The `temporal` CLI of the venv, pointed at this stack's server and codec server (the
+    histories are encrypted), so the printed recipe works as typed on any ports."""
+    stack = read_stack_file(data_dir)
+    address = (stack.get("TEMPORAL_ADDRESS") if stack else None) or "127.0.0.1:7233"
+    codec = (stack.get("TEMPORAL_CODEC_ENDPOINT") if stack else None) or "http://127.0.0.1:8234"
+    return f".venv/bin/temporal --address {address} --codec-endpoint {codec}"
 
 
 if __name__ == "__main__":

@@ -262,3 +262,21 @@ def test_each_process_logs_where_its_counterparts_are() -> None:
         f"Mollie at {COMPLETE['MOLLIE_BASE_URL']} (real), "
         "Temporal at temporal.internal:7233 (namespace default)"
     )
+
+
+def test_the_sandbox_banner_names_the_data_dir_the_demo_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demos find a stack by its data dir: the banner's demo line names a data dir other
+    than the default, and leaves the default unsaid."""
+    monkeypatch.chdir(tmp_path)
+    sandbox = settings()
+
+    other = banner(sandbox, Ports(), tmp_path / "stack-b")
+    default = banner(sandbox, Ports(), (tmp_path / ".data").resolve())
+
+    assert "scripts/demo_purchase.py --data-dir stack-b" in other
+    assert (
+        default.splitlines().count("  Or run all of it: .venv/bin/python scripts/demo_purchase.py")
+        == 1
+    )
