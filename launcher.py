@@ -42,7 +42,8 @@ from pydantic import SecretStr
 from codec.keys import dev_key_ring_text
 from connector_ops.stack_file import DEFAULT_DATA_DIR, shown, stack_file_path, write_stack_file
 from domain.search_attributes import dev_server_flags
-from settings import EMULATOR_FRONTEND_API_KEY, Settings, load_settings
+from settings import EMULATOR_FRONTEND_API_KEY, Settings
+from temporal_connection import load_settings
 
 RETENTION = "720h"  # 30 days: longer than Cleeng's and Mollie's redelivery windows
 

@@ -3,12 +3,17 @@
 With no real credentials configured the connector runs in *sandbox mode* against the bundled
 Cleeng and Mollie emulators; set `CLEENG_PUBLISHER_TOKEN` (with `CLEENG_BASE_URL` and
 `CLEENG_PAYMENT_METHOD_ID`) and `MOLLIE_API_KEY` (with `MOLLIE_BASE_URL`) to talk to Cleeng's
-sandbox and Mollie's test mode instead. `load_settings` reports every problem at once.
+sandbox and Mollie's test mode instead. `temporal_connection.load_settings` reports every
+problem at once.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
@@ -17,8 +22,10 @@ from jwt.exceptions import PyJWKError, PyJWKSetError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from clients.cleeng_contract import DEFAULT_SIGNATURE_HEADER
-from codec.keys import KeyRing, parse_key_ring
+# The bottom layer: this module imports none of the connector's own modules, and everything
+# else may import it (tests/test_layers.py holds both). What needs more than the settings
+# themselves lives above: e.g. `temporal_connection.load_settings`, which also reads the
+# Temporal connection's files, and `temporal_connection.counterparts`.
 
 EMULATOR_PUBLISHER_TOKEN = "emulator-publisher-token"
 EMULATOR_MOLLIE_API_KEY = "test_emulator0000000000000000000000"
@@ -38,6 +45,65 @@ WEBHOOK_SECRET_MIN_BYTES = 16
 WEBHOOK_SECRET_MAX_BYTES = 64
 # A front-end API key must be long enough not to be guessed (e.g. `openssl rand -hex 32`).
 FRONTEND_API_KEY_MIN_CHARS = 32
+
+
+# PAYLOAD_ENCRYPTION_KEYS: the key ring workflow payloads are encrypted with, read here so a
+# malformed one is named with every other problem at start (codec/keys.py has the rest: new
+# keys and the dev stack's key file). An ordered list of `id:base64key` entries,
+# comma-separated; the first is the *current* key (every new payload is encrypted with it),
+# every entry can decrypt.
+KEY_BYTES = 32  # AES-256
+# A key id travels in clear in every payload's metadata and in error messages: short, plain.
+KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class KeyRingError(ValueError):
+    """The key setting is malformed. Its message names the entry, never the key material."""
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Known keys by id; `current_id` is the one new payloads are encrypted with."""
+
+    current_id: str
+    keys: dict[str, bytes]
+
+    def __repr__(self) -> str:
+        # The dataclass default would print the keys themselves.
+        return f"KeyRing(current_id={self.current_id!r}, ids={list(self.keys)!r})"
+
+
+def parse_key_ring(text: str) -> KeyRing:
+    """`id:base64key[,id:base64key...]`, first = current. Each key must be 32 bytes."""
+    setting = "PAYLOAD_ENCRYPTION_KEYS"
+    keys: dict[str, bytes] = {}
+    entries = [entry.strip() for entry in text.split(",") if entry.strip()]
+    if not entries:
+        raise KeyRingError(f"{setting} holds no key (expected id:base64key, ...)")
+    for position, entry in enumerate(entries, start=1):
+        key_id, separator, encoded = entry.partition(":")
+        key_id = key_id.strip()
+        if not separator:
+            raise KeyRingError(f"{setting}: entry {position} is not id:base64key")
+        if not KEY_ID_PATTERN.fullmatch(key_id):
+            raise KeyRingError(
+                f"{setting}: entry {position} has a key id that is not 1-64 of A-Z a-z 0-9 . _ -"
+            )
+        if key_id in keys:
+            raise KeyRingError(f"{setting}: key id {key_id!r} appears twice")
+        try:
+            key = base64.b64decode(encoded.strip(), validate=True)
+        except binascii.Error:
+            raise KeyRingError(
+                f"{setting}: key {key_id!r} is not valid base64"
+            ) from None  # the value is a secret: no chained error that might quote it
+        if len(key) != KEY_BYTES:
+            raise KeyRingError(
+                f"{setting}: key {key_id!r} is {len(key)} bytes, AES-256 needs {KEY_BYTES} "
+                "(e.g. `openssl rand -base64 32`)"
+            )
+        keys[key_id] = key
+    return KeyRing(current_id=entries[0].partition(":")[0].strip(), keys=keys)
 
 
 class SettingProblem(NamedTuple):
@@ -71,7 +137,9 @@ class Settings(BaseSettings):
     cleeng_webhook_secret: SecretStr | None = Field(
         default=None, description="HMAC-SHA256 secret Cleeng signs webhooks with"
     )
-    cleeng_signature_header: str = DEFAULT_SIGNATURE_HEADER
+    # clients/cleeng_contract.py's DEFAULT_SIGNATURE_HEADER (tests/test_layers.py holds them
+    # equal): the header name is not documented.
+    cleeng_signature_header: str = "X-Cleeng-Signature"
     cleeng_webhook_verification: bool = Field(
         default=True,
         description="Switch off HMAC verification of Cleeng webhooks (sandbox only)",
@@ -590,20 +658,6 @@ class Settings(BaseSettings):
         """True when no real credentials are set: talk to the bundled emulators."""
         return self.cleeng_emulated and self.mollie_emulated
 
-    def counterparts(self) -> str:
-        """Where this process reaches Cleeng, Mollie and Temporal, for its start-up line: a
-        wrong address shows at the start, not at the first payment."""
-        from temporal_connection import client_connect_config  # it imports this module
-
-        temporal = client_connect_config(self)
-        cleeng = "emulator" if self.cleeng_emulated else "real"
-        mollie = "emulator" if self.mollie_emulated else "real"
-        return (
-            f"Cleeng at {self.cleeng_base_url} ({cleeng}, paymentMethodId "
-            f"{self.cleeng_payment_method_id}), Mollie at {self.mollie_base_url} ({mollie}), "
-            f"Temporal at {temporal['target_host']} (namespace {temporal['namespace']})"
-        )
-
     @property
     def effective_publisher_token(self) -> str:
         if self.cleeng_publisher_token is not None:
@@ -639,7 +693,7 @@ class Settings(BaseSettings):
 
 class _SettingsAsRead(Settings):
     """The settings with each one checked on its own, not yet against the others:
-    `load_settings` runs the checks across settings itself, so that it can report their
+    `settings_as_read` runs the checks across settings itself, so that it can report their
     problems together with those of single settings."""
 
     @model_validator(mode="after")
@@ -647,10 +701,12 @@ class _SettingsAsRead(Settings):
         return self
 
 
-def load_settings() -> Settings:
-    """`Settings()` for a process's entry point: a configuration problem ends the process
-    with one message listing every problem, a line each naming the setting (never its
-    value), not a traceback, so one restart fixes them all."""
+def settings_as_read() -> tuple[Settings | None, list[str]]:
+    """The settings from the environment (or `.env`), with every problem found in them: a
+    line each naming the setting (never its value), those of single settings and those across
+    settings. With problems, the settings returned hold the unusable ones at their defaults,
+    so that later checks can still run (None: not even that could be built).
+    `temporal_connection.load_settings` is what a process's entry point calls."""
     problems: list[str] = []
     named: set[str] = set()
     try:
@@ -672,28 +728,13 @@ def load_settings() -> Settings:
         try:
             read = _SettingsAsRead(**unusable)
         except ValidationError:
-            read = None
-    if read is not None:
-        problems += [
-            problem.message
-            for problem in read.problems_across_settings()
-            if problem.setting not in named
-        ]
-        # Temporal's connection settings can name files (a profile, certificates): read them
-        # now, so a wrong one stops the process at its start rather than at its first
-        # connection (the API connects on its first request). Imported here:
-        # temporal_connection imports this module.
-        from temporal_connection import TemporalConnectionSettingsError, client_connect_config
-
-        try:
-            client_connect_config(read)
-        except TemporalConnectionSettingsError as error:
-            problems.append(str(error))
-    if problems:
-        raise SystemExit(
-            "configuration error:\n" + "\n".join(f"  {problem}" for problem in problems)
-        )
-    return Settings()
+            return None, problems
+    problems += [
+        problem.message
+        for problem in read.problems_across_settings()
+        if problem.setting not in named
+    ]
+    return read, problems
 
 
 def _origin_of(url: str, setting: str, *, bare: bool = False) -> str:

@@ -27,7 +27,7 @@ from temporalio.service import RetryConfig, TLSConfig
 
 from codec.failure_converter import ClearTypeAndRedactedMessageFailureConverter
 from codec.payload_codec import EncryptionCodec
-from settings import Settings
+from settings import Settings, settings_as_read
 from telemetry.tracing import tracing_on
 from telemetry.workflow_log_ids import WorkflowIdsInLogs
 
@@ -156,6 +156,41 @@ def client_connect_config(settings: Settings) -> ClientConnectConfig:
     if profile.grpc_meta:
         config["rpc_metadata"] = profile.grpc_meta
     return config
+
+
+def load_settings() -> Settings:
+    """`Settings()` for a process's entry point: a configuration problem ends the process
+    with one message listing every problem, a line each naming the setting (never its
+    value), not a traceback, so one restart fixes them all.
+
+    Besides the settings themselves (`settings.settings_as_read`), Temporal's connection
+    settings can name files (a profile, certificates): they are read now, so a wrong one stops
+    the process at its start rather than at its first connection (the API connects on its
+    first request)."""
+    read, problems = settings_as_read()
+    if read is not None:
+        try:
+            client_connect_config(read)
+        except TemporalConnectionSettingsError as error:
+            problems.append(str(error))
+    if problems:
+        raise SystemExit(
+            "configuration error:\n" + "\n".join(f"  {problem}" for problem in problems)
+        )
+    return Settings()
+
+
+def counterparts(settings: Settings) -> str:
+    """Where this process reaches Cleeng, Mollie and Temporal, for its start-up line: a
+    wrong address shows at the start, not at the first payment."""
+    temporal = client_connect_config(settings)
+    cleeng = "emulator" if settings.cleeng_emulated else "real"
+    mollie = "emulator" if settings.mollie_emulated else "real"
+    return (
+        f"Cleeng at {settings.cleeng_base_url} ({cleeng}, paymentMethodId "
+        f"{settings.cleeng_payment_method_id}), Mollie at {settings.mollie_base_url} ({mollie}), "
+        f"Temporal at {temporal['target_host']} (namespace {temporal['namespace']})"
+    )
 
 
 def _load_profile(settings: Settings) -> ClientConfigProfile:

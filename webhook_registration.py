@@ -18,7 +18,8 @@ from typing import Any
 
 from api.cleeng_webhooks import HANDLED_TOPICS
 from clients.cleeng import CleengClient
-from settings import Settings, load_settings
+from settings import Settings
+from temporal_connection import load_settings
 
 logger = logging.getLogger("webhook_registration")
 

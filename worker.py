@@ -25,11 +25,16 @@ from activities.heartbeat import heartbeat_before_request
 from activities.mollie_activities import MollieActivities
 from clients.cleeng import CleengClient
 from clients.mollie import MollieGateway
-from settings import Settings, load_settings
+from settings import Settings
 from telemetry.logs import configure_process_logging, settings_secrets
 from telemetry.sdk_metrics import worker_runtime
 from telemetry.tracing import install_tracing
-from temporal_connection import check_payload_encryption, connect_temporal
+from temporal_connection import (
+    check_payload_encryption,
+    connect_temporal,
+    counterparts,
+    load_settings,
+)
 from workflows.initial_purchase import InitialPurchaseWorkflow
 from workflows.payment_details import DetailsDeactivationWorkflow, NewPaymentDetailsWorkflow
 from workflows.reconciliation import (
@@ -208,7 +213,7 @@ async def run_worker(settings: Settings) -> None:
             if settings.mollie_threads
             else "Mollie on the default executor",
         )
-        logger.info("counterparts: %s", settings.counterparts())
+        logger.info("counterparts: %s", counterparts(settings))
         await stop.wait()
         logger.info("worker shutting down")
 

@@ -8,10 +8,9 @@ import logging
 import uvicorn
 
 from api.app import create_app
-from settings import load_settings
 from telemetry.logs import configure_process_logging, settings_secrets
 from telemetry.tracing import install_tracing
-from temporal_connection import check_payload_encryption
+from temporal_connection import check_payload_encryption, counterparts, load_settings
 
 logger = logging.getLogger("api")
 
@@ -31,7 +30,7 @@ def main() -> None:
             "FRONTEND_API_KEYS before exposing this API"
         )
     check_payload_encryption(settings, logger)
-    logger.info("counterparts: %s", settings.counterparts())
+    logger.info("counterparts: %s", counterparts(settings))
     # log_config=None: uvicorn's own lines go through the root handler above (format,
     # redaction) instead of handlers of its own.
     uvicorn.run(

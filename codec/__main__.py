@@ -15,7 +15,8 @@ import uvicorn
 
 from codec.payload_codec import EncryptionCodec
 from codec.server import CodecServerConfig, create_app
-from settings import Settings, load_settings
+from settings import Settings
+from temporal_connection import load_settings
 
 logger = logging.getLogger("codec")
 

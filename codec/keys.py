@@ -1,5 +1,6 @@
-"""The keys workflow payloads are encrypted with: parsing `PAYLOAD_ENCRYPTION_KEYS`, and the
-one-machine dev stack's key file.
+"""The keys workflow payloads are encrypted with: new keys, and the one-machine dev stack's
+key file. Parsing `PAYLOAD_ENCRYPTION_KEYS` is the settings' (settings.py, the bottom layer,
+so a malformed ring is named with every other setting at start); its names are re-exported.
 
 A key ring is an ordered list of `id:base64key` entries, comma-separated. The first entry is
 the *current* key (every new payload is encrypted with it); every entry can decrypt. Rotating
@@ -10,72 +11,27 @@ with them can still be read (the namespace's retention, and any exported history
 from __future__ import annotations
 
 import base64
-import binascii
 import os
-import re
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-if TYPE_CHECKING:
-    from settings import Settings
+from settings import KEY_BYTES, KEY_ID_PATTERN, KeyRing, KeyRingError, Settings, parse_key_ring
 
-KEY_BYTES = 32  # AES-256
-# A key id travels in clear in every payload's metadata and in error messages: short, plain.
-KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
-SETTING = "PAYLOAD_ENCRYPTION_KEYS"
-
-
-class KeyRingError(ValueError):
-    """The key setting is malformed. Its message names the entry, never the key material."""
-
-
-@dataclass(frozen=True)
-class KeyRing:
-    """Known keys by id; `current_id` is the one new payloads are encrypted with."""
-
-    current_id: str
-    keys: dict[str, bytes]
-
-    def __repr__(self) -> str:
-        # The dataclass default would print the keys themselves.
-        return f"KeyRing(current_id={self.current_id!r}, ids={list(self.keys)!r})"
-
-
-def parse_key_ring(text: str) -> KeyRing:
-    """`id:base64key[,id:base64key...]`, first = current. Each key must be 32 bytes."""
-    keys: dict[str, bytes] = {}
-    entries = [entry.strip() for entry in text.split(",") if entry.strip()]
-    if not entries:
-        raise KeyRingError(f"{SETTING} holds no key (expected id:base64key, ...)")
-    for position, entry in enumerate(entries, start=1):
-        key_id, separator, encoded = entry.partition(":")
-        key_id = key_id.strip()
-        if not separator:
-            raise KeyRingError(f"{SETTING}: entry {position} is not id:base64key")
-        if not KEY_ID_PATTERN.fullmatch(key_id):
-            raise KeyRingError(
-                f"{SETTING}: entry {position} has a key id that is not 1-64 of A-Z a-z 0-9 . _ -"
-            )
-        if key_id in keys:
-            raise KeyRingError(f"{SETTING}: key id {key_id!r} appears twice")
-        try:
-            key = base64.b64decode(encoded.strip(), validate=True)
-        except binascii.Error:
-            raise KeyRingError(
-                f"{SETTING}: key {key_id!r} is not valid base64"
-            ) from None  # the value is a secret: no chained error that might quote it
-        if len(key) != KEY_BYTES:
-            raise KeyRingError(
-                f"{SETTING}: key {key_id!r} is {len(key)} bytes, AES-256 needs {KEY_BYTES} "
-                "(e.g. `openssl rand -base64 32`)"
-            )
-        keys[key_id] = key
-    return KeyRing(current_id=entries[0].partition(":")[0].strip(), keys=keys)
+__all__ = [
+    "DEV_KEY_FILE",
+    "KEY_BYTES",
+    "KEY_ID_PATTERN",
+    "SANDBOX_DATA_DIR",
+    "KeyRing",
+    "KeyRingError",
+    "dev_key_ring_text",
+    "new_key_entry",
+    "parse_key_ring",
+    "with_sandbox_keys",
+]
 
 
 def new_key_entry(key_id: str | None = None) -> str:

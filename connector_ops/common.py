@@ -21,8 +21,8 @@ from temporalio.service import RetryConfig, RPCError
 
 from codec.keys import with_sandbox_keys
 from connector_ops.stack_file import DEFAULT_DATA_DIR, StackSource, follow_stack
-from settings import Settings, load_settings
-from temporal_connection import connect_temporal
+from settings import Settings
+from temporal_connection import connect_temporal, load_settings
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2

@@ -30,8 +30,8 @@ from codec.keys import with_sandbox_keys
 from connector_ops.schedules import reconcile_now
 from connector_ops.stack_file import follow_stack
 from domain.reconciliation import ReconciliationReport
-from settings import EMULATOR_MOLLIE_API_KEY, Settings, load_settings
-from temporal_connection import connect_temporal
+from settings import EMULATOR_MOLLIE_API_KEY, Settings
+from temporal_connection import connect_temporal, load_settings
 
 AUTHORISED_DEADLINE_SECONDS = 60
 

@@ -1,9 +1,9 @@
 """Going live in one restart: with real credentials every missing or unsafe setting is named
 at once, in one message, and nothing silently keeps an emulator's address or ids.
 
-Unit tests on `Settings` and `load_settings`, and the entry points users run (`python -m
-launcher`, which `scripts/run` execs, and the worker and the API) started with real credentials
-and every other setting missing.
+Unit tests on `Settings` and `load_settings` (temporal_connection.py), and the entry points
+users run (`python -m launcher`, which `scripts/run` execs, and the worker and the API) started
+with real credentials and every other setting missing.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from settings import (
     EMULATOR_PAYMENT_METHOD_ID,
     EMULATOR_WEBHOOK_SECRET,
     Settings,
-    load_settings,
 )
+from temporal_connection import counterparts, load_settings
 from tests.support.servers import clean_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -255,7 +255,7 @@ def test_the_banner_shows_an_emulator_in_place_of_a_counterpart_without_credenti
 
 
 def test_each_process_logs_where_its_counterparts_are() -> None:
-    line = settings(**COMPLETE, TEMPORAL_ADDRESS="temporal.internal:7233").counterparts()
+    line = counterparts(settings(**COMPLETE, TEMPORAL_ADDRESS="temporal.internal:7233"))
 
     assert line == (
         f"Cleeng at {COMPLETE['CLEENG_BASE_URL']} (real, paymentMethodId 123456789), "

@@ -17,11 +17,12 @@ from pydantic import SecretStr
 from temporalio.service import TLSConfig
 from temporalio.testing import WorkflowEnvironment
 
-from settings import Settings, load_settings
+from settings import Settings
 from temporal_connection import (
     TemporalConnectionSettingsError,
     client_connect_config,
     connect_temporal,
+    load_settings,
 )
 
 API_KEY = "tcld-api-key-that-must-never-be-printed"
