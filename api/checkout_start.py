@@ -37,14 +37,15 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.workflow import UpdateMethodMultiParam
+from temporalio.workflow import MethodAsyncSingleParam, UpdateMethodMultiParam
 
 from api.temporal_access import TemporalUnavailable
 
 WorkflowT = TypeVar("WorkflowT")
+InputT = TypeVar("InputT")
 ViewT = TypeVar("ViewT")
 
 # Closed runs ALLOW_DUPLICATE_FAILED_ONLY lets a new run follow (Temporal's definition).
@@ -85,28 +86,28 @@ class CheckoutClosed:
 
 CheckoutAnswer = CheckoutReady[ViewT] | CheckoutStarting | CheckoutClosed
 
-# Builds the start operation for one attempt: the reuse policy, and the id of the failed run
-# the new run would replace (None on a first start).
-StartOperation = Callable[
-    [WorkflowIDReusePolicy, str | None], WithStartWorkflowOperation[WorkflowT, Any]
-]
-
 
 async def start_checkout(
     client: Client,
+    run: MethodAsyncSingleParam[WorkflowT, InputT, Any],
     update: UpdateMethodMultiParam[[WorkflowT], ViewT],
-    start_operation: StartOperation[WorkflowT],
+    workflow_input: Callable[[str | None], InputT],
     *,
     workflow_id: str,
+    task_queue: str,
     reuse_policy: WorkflowIDReusePolicy,
     answer_within: timedelta,
     may_restart: Callable[[WorkflowExecutionDescription], bool] | None = None,
+    search_attributes: TypedSearchAttributes | None = None,
 ) -> CheckoutAnswer[ViewT]:
     """Start the checkout workflow (or join the running one) and ask for its checkout.
 
-    `reuse_policy` applies when no run is running. If it refuses because of a closed run,
-    `may_restart` decides from that run's description whether a new run may follow it (then
-    started with ALLOW_DUPLICATE_FAILED_ONLY); without it the closed run is reported.
+    The workflow is `run` with `workflow_input(restarts_run)`: `restarts_run` is the id of
+    the failed run a new run replaces (None on a first start). A running run is joined
+    (USE_EXISTING); `reuse_policy` applies when none is running. If it refuses because of a
+    closed run, `may_restart` decides from that run's description whether a new run may
+    follow it (then started with ALLOW_DUPLICATE_FAILED_ONLY); without it the closed run is
+    reported.
 
     Raises WorkflowUpdateFailedError when the checkout failed within the wait, and
     TemporalUnavailable when it is unknown whether anything started (the caller answers 503).
@@ -116,12 +117,17 @@ async def start_checkout(
     try:
         async with asyncio.timeout_at(deadline):
             for _ in range(_MAX_ROUNDS):
+                operation = WithStartWorkflowOperation(
+                    run,
+                    workflow_input(restarts_run),
+                    id=workflow_id,
+                    task_queue=task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=policy,
+                    search_attributes=search_attributes,
+                )
                 try:
-                    return CheckoutReady(
-                        await _update_with_start(
-                            client, update, start_operation(policy, restarts_run)
-                        )
-                    )
+                    return CheckoutReady(await _update_with_start(client, update, operation))
                 except WorkflowAlreadyStartedError:
                     if may_restart is None:
                         return CheckoutClosed()

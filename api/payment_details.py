@@ -20,12 +20,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import (
-    WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -132,31 +131,21 @@ async def start_new_details(
     require_allowed_redirect(body.redirect_url, shim.settings)
     workflow_id = new_details_workflow_id(body.customer_id)
 
-    def start_operation(
-        reuse_policy: WorkflowIDReusePolicy, restarts_run: str | None
-    ) -> WithStartWorkflowOperation[NewPaymentDetailsWorkflow, NewDetailsView]:
-        # Every run keys its Mollie calls with its own run id, so a new run never adopts
-        # anything an earlier one left behind: `restarts_run` needs no handling here.
-        return WithStartWorkflowOperation(
-            NewPaymentDetailsWorkflow.run,
-            NewDetailsInput(
-                customer_id=body.customer_id,
-                redirect_url=body.redirect_url,
-                method=body.method,
-            ),
-            id=workflow_id,
-            task_queue=shim.temporal.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=reuse_policy,
-        )
+    details_input = NewDetailsInput(
+        customer_id=body.customer_id, redirect_url=body.redirect_url, method=body.method
+    )
 
     with temporal_unavailable_as_503():
         try:
             answer = await start_checkout(
                 await shim.temporal.client(),
+                NewPaymentDetailsWorkflow.run,
                 NewPaymentDetailsWorkflow.checkout,
-                start_operation,
+                # Every run keys its Mollie calls with its own run id, so a new run never
+                # adopts anything an earlier one left behind: the run it restarts is not input.
+                lambda _restarts_run: details_input,
                 workflow_id=workflow_id,
+                task_queue=shim.temporal.task_queue,
                 # The customer's next card change (after this one ended) is a new run.
                 reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 answer_within=timedelta(seconds=shim.settings.purchase_answer_seconds),

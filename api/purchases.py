@@ -18,7 +18,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from temporalio.client import (
-    WithStartWorkflowOperation,
     WorkflowExecutionDescription,
     WorkflowHandle,
     WorkflowQueryFailedError,
@@ -27,7 +26,6 @@ from temporalio.client import (
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import ApplicationError
@@ -134,33 +132,26 @@ async def start_purchase(
         raise field_error(("body", "orderId"), f"{body.order_id}: {NO_SUCH_ORDER}", body.order_id)
     workflow_id = purchase_workflow_id(body.order_id)
 
-    def start_operation(
-        reuse_policy: WorkflowIDReusePolicy, restarts_run: str | None
-    ) -> WithStartWorkflowOperation[InitialPurchaseWorkflow, PurchaseView]:
-        return WithStartWorkflowOperation(
-            InitialPurchaseWorkflow.run,
-            PurchaseInput(
-                order_id=body.order_id,
-                redirect_url=body.redirect_url,
-                method=body.method,
-                restarts_run=restarts_run,
-            ),
-            id=workflow_id,
-            task_queue=shim.temporal.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=reuse_policy,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(search_attributes.CLEENG_ORDER_ID, body.order_id)]
-            ),
+    def purchase_input(restarts_run: str | None) -> PurchaseInput:
+        return PurchaseInput(
+            order_id=body.order_id,
+            redirect_url=body.redirect_url,
+            method=body.method,
+            restarts_run=restarts_run,
         )
 
     with temporal_unavailable_as_503(metrics.purchases.labels("unavailable").inc):
         try:
             answer = await start_checkout(
                 await shim.temporal.client(),
+                InitialPurchaseWorkflow.run,
                 InitialPurchaseWorkflow.checkout,
-                start_operation,
+                purchase_input,
                 workflow_id=workflow_id,
+                task_queue=shim.temporal.task_queue,
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(search_attributes.CLEENG_ORDER_ID, body.order_id)]
+                ),
                 # A finished purchase is not started again by a late duplicate...
                 reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 # ...unless it ended before any money could move.
