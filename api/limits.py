@@ -25,6 +25,8 @@ import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from asgi_body import replay_body
+
 logger = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
@@ -95,7 +97,7 @@ class BoundedInput:
         if body and _is_json(scope["headers"]) and json_depth_exceeds(body, self.max_json_depth):
             await _reject(scope, send, 400, f"JSON nested deeper than {self.max_json_depth} levels")
             return
-        await self._run(scope, _replay(body, receive), send)
+        await self._run(scope, replay_body(body, receive), send)
 
     def _refuse_head(self, scope: Scope) -> tuple[int, str] | None:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
@@ -153,20 +155,6 @@ class BoundedInput:
             )
             if not started:
                 await _send_problem(send, 500, "internal error")
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that hands the app the body already read, then waits as the server would."""
-    delivered = False
-
-    async def replay() -> Message:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 def _path(scope: Scope) -> str:

@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from asgi_body import replay_body
+
 from .clock import EmulatorClock
 from .errors import MollieError
 
@@ -116,20 +118,6 @@ async def read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-def replay_receive(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that yields the already-read body once, then defers to the real one."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
 class IdempotencyMiddleware:
     """Applies the store to /v2 writes that carry an Idempotency-Key header."""
 
@@ -173,7 +161,7 @@ class IdempotencyMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, replay_receive(body, receive), capture)
+            await self.app(scope, replay_body(body, receive), capture)
         except BaseException:
             self.store.forget(key)
             raise
