@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Literal
 
 import httpx
 from pydantic import SecretStr
@@ -403,6 +403,31 @@ def worker_metrics_addresses(processes: int, ports: Ports) -> dict[str, str]:
     }
 
 
+def start_emulator(
+    stack: Supervisor,
+    env: dict[str, str],
+    service: Literal["mollie", "cleeng"],
+    port: int,
+    credential: tuple[str, str],
+) -> None:
+    """Start the emulator of `service` (`python -m emulators.<service>`) on `port`, with the
+    credential it accepts (flag and value) and its state kept in the data dir, and wait until
+    it serves."""
+    name = f"{service}-emulator"
+    stack.start(
+        name,
+        [
+            sys.executable, "-m", f"emulators.{service}",
+            "--host", "127.0.0.1", "--port", str(port),
+            *credential,
+            "--public-url", f"http://127.0.0.1:{port}",
+            "--state-file", str(stack.data_dir / "emulators" / f"{name}.state"),
+        ],
+        env,
+    )  # fmt: skip
+    wait_until(f"{service.capitalize()} emulator", http_ok(f"http://127.0.0.1:{port}/"), stack)
+
+
 def start_stack(settings: Settings, ports: Ports, stack: Supervisor) -> None:
     """Start every child in order and wait until the stack serves; stop it all on failure."""
     data_dir = stack.data_dir
@@ -433,31 +458,11 @@ def start_stack(settings: Settings, ports: Ports, stack: Supervisor) -> None:
             env,
         )  # fmt: skip
         if settings.mollie_emulated:
-            stack.start(
-                "mollie-emulator",
-                [
-                    python, "-m", "emulators.mollie",
-                    "--host", "127.0.0.1", "--port", str(ports.mollie),
-                    "--api-key", settings.effective_mollie_api_key,
-                    "--public-url", f"http://127.0.0.1:{ports.mollie}",
-                    "--state-file", str(data_dir / "emulators" / "mollie-emulator.state"),
-                ],
-                env,
-            )  # fmt: skip
-            wait_until("Mollie emulator", http_ok(f"http://127.0.0.1:{ports.mollie}/"), stack)
+            api_key = ("--api-key", settings.effective_mollie_api_key)
+            start_emulator(stack, env, "mollie", ports.mollie, api_key)
         if settings.cleeng_emulated:
-            stack.start(
-                "cleeng-emulator",
-                [
-                    python, "-m", "emulators.cleeng",
-                    "--host", "127.0.0.1", "--port", str(ports.cleeng),
-                    "--publisher-token", settings.effective_publisher_token,
-                    "--public-url", f"http://127.0.0.1:{ports.cleeng}",
-                    "--state-file", str(data_dir / "emulators" / "cleeng-emulator.state"),
-                ],
-                env,
-            )  # fmt: skip
-            wait_until("Cleeng emulator", http_ok(f"http://127.0.0.1:{ports.cleeng}/"), stack)
+            token = ("--publisher-token", settings.effective_publisher_token)
+            start_emulator(stack, env, "cleeng", ports.cleeng, token)
         stack.start(
             "codec-server",
             [python, "-m", "codec", "--host", "127.0.0.1", "--port", str(ports.codec)],
