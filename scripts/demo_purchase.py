@@ -12,19 +12,19 @@ It finds the stack through `<data-dir>/stack.env`, which `scripts/run` writes; -
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-from typing import Any
 
 import httpx
-from demo_stack import reporting_unreachable, resolve_stack, stack_arguments
-
-FINAL = {"captured", "rejected", "failed", "refunded_cleeng_refused"}
-
-
-def show(title: str, body: Any) -> None:
-    print(f"\n== {title}\n{json.dumps(body, indent=2)}")
+from demo_stack import (
+    FINAL,
+    purchase_outcome,
+    reporting_unreachable,
+    resolve_stack,
+    seed_order,
+    show,
+    stack_arguments,
+    start_purchase,
+)
 
 
 def main() -> int:
@@ -44,28 +44,11 @@ def main() -> int:
     resolve_stack(args)
 
     with reporting_unreachable(args), httpx.Client(timeout=60) as http:
-        seeded = (
-            http.post(f"{args.cleeng}/_emulator/seed/purchase", json={"price": args.price})
-            .raise_for_status()
-            .json()
-        )
-        order_id = str(seeded["orderId"])
-        show("1. Cleeng order seeded", seeded["order"])
+        seeded = seed_order(http, args, price=args.price)
+        order_id = seeded.order_id
+        show("1. Cleeng order seeded", seeded.order)
 
-        # As the publisher's backend: its API key, and the customer it acts for.
-        acting = {
-            "Authorization": f"Bearer {args.api_key}",
-            "X-Cleeng-Customer-Id": str(seeded["customerId"]),
-        }
-        started = (
-            http.post(
-                f"{args.api}/purchases",
-                json={"orderId": order_id, "redirectUrl": f"{args.api}/purchases/{order_id}"},
-                headers=acting,
-            )
-            .raise_for_status()
-            .json()
-        )
+        started = start_purchase(http, args, seeded)
         show("2. POST /purchases", started)
 
         checkout_url = started["checkoutUrl"]
@@ -75,15 +58,7 @@ def main() -> int:
             http.post(checkout_url, data={"status": args.outcome}, follow_redirects=False)
             print(f"\n3. Pressed '{args.outcome}' on {checkout_url}")
 
-        deadline = time.monotonic() + (900 if args.manual else 60)
-        state: dict[str, Any] = started
-        while state["status"] not in FINAL and time.monotonic() < deadline:
-            time.sleep(0.5)
-            state = (
-                http.get(f"{args.api}/purchases/{order_id}", headers=acting)
-                .raise_for_status()
-                .json()
-            )
+        state = purchase_outcome(http, args, seeded, started, 900 if args.manual else 60)
         show(f"4. GET /purchases/{order_id}", state)
 
         recorded = (

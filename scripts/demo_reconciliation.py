@@ -22,8 +22,8 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from demo_renewals import buy, iso, mollie_customer_of, show, subscription_of, utc
-from demo_stack import reporting_unreachable, resolve_stack, stack_arguments
+from demo_renewals import buy, iso, mollie_customer_of, subscription_of, utc
+from demo_stack import reporting_unreachable, resolve_stack, show, stack_arguments
 from temporalio.client import Client
 
 from codec.keys import with_sandbox_keys

@@ -27,7 +27,6 @@ Mollie's reason, and Cleeng's next dunning attempt charges again.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import uuid
@@ -37,12 +36,19 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from demo_stack import reporting_unreachable, resolve_stack, stack_arguments
+from demo_stack import (
+    purchase_outcome,
+    reporting_unreachable,
+    resolve_stack,
+    seed_order,
+    show,
+    stack_arguments,
+    start_purchase,
+)
 
 from connector_ops.stack_file import read_stack_file
 from emulators.mollie.config import MollieEmulatorConfig
 
-FINAL = {"captured", "rejected", "failed", "refunded_cleeng_refused"}
 RECURRING = "recurring-payment"
 # Past the due date and the default 2-hour grace period, short of the next cycle's first
 # attempt 72 hours before the next due date.
@@ -58,10 +64,6 @@ JUST_BEFORE = timedelta(seconds=2)
 MOVES_PER_MONTH = 40
 # A Cleeng record of a Mollie charge, by the charge's status.
 RECORDED_AS = {"paid": "captured", "failed": "rejected", "pending": "authorized"}
-
-
-def show(title: str, body: Any) -> None:
-    print(f"\n== {title}\n{json.dumps(body, indent=2)}")
 
 
 def utc(unix_seconds: int) -> datetime:
@@ -84,38 +86,14 @@ def buy(
     """Seed an order for a new customer and pay it through the connector (with `method`,
     Mollie's checkout offers only that method)."""
     email = f"renewals-{uuid.uuid4().hex[:8]}@example.com"
-    seeded = (
-        http.post(f"{args.cleeng}/_emulator/seed/purchase", json={"email": email})
-        .raise_for_status()
-        .json()
-    )
-    order_id = str(seeded["orderId"])
-    show("1. Cleeng order seeded (a monthly subscription offer)", seeded["order"])
-    # As the publisher's backend: its API key, and the customer it acts for.
-    acting = {
-        "Authorization": f"Bearer {args.api_key}",
-        "X-Cleeng-Customer-Id": str(seeded["customerId"]),
-    }
-    purchase: dict[str, Any] = {
-        "orderId": order_id,
-        "redirectUrl": f"{args.api}/purchases/{order_id}",
-    }
-    if method is not None:
-        purchase["method"] = method
-    started = (
-        http.post(f"{args.api}/purchases", json=purchase, headers=acting).raise_for_status().json()
-    )
+    seeded = seed_order(http, args, email=email)
+    show("1. Cleeng order seeded (a monthly subscription offer)", seeded.order)
+    started = start_purchase(http, args, seeded, method)
     http.post(started["checkoutUrl"], data={"status": "paid"}, follow_redirects=False)
-    deadline = time.monotonic() + 60
-    state: dict[str, Any] = started
-    while state["status"] not in FINAL and time.monotonic() < deadline:
-        time.sleep(0.5)
-        state = (
-            http.get(f"{args.api}/purchases/{order_id}", headers=acting).raise_for_status().json()
-        )
+    state = purchase_outcome(http, args, seeded, started, 60)
     paid_with = f" with {method}" if method else ""
-    show(f"2. Paid{paid_with} on the checkout page; GET /purchases/{order_id}", state)
-    return state, int(seeded["customerId"])
+    show(f"2. Paid{paid_with} on the checkout page; GET /purchases/{seeded.order_id}", state)
+    return state, seeded.customer_id
 
 
 def mollie_customer_of(http: httpx.Client, args: argparse.Namespace, customer_id: int) -> str:

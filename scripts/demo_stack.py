@@ -1,14 +1,21 @@
 """Where the demos find the running stack: a flag given, else `<data-dir>/stack.env` (written by
 `scripts/run`, `--data-dir` choosing the stack), else the launcher's default ports. A URL the
-demo cannot reach ends it with one line naming the URL and how to change it."""
+demo cannot reach ends it with one line naming the URL and how to change it.
+
+And the steps every demo starts with: an order seeded in the Cleeng emulator, bought through
+the connector's API as the publisher's backend would."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -96,3 +103,70 @@ def reporting_unreachable(args: argparse.Namespace) -> Iterator[None]:
             file=sys.stderr,
         )
         raise SystemExit(1) from None
+
+
+# A purchase's statuses that do not change any more.
+FINAL = {"captured", "rejected", "failed", "refunded_cleeng_refused"}
+
+
+def show(title: str, body: Any) -> None:
+    print(f"\n== {title}\n{json.dumps(body, indent=2)}")
+
+
+@dataclass(frozen=True)
+class SeededOrder:
+    """An order the Cleeng emulator made for a new customer, and how to act for its customer."""
+
+    order_id: str
+    customer_id: int
+    order: dict[str, Any]
+    # As the publisher's backend: its API key, and the customer it acts for.
+    acting: dict[str, str]
+
+
+def seed_order(http: httpx.Client, args: argparse.Namespace, **order: Any) -> SeededOrder:
+    """A new customer's order in the Cleeng emulator (`order`: e.g. its price or the email)."""
+    seeded = (
+        http.post(f"{args.cleeng}/_emulator/seed/purchase", json=order).raise_for_status().json()
+    )
+    return SeededOrder(
+        order_id=str(seeded["orderId"]),
+        customer_id=int(seeded["customerId"]),
+        order=seeded["order"],
+        acting={
+            "Authorization": f"Bearer {args.api_key}",
+            "X-Cleeng-Customer-Id": str(seeded["customerId"]),
+        },
+    )
+
+
+def start_purchase(
+    http: httpx.Client, args: argparse.Namespace, seeded: SeededOrder, method: str | None = None
+) -> dict[str, Any]:
+    """`POST /purchases` for the order, back to the purchase's own state when paid (with
+    `method`, Mollie's checkout offers only that method)."""
+    purchase: dict[str, Any] = {
+        "orderId": seeded.order_id,
+        "redirectUrl": f"{args.api}/purchases/{seeded.order_id}",
+    }
+    if method is not None:
+        purchase["method"] = method
+    answer = http.post(f"{args.api}/purchases", json=purchase, headers=seeded.acting)
+    started: dict[str, Any] = answer.raise_for_status().json()
+    return started
+
+
+def purchase_outcome(
+    http: httpx.Client,
+    args: argparse.Namespace,
+    seeded: SeededOrder,
+    state: dict[str, Any],
+    seconds: float,
+) -> dict[str, Any]:
+    """`GET /purchases/{orderId}` until the purchase is final or `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    while state["status"] not in FINAL and time.monotonic() < deadline:
+        time.sleep(0.5)
+        answer = http.get(f"{args.api}/purchases/{seeded.order_id}", headers=seeded.acting)
+        state = answer.raise_for_status().json()
+    return state
