@@ -75,8 +75,8 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "a restarted purchase makes its own Mollie payment",
         "workflows/initial_purchase.py",
-        "            if request.restarts_run\n",
-        "            if False\n",
+        "workflow.info().run_id if request.restarts_run else None",
+        "None",
         [
             "tests/test_purchase_outage.py::test_a_restart_never_hands_out_a_payment_the_failed_run_left_at_mollie"
         ],
@@ -84,8 +84,8 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "release a refused capture's hold",
         "workflows/recurring_billing.py",
-        '            await self._release_hold("capture refused")',
-        "            pass",
+        '        await self._release_hold("capture refused")',
+        "        pass",
         [
             "tests/test_recurring_billing.py::test_a_refused_capture_releases_its_hold_before_the_next_authorisation"
         ],
@@ -93,8 +93,8 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "one release key per payment",
         "workflows/recurring_billing.py",
-        'operation_key=f"{workflow.info().workflow_id}:release:{payment_id}"',
-        'operation_key=f"{workflow.info().workflow_id}:release"',
+        "operation_key=release_key(workflow.info().workflow_id, payment_id)",
+        'operation_key=release_key(workflow.info().workflow_id, "")',
         [
             "tests/test_recurring_billing.py::test_two_releases_in_one_cycle_each_release_their_own_hold"
         ],
@@ -128,11 +128,22 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "refund the verification amount first",
         "workflows/payment_details.py",
-        "        if payment.amount.minor > 0 and "
-        "workflow.patched(PATCH_REFUND_VERIFICATION_FIRST):",
-        "        if False:",
+        "            workflow.deprecate_patch(PATCH_REFUND_VERIFICATION_FIRST)\n"
+        "            await self._refund_verification(payment, key)",
+        "            workflow.deprecate_patch(PATCH_REFUND_VERIFICATION_FIRST)",
         [
             "tests/test_payment_details.py::test_verification_charge_is_refunded_when_cleeng_refuses_the_new_details"
+        ],
+    ),
+    (
+        "a paid verification that left no mandate is refunded",
+        "workflows/payment_details.py",
+        '                self._failure = "the verification payment left no mandate"\n'
+        "                await self._refund_verification(payment, key)",
+        '                self._failure = "the verification payment left no mandate"',
+        [
+            "tests/test_verification_without_mandate.py::"
+            "test_a_paid_verification_that_left_no_mandate_is_refunded"
         ],
     ),
     (
@@ -400,15 +411,16 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "a reversed chargeback is not reported by the follow-up",
         "workflows/refund.py",
-        "            if chargeback.reversed_at is not None and workflow.patched(",
-        "            if False and workflow.patched(",
+        "            if chargeback.reversed_at is not None:\n"
+        "                await self._note_reversal(chargeback, child_id)",
+        "            if False:\n                await self._note_reversal(chargeback, child_id)",
         ["tests/test_refunds.py::test_a_reversed_chargeback_is_never_reported_as_a_refund"],
     ),
     (
         "a reversed chargeback is not reported by its own workflow",
         "workflows/refund.py",
-        "        if chargeback.reversed_at is not None:\n",
-        "        if False:\n",
+        "        if chargeback.reversed_at is not None:\n            # Only a chargeback listed",
+        "        if False:\n            # Only a chargeback listed",
         ["tests/test_refunds.py::test_a_reversed_chargeback_is_never_reported_as_a_refund"],
     ),
     (

@@ -24,6 +24,12 @@ from temporalio.workflow import ActivityConfig
 from clients import cleeng_contract as contract
 from domain import search_attributes
 from domain.methods import first_payment_amount
+from domain.operation_keys import (
+    compensating_refund_key,
+    customer_key,
+    purchase_payment_key,
+    verification_refund_key,
+)
 from domain.operations import (
     MOLLIE_PAID,
     CheckoutPaymentInput,
@@ -58,10 +64,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.cleeng_activities import CleengActivities
     from activities.errors import CLEENG_REFUSED, ORDER_EXPIRED
     from activities.mollie_activities import MollieActivities
-
-# Versioning: a free trial paid with the smallest amount (its method takes no 0.00) has that
-# amount refunded once the purchase is recorded.
-PATCH_REFUND_TRIAL_VERIFICATION = "refund-trial-verification"
 
 # A step reached with the setup's time (nearly) used up still gets this long to try once.
 _LAST_MOMENT = timedelta(seconds=1)
@@ -129,17 +131,15 @@ class InitialPurchaseWorkflow:
             EnsureCustomerInput(
                 cleeng_customer_id=order.customer_id,
                 email=order.customer_email,
-                idempotency_key=f"{workflow_id}:customer",
+                idempotency_key=customer_key(workflow_id),
             ),
             **_setup_until(deadline, SETUP),
         )
         # A run that starts a failed purchase again never adopts a payment the failed run may
         # have created at Mollie but never handed out (its checkout URL reached nobody, and it
         # may be stale or expired): it makes its own.
-        payment_key = (
-            f"{workflow_id}:{workflow.info().run_id}:payment"
-            if request.restarts_run
-            else f"{workflow_id}:payment"
+        payment_key = purchase_payment_key(
+            workflow_id, workflow.info().run_id if request.restarts_run else None
         )
         payment = await workflow.execute_activity_method(
             MollieActivities.create_checkout_payment,
@@ -197,11 +197,10 @@ class InitialPurchaseWorkflow:
         workflow.upsert_search_attributes(
             [search_attributes.CLEENG_PAYMENT_ID.value_set(self._cleeng_payment_id)]
         )
-        if (
-            order.amount.minor == 0
-            and payment.amount.minor > 0
-            and workflow.patched(PATCH_REFUND_TRIAL_VERIFICATION)
-        ):
+        if order.amount.minor == 0 and payment.amount.minor > 0:
+            # A free trial paid with the smallest amount (its method takes no 0.00). No patch:
+            # the release that shipped (bf66b6e) charged a free trial 0.00, so none of its
+            # workflows reaches here.
             await self._refund_trial_verification(payment, workflow_id)
         self._status = STATUS_CAPTURED
         # The line an operator searches for: the outcome, with both ledgers' ids.
@@ -227,7 +226,7 @@ class InitialPurchaseWorkflow:
                 payment_id=payment.payment_id,
                 amount=payment.amount,
                 description=f"Order {self._order_id}: verification for a free trial",
-                idempotency_key=f"{workflow_id}:verification-refund",
+                idempotency_key=verification_refund_key(workflow_id),
                 metadata={"orderId": self._order_id, "workflowId": workflow_id},
             ),
             **RECORD,
@@ -279,7 +278,7 @@ class InitialPurchaseWorkflow:
                     payment_id=payment.payment_id,
                     amount=payment.amount,
                     description=f"Order {self._order_id} could not be recorded in Cleeng",
-                    idempotency_key=f"{workflow_id}:compensating-refund",
+                    idempotency_key=compensating_refund_key(workflow_id),
                     metadata={"orderId": self._order_id, "workflowId": workflow_id},
                 ),
                 **RECORD,

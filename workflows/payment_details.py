@@ -22,6 +22,13 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from domain.methods import first_payment_amount
+from domain.operation_keys import (
+    customer_key,
+    details_owner,
+    details_payment_key,
+    release_key,
+    verification_refund_key,
+)
 from domain.operations import (
     MOLLIE_AUTHORIZED,
     MOLLIE_CANCELED,
@@ -62,12 +69,18 @@ with workflow.unsafe.imports_passed_through():
     from activities.mollie_activities import MollieActivities
 
 
-# Versioning: the verification amount is refunded before the details are stored in Cleeng.
+# Versioning (docs/development.md "Patches and their removal dates"). Deprecated: the
+# verification amount is refunded before the details are stored in Cleeng; the release that
+# shipped (bf66b6e) always did, and its histories carry this marker, which only a call of
+# `deprecate_patch` lets replay.
+# remove after 2027-02-05: when no workflow started before the release after bf66b6e can still run
 PATCH_REFUND_VERIFICATION_FIRST = "refund-verification-first"
 # Versioning: a verification payment that was paid but made no mandate is refunded too.
+# remove after 2027-02-05: when no workflow started before the release after bf66b6e can still run
 PATCH_REFUND_MANDATELESS_VERIFICATION = "refund-mandateless-verification"
 # Versioning: a Cleeng authorisation is cancelled only once its Mollie payment reads `canceled`
 # (a pending direct debit or a paid payment is left to the billing cycle that owns it).
+# remove after 2027-01-07: when no workflow started before the release after bf66b6e can still run
 PATCH_CANCEL_ONLY_RELEASED = "cancel-only-released"
 # How often, and how far apart, a released hold is re-read until Mollie shows it released.
 RELEASE_CHECKS = 10
@@ -89,7 +102,7 @@ class NewPaymentDetailsWorkflow:
     async def run(self, request: NewDetailsInput) -> NewDetailsView:
         info = workflow.info()
         # The id is reused by the customer's next card change: keys carry the run too.
-        key = f"{info.workflow_id}:{info.run_id}"
+        key = details_owner(info.workflow_id, info.run_id)
         try:
             payment = await self._open_checkout(request, key)
         except ActivityError as error:
@@ -121,7 +134,7 @@ class NewPaymentDetailsWorkflow:
             EnsureCustomerInput(
                 cleeng_customer_id=request.customer_id,
                 email=None,
-                idempotency_key=f"{key}:customer",
+                idempotency_key=customer_key(key),
             ),
             **SETUP,
         )
@@ -136,7 +149,7 @@ class NewPaymentDetailsWorkflow:
                 description="New payment details",
                 redirect_url=request.redirect_url,
                 method=request.method,
-                operation_key=f"{key}:first",
+                operation_key=details_payment_key(key),
             ),
             **SETUP,
         )
@@ -154,9 +167,10 @@ class NewPaymentDetailsWorkflow:
             MandateRef(customer_id=payment.customer_id, mandate_id=payment.mandate_id),
             **CALL,
         )
-        if payment.amount.minor > 0 and workflow.patched(PATCH_REFUND_VERIFICATION_FIRST):
+        if payment.amount.minor > 0:
             # The verification amount only proved the account: give it back before anything
             # else can fail, so no outcome keeps it.
+            workflow.deprecate_patch(PATCH_REFUND_VERIFICATION_FIRST)
             await self._refund_verification(payment, key)
         if mandate.status != "valid":
             self._status, self._failure = STATUS_FAILED, f"mandate is {mandate.status}"
@@ -189,8 +203,6 @@ class NewPaymentDetailsWorkflow:
                 f"details; mandate {payment.mandate_id} revoked: {self._failure}",
                 type="PaymentDetailsRefused",
             ) from error
-        if payment.amount.minor > 0 and not workflow.patched(PATCH_REFUND_VERIFICATION_FIRST):
-            await self._refund_verification(payment, key)
         self._status = STATUS_ACTIVE
 
     async def _refund_verification(self, payment: GatewayPaymentView, key: str) -> None:
@@ -200,7 +212,7 @@ class NewPaymentDetailsWorkflow:
                 payment_id=payment.payment_id,
                 amount=payment.amount,
                 description="Verification of new payment details",
-                idempotency_key=f"{key}:verification-refund",
+                idempotency_key=verification_refund_key(key),
             ),
             **RECORD,
         )
@@ -314,7 +326,7 @@ class DetailsDeactivationWorkflow:
         if mollie_id and mollie_id.startswith("tr_"):
             release = ReleaseInput(
                 payment_id=mollie_id,
-                operation_key=f"{workflow.info().workflow_id}:release:{mollie_id}",
+                operation_key=release_key(workflow.info().workflow_id, mollie_id),
             )
             if workflow.patched(PATCH_CANCEL_ONLY_RELEASED):
                 released = await self._release(mollie_id, release)

@@ -27,7 +27,8 @@ with workflow.unsafe.imports_passed_through():
 _Seen = TypeVar("_Seen")
 
 # Versioning: a failed look no longer fails the wait (histories whose wait failed on one replay
-# as they ran).
+# as they ran). The longest wait is a renewal's, hence RecurringBilling's date.
+# remove after 2027-03-17: when no workflow started before the release after bf66b6e can still run
 PATCH_POLL_NEVER_FAILS_THE_WAIT = "poll-never-fails-the-wait"
 
 

@@ -33,6 +33,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
+from domain.operation_keys import orphan_release_key
 from domain.operations import ReleaseInput
 from domain.reconciliation import (
     CHARGEBACK_NOT_RECORDED,
@@ -87,6 +88,7 @@ PAYMENTS_PER_CALL = 50
 # and cycles paid twice, and leave for a person a Dashboard refund of a payment that shares its
 # order or cycle with another paid one. A run started before replays as it ran (no new
 # activities, the same repairs started).
+# remove after 2027-01-07: when no workflow started before the release after bf66b6e can still run
 PATCH_LATE_EVENTS = "reconciliation-late-refunds-chargebacks-paid-twice"
 
 
@@ -490,7 +492,7 @@ class ReleaseOrphanHoldWorkflow:
             MollieActivities.release_authorization,
             ReleaseInput(
                 payment_id=hold.mollie_payment_id,
-                operation_key=f"{workflow.info().workflow_id}:release",
+                operation_key=orphan_release_key(workflow.info().workflow_id),
             ),
             **CALL,
         )

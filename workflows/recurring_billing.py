@@ -62,6 +62,13 @@ from domain.billing import (
     BillingView,
 )
 from domain.methods import mandate_can_hold
+from domain.operation_keys import (
+    capture_key,
+    compensating_refund_key,
+    point_at_order_key,
+    release_key,
+    renewal_charge_key,
+)
 from domain.operations import (
     MANDATE_VALID,
     MOLLIE_AUTHORIZED,
@@ -95,18 +102,20 @@ with workflow.unsafe.imports_passed_through():
     from activities.errors import CLEENG_REFUSED, CYCLE_CHARGED_BEFORE, ORDER_EXPIRED
     from activities.mollie_activities import MollieActivities
 
-# Versioning: a hold whose capture Mollie refused is released at once (histories from before
-# replay without that release). Keys naming the payment need no patch: activity inputs are not
-# part of what a replay compares.
+# Versioning (docs/development.md "Patches and their removal dates"). Deprecated: a hold whose
+# capture Mollie refused is released at once; the release that shipped (bf66b6e) always did,
+# and its histories carry this marker, which only a call of `deprecate_patch` lets replay.
+# remove after 2027-03-17: when no workflow started before the release after bf66b6e can still run
 PATCH_RELEASE_HOLDS = "release-holds-per-payment"
 # Versioning: the renewal strategy per mandate method (docs/flows.md "Renewal strategy per mandate
 # method"): the authorisation webhook reads the mandate first, a mandate that cannot hold funds
 # is charged there, and a charge still pending is recorded `authorized` before it is awaited.
 # Cycles started before replay as they ran.
+# remove after 2027-03-17: when no workflow started before the release after bf66b6e can still run
 PATCH_METHOD_STRATEGY = "renewal-strategy-per-mandate-method"
-
 # Versioning: a queued dunning webhook that a later one supersedes is answered without acting
 # (cycles that processed such a queue in order replay as they ran).
+# remove after 2027-03-17: when no workflow started before the release after bf66b6e can still run
 PATCH_SUPERSEDE_QUEUED = "supersede-queued-webhooks"
 
 # How far a dunning webhook goes: a later webhook that reaches as far makes an earlier one
@@ -334,7 +343,7 @@ class RecurringBillingWorkflow:
                     description=(
                         f"Renewal {self._cycle.subscription_id} {self._cycle.expiration_date}"
                     ),
-                    operation_key=f"{workflow_id}:capture:{self._payment.payment_id}",
+                    operation_key=capture_key(workflow_id, self._payment.payment_id),
                 ),
             )
         except ActivityError as error:
@@ -388,10 +397,10 @@ class RecurringBillingWorkflow:
         )
         rejected_record = self._cleeng_payment_id
         self._payment, self._cleeng_payment_id = payment, None
-        if workflow.patched(PATCH_RELEASE_HOLDS):
-            # Cleeng now shows this payment rejected, so it will never be captured: if Mollie
-            # still holds the funds (a refused capture), give them back before anything else.
-            await self._release_hold("capture refused")
+        # Cleeng now shows this payment rejected, so it will never be captured: if Mollie
+        # still holds the funds (a refused capture), give them back before anything else.
+        workflow.deprecate_patch(PATCH_RELEASE_HOLDS)
+        await self._release_hold("capture refused")
         self._note(
             event,
             OUTCOME_REJECTED,
@@ -561,7 +570,6 @@ class RecurringBillingWorkflow:
         if token is None:
             raise Declined("payment details token is not a Mollie mandate")
         workflow_id = workflow.info().workflow_id
-        step = "authorise" if manual_capture else "charge"
         try:
             payment = await self._write_safe_to_repeat(
                 MollieActivities.create_recurring_payment,
@@ -571,7 +579,11 @@ class RecurringBillingWorkflow:
                     mandate_id=token.mandate_id,
                     amount=order.amount,
                     description=f"Renewal of subscription {self._cycle.subscription_id}",
-                    operation_key=f"{workflow_id}:{step}:{event.attempt_date}",
+                    operation_key=renewal_charge_key(
+                        workflow_id,
+                        manual_capture=manual_capture,
+                        attempt_date=event.attempt_date,
+                    ),
                     manual_capture=manual_capture,
                     metadata={
                         "subscriptionId": self._cycle.subscription_id,
@@ -664,8 +676,8 @@ class RecurringBillingWorkflow:
             PaymentOrderInput(
                 payment_id=payment.payment_id,
                 order_id=order.order_id,
-                idempotency_key=(
-                    f"{workflow.info().workflow_id}:order:{payment.payment_id}:{order.order_id}"
+                idempotency_key=point_at_order_key(
+                    workflow.info().workflow_id, payment.payment_id, order.order_id
                 ),
             ),
         )
@@ -686,7 +698,7 @@ class RecurringBillingWorkflow:
                     payment_id=payment.payment_id,
                     amount=payment.amount,
                     description=f"Renewal of {self._cycle.subscription_id} not recorded by Cleeng",
-                    idempotency_key=f"{workflow_id}:compensating-refund",
+                    idempotency_key=compensating_refund_key(workflow_id),
                     metadata={"workflowId": workflow_id},
                 ),
             )
@@ -766,7 +778,7 @@ class RecurringBillingWorkflow:
             ReleaseInput(
                 payment_id=payment_id,
                 # One key per payment: each release is its own request at Mollie.
-                operation_key=f"{workflow.info().workflow_id}:release:{payment_id}",
+                operation_key=release_key(workflow.info().workflow_id, payment_id),
             ),
         )
 

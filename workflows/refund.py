@@ -90,26 +90,29 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.mollie_activities import RUN_METADATA_KEY, MollieActivities
 
-# Versioning: the wait for Mollie has a deadline and continues as new (runs from before keep
-# polling without either).
+# Versioning (docs/development.md "Patches and their removal dates"). Deprecated, the release
+# that shipped (bf66b6e) always took the new side and its histories carry these markers, which
+# only a call of `deprecate_patch` lets replay: the wait for Mollie has a deadline and continues
+# as new; one chargeback failing to report does not stop the follow-up's others.
+# remove after 2027-02-05: when no workflow started before the release after bf66b6e can still run
 PATCH_SETTLE_DEADLINE = "refund-settle-deadline"
-# Versioning: one chargeback failing to report no longer stops the follow-up's others.
+# remove after 2027-01-07: when no workflow started before the release after bf66b6e can still run
 PATCH_REPORT_EVERY_CHARGEBACK = "report-every-chargeback"
 # Versioning: a refund an earlier run of the request made and Mollie settled is no longer
 # counted as recorded in Cleeng (that run may have failed RefundNotSettled before it settled):
 # it is held for a person. Runs from before completed `refunded` at once.
+# remove after 2027-02-05: when no workflow started before the release after bf66b6e can still run
 PATCH_INHERITED_REFUND_UNCONFIRMED = "inherited-refund-unconfirmed"
 # Versioning: a chargeback child that failed is started again (ALLOW_DUPLICATE_FAILED_ONLY), and
 # one already started counts as reported only once it completed. Runs from before started it
 # with REJECT_DUPLICATE and counted any earlier start as reported.
+# remove after 2027-01-07: when no workflow started before the release after bf66b6e can still run
 PATCH_RETRY_FAILED_CHARGEBACK = "retry-failed-chargeback"
-# Versioning: a chargeback Mollie reversed is not reported as a refund (and one reported before
-# its reversal is surfaced). Runs from before reported every chargeback listed.
-PATCH_CHARGEBACK_REVERSALS = "chargeback-reversals"
 # Versioning: a chargeback is recorded in Cleeng only for the part of the payment its refunds
 # and earlier chargebacks (Mollie's ledger) had not given back, and not at all when nothing is
 # left; Cleeng refuses a refunded total above the payment. Runs from before recorded Mollie's
 # whole amount.
+# remove after 2027-01-07: when no workflow started before the release after bf66b6e can still run
 PATCH_CHARGEBACK_AFTER_REFUNDS = "chargeback-after-refunds"
 
 
@@ -242,11 +245,8 @@ class RefundWorkflow:
             self._status = REFUND_REFUNDED
             return self.view()
         self._status = REFUND_PENDING
-        settle_by = (
-            workflow.now() + timedelta(seconds=request.settle_within_seconds)
-            if workflow.patched(PATCH_SETTLE_DEADLINE)
-            else None
-        )
+        workflow.deprecate_patch(PATCH_SETTLE_DEADLINE)
+        settle_by = workflow.now() + timedelta(seconds=request.settle_within_seconds)
         return await self._settle(request, context, refund, settle_by=settle_by, polls_done=0)
 
     async def _settle(
@@ -255,7 +255,7 @@ class RefundWorkflow:
         context: RefundRecordContext,
         refund: RefundView,
         *,
-        settle_by: datetime | None,
+        settle_by: datetime,
         polls_done: int,
     ) -> RefundStatusView:
         """Await Mollie's verdict on the refund, then record it in Cleeng once."""
@@ -276,12 +276,11 @@ class RefundWorkflow:
             fetch,
             request.poll_schedule_seconds,
             deadline=settle_by,
-            polls_per_run=request.polls_per_run if settle_by is not None else None,
+            polls_per_run=request.polls_per_run,
             polls_done=polls_done,
         )
         refund = waited.last_seen
         if waited.end is WaitEnd.CONTINUE_AS_NEW:
-            assert settle_by is not None
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(
                 replace(
@@ -406,7 +405,9 @@ class PaymentFollowUpWorkflow:
         )
         for chargeback in chargebacks:
             child_id = chargeback_workflow_id(chargeback.chargeback_id)
-            if chargeback.reversed_at is not None and workflow.patched(PATCH_CHARGEBACK_REVERSALS):
+            # No patch: the release that shipped (bf66b6e) read no reversal, so the chargebacks
+            # its histories list never carry one.
+            if chargeback.reversed_at is not None:
                 await self._note_reversal(chargeback, child_id)
                 continue
             retry_failed = workflow.patched(PATCH_RETRY_FAILED_CHARGEBACK)
@@ -434,8 +435,7 @@ class PaymentFollowUpWorkflow:
                     )
                 continue
             except ChildWorkflowError as error:
-                if not workflow.patched(PATCH_REPORT_EVERY_CHARGEBACK):
-                    raise
+                workflow.deprecate_patch(PATCH_REPORT_EVERY_CHARGEBACK)
                 reason = f"{failure_type(error)}: {failure_message(error)}"
                 self._unreported.append(
                     UnreportedChargeback(chargeback_id=chargeback.chargeback_id, error=reason)
