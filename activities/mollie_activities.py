@@ -35,7 +35,6 @@ from domain.operations import (
     CheckoutPaymentInput,
     EnsureCustomerInput,
     GatewayPaymentView,
-    LegacyMandateParts,
     MandateRef,
     MandateView,
     PaymentOrderInput,
@@ -43,7 +42,6 @@ from domain.operations import (
     RefundInput,
     RefundView,
     ReleaseInput,
-    mandate_ref,
 )
 from domain.reconciliation import (
     ConnectorPayment,
@@ -242,9 +240,8 @@ class MollieActivities:
         return payment_view(payment)
 
     @activity.defn
-    async def describe_mandate(self, named: MandateRef | LegacyMandateParts) -> MandateView:
+    async def describe_mandate(self, ref: MandateRef) -> MandateView:
         """The mandate's status and card details."""
-        ref = mandate_ref(named)
         with service_errors_as_application_errors():
             mandate = await self._mollie.get_mandate(ref.customer_id, ref.mandate_id)
         return MandateView(
@@ -347,9 +344,8 @@ class MollieActivities:
         )
 
     @activity.defn
-    async def revoke_mandate(self, named: MandateRef | LegacyMandateParts) -> None:
+    async def revoke_mandate(self, ref: MandateRef) -> None:
         """Revoke the mandate; one already revoked counts as done."""
-        ref = mandate_ref(named)
         with service_errors_as_application_errors():
             await self._mollie.revoke_mandate(ref.customer_id, ref.mandate_id)
 

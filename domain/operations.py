@@ -103,18 +103,6 @@ class MandateRef:
     mandate_id: str
 
 
-LegacyMandateParts = list[str]
-"""`[customer id, mandate id]`: how a mandate was named before MandateRef. An activity
-scheduled by an older worker still carries it when a new worker picks the task up."""
-
-
-def mandate_ref(named: MandateRef | LegacyMandateParts) -> MandateRef:
-    if isinstance(named, MandateRef):
-        return named
-    customer_id, mandate_id = named
-    return MandateRef(customer_id=customer_id, mandate_id=mandate_id)
-
-
 @dataclass(frozen=True, kw_only=True)
 class MandateView:
     mandate_id: str

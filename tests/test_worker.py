@@ -5,15 +5,12 @@ from __future__ import annotations
 import inspect
 from datetime import timedelta
 
-from temporalio.activity import _Definition
-from temporalio.converter import DataConverter
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from temporalio.workflow import _Definition as WorkflowDefinition
 
 from activities.cleeng_activities import CleengActivities
 from activities.directory import WorkflowDirectory
 from activities.mollie_activities import MollieActivities
-from domain.operations import MandateRef, mandate_ref
 from settings import Settings
 from worker import PURE_MODULES, WORKFLOWS, activity_list, compile_workflow_sources
 from workflows.policies import HEARTBEAT_TIMEOUT, HTTP_REQUEST_LIMIT
@@ -48,24 +45,6 @@ def test_one_request_of_either_client_fits_the_activity_kinds() -> None:
     mollie_worst = 3 + float(defaults["mollie_timeout_seconds"].default)
     assert timedelta(seconds=max(cleeng_worst, mollie_worst)) <= HTTP_REQUEST_LIMIT
     assert HTTP_REQUEST_LIMIT < HEARTBEAT_TIMEOUT
-
-
-async def test_a_mandate_named_by_an_older_worker_still_decodes() -> None:
-    # An activity scheduled before MandateRef carried `[customer id, mandate id]`; the worker
-    # decodes a task's input with the activity's own type hints, as here.
-    for activity in (MollieActivities.describe_mandate, MollieActivities.revoke_mandate):
-        hints = _Definition.must_from_callable(activity).arg_types
-        converter = DataConverter.default
-        legacy = await converter.encode([["cst_old1", "mdt_old1"]])
-        current = await converter.encode(
-            [MandateRef(customer_id="cst_new1", mandate_id="mdt_new1")]
-        )
-        [from_legacy] = await converter.decode(legacy, type_hints=hints)
-        [from_current] = await converter.decode(current, type_hints=hints)
-        assert mandate_ref(from_legacy) == MandateRef(customer_id="cst_old1", mandate_id="mdt_old1")
-        assert mandate_ref(from_current) == MandateRef(
-            customer_id="cst_new1", mandate_id="mdt_new1"
-        )
 
 
 async def test_every_workflow_loads_in_the_sandbox_with_its_pure_modules_checked_too() -> None:
