@@ -2,8 +2,8 @@
 
 Anyone can call this URL, so the body is treated as a rumour: the shim asks Mollie for the
 payment (Mollie's own advice) and routes by the metadata the connector gave it when it created
-it (`workflowId`). Nothing the caller sends picks a workflow: the `?workflow=` parameter that
-payments created before this change still carry in their `webhookUrl` is accepted and ignored.
+it (`workflowId`). Nothing the caller sends picks a workflow (a query parameter such as the
+`?workflow=` of webhook URLs from before the first release is ignored like any other).
 
 Answers:
 - 200 `accepted`: signalled into the payment's own workflow, or (that workflow has finished) a
@@ -24,7 +24,7 @@ import logging
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Request
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
@@ -70,18 +70,7 @@ async def mollie_webhook(
     request: Request,
     shim: Annotated[ShimServices, Depends(services)],
     payment_id: Annotated[str, Form(alias="id", pattern=MOLLIE_ID_PATTERN)],
-    workflow: Annotated[
-        str | None,
-        Query(
-            description=(
-                "Ignored. Payments created before webhooks were routed by Mollie's metadata "
-                "carry it in their webhookUrl; it never chooses a workflow."
-            ),
-            deprecated=True,
-        ),
-    ] = None,
 ) -> dict[str, str]:
-    del workflow  # see the parameter's description
     metrics: ShimMetrics = request.app.state.metrics
     if not payment_id.startswith("tr_"):
         # Refund and chargeback changes arrive under the payment's id; other ids route nowhere.
