@@ -677,9 +677,7 @@ async def test_a_chargeback_after_a_partial_refund_records_what_the_refund_left(
     chargeback_id = await chargeback_at_mollie(connector, tr_id)  # 9.99: the whole payment
     # Mollie's webhook reaches the finished purchase's URL; the shim starts a follow-up,
     # whose child reports the chargeback.
-    handle = connector.client.get_workflow_handle_for(
-        ChargebackWorkflow.run, f"chargeback:{chargeback_id}"
-    )
+    handle = connector.client.get_workflow_handle(f"chargeback:{chargeback_id}", result_type=str)
     async with asyncio.timeout(30):
         while True:
             try:
@@ -718,9 +716,7 @@ async def test_a_chargeback_after_a_full_refund_writes_nothing_and_says_why(
     async with asyncio.timeout(30):
         follow = await follow_up(connector, tr_id, "after-full-refund")
     assert (follow.reported, follow.unreported) == ([chargeback_id], [])
-    handle = connector.client.get_workflow_handle_for(
-        ChargebackWorkflow.run, f"chargeback:{chargeback_id}"
-    )
+    handle = connector.client.get_workflow_handle(f"chargeback:{chargeback_id}", result_type=str)
     assert await handle.result() == ""
     view = await handle.query(ChargebackWorkflow.view)
     assert (view.status, view.recorded_minor) == ("nothing_to_record", 0)
