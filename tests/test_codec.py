@@ -22,7 +22,6 @@ from google.protobuf import json_format
 from pydantic import SecretStr, ValidationError
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
-from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
@@ -40,6 +39,7 @@ from codec.server import CodecServerConfig, create_app
 from launcher import with_payload_keys
 from settings import Settings
 from temporal_connection import ClearPayloadsRefused, check_payload_encryption, data_converter
+from tests.support.histories import SAVED, replay_failures
 from worker import WORKFLOWS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -157,11 +157,9 @@ async def test_the_saved_clear_histories_replay_through_the_codec() -> None:
     converter = data_converter(settings(payload_encryption_keys=NEW))
     assert converter is not DataConverter.default
     replayer = Replayer(workflows=WORKFLOWS, data_converter=converter)
-    histories = sorted((REPO / "tests" / "histories").glob("*.json"))
-    for path in histories:
-        history = WorkflowHistory.from_json(f"replay:{path.stem}", path.read_text())
-        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-        assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+    failures = await replay_failures(replayer, SAVED)
+    assert {stem: failure for stem, failure in failures.items() if failure} == {}
+    assert len(failures) == len(SAVED)
 
 
 # ------------------------------------------------------------------------------ failures

@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from pydantic import SecretStr
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Interceptor as WorkerInterceptor
 from temporalio.worker import Replayer
@@ -50,6 +50,7 @@ from telemetry.tracing import (
 )
 from temporal_connection import connect_temporal, tracing_interceptors
 from tests.conftest import Emulators, connector_settings
+from tests.support.histories import SAVED, replay_failures
 from tests.support.servers import free_port, serve_in_thread, start_launcher, stop_if_running
 from tests.support.shop import choose_on_checkout, frontend_headers, seed_order
 from tests.test_cleeng_webhooks import dunning_envelope, signed
@@ -476,14 +477,9 @@ async def test_saved_histories_replay_with_the_tracing_interceptor() -> None:
     assert interceptors, "tracing on must add the interceptor"
     replayer = Replayer(workflows=WORKFLOWS, interceptors=interceptors)
     # One history per workflow type: tests/test_replay.py replays them all without tracing.
-    first_of_type = {
-        path.stem.rsplit("-", 1)[0]: path
-        for path in sorted((ROOT / "tests" / "histories").glob("*.json"), reverse=True)
-    }
-    for path in first_of_type.values():
-        history = WorkflowHistory.from_json(f"replay:{path.stem}", path.read_text())
-        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-        assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+    first_of_type = {path.stem.rsplit("-", 1)[0]: path for path in reversed(SAVED)}
+    failures = await replay_failures(replayer, list(first_of_type.values()))
+    assert {stem: failure for stem, failure in failures.items() if failure} == {}
 
 
 class CollectorHandler(BaseHTTPRequestHandler):

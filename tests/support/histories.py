@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.worker import Replayer
 
 # At most this many paths per workflow type: enough to cover success, decline, refusal and
 # compensation, few enough to read.
@@ -53,3 +55,27 @@ async def keep_history(handle: WorkflowHandle[Any, Any], label: str) -> None:
     folder = Path(target)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{label}-{digest}.json").write_text(history.to_json())
+
+
+SAVED = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))
+
+
+async def replay_failures(replayer: Replayer, paths: Sequence[Path]) -> dict[str, str | None]:
+    """Replay every history at `paths` through one replayer, in one pass: each file's replay
+    failure (None when it replays), keyed by file stem. One pass starts one replay worker for
+    all of them, where a replayer per history starts one each (about a second apiece)."""
+    histories = [WorkflowHistory.from_json(f"replay:{p.stem}", p.read_text()) for p in paths]
+    stem_of_run = {
+        history.run_id: path.stem for history, path in zip(histories, paths, strict=True)
+    }
+    assert len(stem_of_run) == len(paths), "two saved histories share a run id"
+
+    async def each() -> AsyncIterator[WorkflowHistory]:
+        for history in histories:
+            yield history
+
+    results = await replayer.replay_workflows(each(), raise_on_replay_failure=False)
+    failures: dict[str, str | None] = dict.fromkeys(stem_of_run.values())
+    for run_id, failure in results.replay_failures.items():
+        failures[stem_of_run[run_id]] = str(failure)
+    return failures
