@@ -354,6 +354,17 @@ class Settings(BaseSettings):
         "before answering 202 (the front end then polls); well inside a browser's or CDN's 30 s",
     )
 
+    payment_poll_schedule_seconds: Annotated[tuple[int, ...], NoDecode] = Field(
+        # domain.operations.DEFAULT_POLL_SCHEDULE_SECONDS (settings import nothing of the
+        # connector; tests/test_settings.py keeps the two equal).
+        default=(60, 300, 900, 3600),
+        description=(
+            "Seconds between looks at a Mollie payment whose webhook has not come, comma-"
+            "separated: one per look, the last repeated (doubling up to 6 hours); given to each "
+            "workflow the shim starts"
+        ),
+    )
+
     # Webhook defences: a token bucket per source address on each webhook endpoint,
     # and the shim's bounded in-memory tables for routing Mollie webhooks by what Mollie says.
     webhook_rate_limit_per_second: float = Field(
@@ -455,13 +466,27 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "frontend_api_keys", "frontend_redirect_origins", "codec_server_cors_origins", mode="before"
+        "frontend_api_keys",
+        "frontend_redirect_origins",
+        "codec_server_cors_origins",
+        "payment_poll_schedule_seconds",
+        mode="before",
     )
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("payment_poll_schedule_seconds")
+    @classmethod
+    def _poll_schedule_usable(cls, schedule: tuple[int, ...]) -> tuple[int, ...]:
+        if not schedule or any(seconds <= 0 for seconds in schedule):
+            raise ValueError(
+                "PAYMENT_POLL_SCHEDULE_SECONDS: one or more positive numbers of seconds, "
+                "comma-separated (e.g. 60,300,900,3600)"
+            )
+        return schedule
 
     @field_validator("frontend_api_keys")
     @classmethod

@@ -132,7 +132,10 @@ async def start_new_details(
     workflow_id = new_details_workflow_id(body.customer_id)
 
     details_input = NewDetailsInput(
-        customer_id=body.customer_id, redirect_url=body.redirect_url, method=body.method
+        customer_id=body.customer_id,
+        redirect_url=body.redirect_url,
+        method=body.method,
+        poll_schedule_seconds=shim.settings.payment_poll_schedule_seconds,
     )
 
     with temporal_unavailable_as_503():

@@ -138,6 +138,7 @@ async def start_purchase(
             redirect_url=body.redirect_url,
             method=body.method,
             restarts_run=restarts_run,
+            poll_schedule_seconds=shim.settings.payment_poll_schedule_seconds,
         )
 
     with temporal_unavailable_as_503(metrics.purchases.labels("unavailable").inc):

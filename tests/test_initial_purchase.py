@@ -8,11 +8,12 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
 from domain.money import Money
 from domain.purchase import PurchaseInput, PurchaseView, purchase_workflow_id
 from domain.tokens import MollieToken
-from tests.conftest import Connector
+from tests.conftest import Connector, connector_on_own_emulators
 from tests.support.shop import (
     advance_clock,
     choose_on_checkout,
@@ -222,6 +223,33 @@ async def test_lost_webhooks_are_covered_by_polling(
 
     final = await handle.result()
     assert final.status == "captured"
+
+
+async def test_the_shim_gives_each_purchase_the_configured_poll_schedule(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    """PAYMENT_POLL_SCHEDULE_SECONDS reaches the workflows the shim starts: with every Mollie
+    webhook lost, a purchase started through `POST /purchases` is captured by its own looks
+    at Mollie, on the configured schedule rather than the default minute."""
+    async with connector_on_own_emulators(
+        temporal_env, payment_poll_schedule_seconds=(1, 2)
+    ) as connector:
+        await set_faults(connector.emulators.mollie_url, {"dropWebhookRate": 1.0})
+        seeded = await seed_order(connector.emulators.cleeng_url)
+        order_id = str(seeded["orderId"])
+        started = await start_purchase(connector, seeded)
+        await choose_on_checkout(started["checkoutUrl"], "paid")
+        handle = purchase_handle(connector, order_id)
+
+        async with asyncio.timeout(30):  # the default schedule would first look after 60 s
+            final = await handle.result()
+
+        assert final.status == "captured"
+        first_event = (await handle.fetch_history()).events[0]
+        [purchase_input] = await connector.client.data_converter.decode(
+            first_event.workflow_execution_started_event_attributes.input.payloads, [PurchaseInput]
+        )
+        assert purchase_input.poll_schedule_seconds == (1, 2)
 
 
 async def test_cleeng_outage_while_recording_is_retried_and_recorded_once(

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from domain.operations import DEFAULT_POLL_SCHEDULE_SECONDS
 from launcher import Ports, banner
 from settings import (
     EMULATOR_PAYMENT_METHOD_ID,
@@ -280,3 +281,15 @@ def test_the_sandbox_banner_names_the_data_dir_the_demo_needs(
         default.splitlines().count("  Or run all of it: .venv/bin/python scripts/demo_purchase.py")
         == 1
     )
+
+
+def test_the_poll_schedule_is_read_comma_separated_and_defaults_to_the_domains() -> None:
+    assert settings().payment_poll_schedule_seconds == DEFAULT_POLL_SCHEDULE_SECONDS
+    assert settings(PAYMENT_POLL_SCHEDULE_SECONDS="5, 15,60").payment_poll_schedule_seconds == (
+        5,
+        15,
+        60,
+    )
+    for unusable in ("", "0", "5,-1"):
+        with pytest.raises(ValidationError, match="PAYMENT_POLL_SCHEDULE_SECONDS"):
+            settings(PAYMENT_POLL_SCHEDULE_SECONDS=unusable)
