@@ -115,6 +115,7 @@ PURE_MODULES = (
     "workflows.failures",
     "workflows.payment_watch",
     "workflows.policies",
+    "workflows.steps",
 )
 
 

@@ -18,20 +18,19 @@ With `compact_history` (setting `renewal_compact_history`) the reads and the wri
 to repeat run as local activities, and search attributes are set when the workflow next waits:
 a capture-only renewal is 15 history events (19 when Mollie's webhook lands mid-renewal)
 instead of 33. Writes to Cleeng stay activity tasks. Cycles started without it run as they
-always did.
+always did. How a step runs is workflows/steps.py's: here each step is named by what it may do
+(`call` a read, `write_safe_to_repeat`, `record` a write money depends on).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from clients import cleeng_contract as contract
 from domain import search_attributes
@@ -95,7 +94,7 @@ from domain.operations import (
 from domain.tokens import MollieToken, no_mandate_token
 from workflows.failures import failure_message, failure_type, refused_for_good
 from workflows.payment_watch import PaymentWatch
-from workflows.policies import CALL, LOCAL_CALL, LOCAL_RECORD, RECORD
+from workflows.steps import Steps
 
 with workflow.unsafe.imports_passed_through():
     from activities.cleeng_activities import CleengActivities
@@ -121,9 +120,6 @@ PATCH_SUPERSEDE_QUEUED = "supersede-queued-webhooks"
 # How far a dunning webhook goes: a later webhook that reaches as far makes an earlier one
 # stale.
 _REACH = {EVENT_AUTHORISE: 0, EVENT_CAPTURE: 1, EVENT_TERMINATE: 2}
-
-_In = TypeVar("_In")
-_Out = TypeVar("_Out")
 
 # A cycle with no webhook for this long is over (Cleeng's schedule spans days, not weeks).
 IDLE_LIMIT = timedelta(days=40)
@@ -153,27 +149,6 @@ def _details_if_unnamed(event: BillingEvent, payment_id: str) -> InlineDetails |
     )
 
 
-@contextmanager
-def _as_activity_error(activity: Callable[..., Any]) -> Iterator[None]:
-    """A failed local activity surfaces as its bare cause (an ApplicationError, a timeout);
-    wrap it as the ActivityError an activity task raises, so every step fails one way and the
-    transitions read it with workflows/failures like any other."""
-    try:
-        yield
-    except ActivityError:
-        raise
-    except FailureError as failure:
-        raise ActivityError(
-            f"Local activity {activity.__name__} failed",
-            scheduled_event_id=0,
-            started_event_id=0,
-            identity="",
-            activity_type=activity.__name__,
-            activity_id="",
-            retry_state=None,
-        ) from failure
-
-
 class Declined(Exception):
     """A charge Mollie refused as a business outcome (recorded as `rejected`)."""
 
@@ -198,15 +173,13 @@ class RecurringBillingWorkflow:
         self._watch = PaymentWatch()
         # Every Mollie payment this run made (or adopted): the cycle's own, never "earlier".
         self._made_payments: list[str] = []
-        # Search attributes set since the workflow last waited (compact history only).
-        self._unpublished: dict[str, SearchAttributeUpdate[Any]] = {}
-        # Local steps run in the current workflow task, not yet in the history.
-        self._unkept_local_steps = False
+        # How each step reaches Temporal (local or activity task, when attributes are set).
+        self._steps = Steps(cycle.compact_history)
 
     @workflow.run
     async def run(self, cycle: BillingCycleInput) -> BillingView:
         while self._status not in FINISHED_STATES:
-            self._publish_attributes()
+            self._steps.publish_attributes()
             try:
                 await workflow.wait_condition(lambda: bool(self._queue), timeout=IDLE_LIMIT)
             except TimeoutError:
@@ -233,8 +206,8 @@ class RecurringBillingWorkflow:
             else:
                 await self._terminate(event)
         self._note_unprocessed()
-        self._publish_attributes()
-        await self._keep_local_steps()
+        self._steps.publish_attributes()
+        await self._steps.keep_local_steps()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view()
 
@@ -336,7 +309,7 @@ class RecurringBillingWorkflow:
         assert self._cleeng_payment_id is not None
         workflow_id = workflow.info().workflow_id
         try:
-            payment = await self._write_safe_to_repeat(
+            payment = await self._steps.write_safe_to_repeat(
                 MollieActivities.capture_payment,
                 CaptureInput(
                     payment_id=self._payment.payment_id,
@@ -479,7 +452,9 @@ class RecurringBillingWorkflow:
             self._note(event, OUTCOME_IGNORED, reason="cycle already captured")
             return
         released = await self._release_open_authorisation("subscription terminated")
-        await self._record(CleengActivities.terminate_subscription, self._cycle.subscription_id)
+        await self._steps.record(
+            CleengActivities.terminate_subscription, self._cycle.subscription_id
+        )
         self._status = CYCLE_TERMINATED
         self._note(event, OUTCOME_TERMINATED, reason=OUTCOME_RELEASED if released else None)
 
@@ -495,7 +470,7 @@ class RecurringBillingWorkflow:
 
     async def _prepare_renewal(self, event: BillingEvent) -> OrderSnapshot | None:
         """The check and the order in one local step (compact history)."""
-        prepared = await self._write_safe_to_repeat(
+        prepared = await self._steps.write_safe_to_repeat(
             CleengActivities.prepare_renewal,
             PrepareRenewalInput(cycle=self._cycle_check(), order=self._order_request(event)),
         )
@@ -524,7 +499,7 @@ class RecurringBillingWorkflow:
         self._status = CYCLE_ALREADY_PAID
 
     async def _cycle_paid(self) -> bool:
-        paid = await self._call(CleengActivities.cycle_already_paid, self._cycle_check())
+        paid = await self._steps.call(CleengActivities.cycle_already_paid, self._cycle_check())
         if paid:
             self._note_already_paid()
         return paid
@@ -536,7 +511,7 @@ class RecurringBillingWorkflow:
         if token is None:
             return None
         try:
-            mandate = await self._call(
+            mandate = await self._steps.call(
                 MollieActivities.describe_mandate,
                 MandateRef(customer_id=token.customer_id, mandate_id=token.mandate_id),
             )
@@ -547,14 +522,14 @@ class RecurringBillingWorkflow:
         return mandate if mandate.status == MANDATE_VALID else None
 
     async def _mandate_usable(self, token: MollieToken) -> bool:
-        mandate = await self._call(
+        mandate = await self._steps.call(
             MollieActivities.describe_mandate,
             MandateRef(customer_id=token.customer_id, mandate_id=token.mandate_id),
         )
         return mandate.status == "valid"
 
     async def _renewal_order(self, event: BillingEvent) -> OrderSnapshot:
-        return await self._write_safe_to_repeat(
+        return await self._steps.write_safe_to_repeat(
             CleengActivities.create_renewal_order, self._order_request(event)
         )
 
@@ -571,7 +546,7 @@ class RecurringBillingWorkflow:
             raise Declined("payment details token is not a Mollie mandate")
         workflow_id = workflow.info().workflow_id
         try:
-            payment = await self._write_safe_to_repeat(
+            payment = await self._steps.write_safe_to_repeat(
                 MollieActivities.create_recurring_payment,
                 RecurringChargeInput(
                     workflow_id=workflow_id,
@@ -607,7 +582,7 @@ class RecurringBillingWorkflow:
             raise
         self._payment = payment
         self._made_payments.append(payment.payment_id)
-        self._set_attribute(search_attributes.MOLLIE_PAYMENT_ID.value_set(payment.payment_id))
+        self._steps.set_attribute(search_attributes.MOLLIE_PAYMENT_ID.value_set(payment.payment_id))
         return payment
 
     def _order_named_by(self, payment: GatewayPaymentView, order: OrderSnapshot) -> OrderSnapshot:
@@ -632,7 +607,7 @@ class RecurringBillingWorkflow:
         order for the same renewal, never given back because the order aged."""
         while True:
             try:
-                cleeng_id = await self._record(
+                cleeng_id = await self._steps.record(
                     CleengActivities.record_payment,
                     RecordPaymentInput(
                         order_id=order.order_id,
@@ -655,7 +630,7 @@ class RecurringBillingWorkflow:
                 ):
                     await self._compensate_unrecorded(payment, error)
                 order = await self._reorder_for_moved_money(event, order, payment)
-        self._set_attribute(search_attributes.CLEENG_PAYMENT_ID.value_set(cleeng_id))
+        self._steps.set_attribute(search_attributes.CLEENG_PAYMENT_ID.value_set(cleeng_id))
         return cleeng_id
 
     async def _reorder_for_moved_money(
@@ -671,7 +646,7 @@ class RecurringBillingWorkflow:
             payment.status,
         )
         order = await self._renewal_order(event)
-        await self._write_safe_to_repeat(
+        await self._steps.write_safe_to_repeat(
             MollieActivities.point_payment_at_order,
             PaymentOrderInput(
                 payment_id=payment.payment_id,
@@ -692,7 +667,7 @@ class RecurringBillingWorkflow:
             self._payment = payment
             await self._release_open_authorisation("Cleeng refused the authorisation")
         elif payment.status == MOLLIE_PAID:
-            await self._record(
+            await self._steps.record(
                 MollieActivities.refund_payment,
                 RefundInput(
                     payment_id=payment.payment_id,
@@ -719,7 +694,7 @@ class RecurringBillingWorkflow:
         # created a payment has none, so the order id stands in.
         external_id = payment.payment_id if payment else f"none:{order.order_id}"
         try:
-            cleeng_id: str | None = await self._record(
+            cleeng_id: str | None = await self._steps.record(
                 CleengActivities.record_payment,
                 RecordPaymentInput(
                     order_id=order.order_id,
@@ -750,7 +725,7 @@ class RecurringBillingWorkflow:
         )
 
     async def _update_cleeng(self, update: UpdatePaymentInput) -> None:
-        await self._record(CleengActivities.update_payment, update)
+        await self._steps.record(CleengActivities.update_payment, update)
 
     async def _release_open_authorisation(self, why: str) -> bool:
         """Compensation: give back funds held for a cycle that will not be captured."""
@@ -761,7 +736,7 @@ class RecurringBillingWorkflow:
         assert self._payment is not None
         await self._release(self._payment.payment_id, why)
         if self._cleeng_payment_id is not None:
-            await self._record(CleengActivities.cancel_payment, self._cleeng_payment_id)
+            await self._steps.record(CleengActivities.cancel_payment, self._cleeng_payment_id)
         self._payment, self._cleeng_payment_id = None, None
         return True
 
@@ -773,7 +748,7 @@ class RecurringBillingWorkflow:
 
     async def _release(self, payment_id: str, why: str) -> None:
         workflow.logger.info("releasing %s: %s", payment_id, why)
-        await self._write_safe_to_repeat(
+        await self._steps.write_safe_to_repeat(
             MollieActivities.release_authorization,
             ReleaseInput(
                 payment_id=payment_id,
@@ -781,35 +756,6 @@ class RecurringBillingWorkflow:
                 operation_key=release_key(workflow.info().workflow_id, payment_id),
             ),
         )
-
-    # How steps run: activity tasks, or local activities for a compact history
-
-    async def _call(self, activity: Callable[[Any, _In], Awaitable[_Out]], arg: _In) -> _Out:
-        if self._cycle.compact_history:
-            self._unkept_local_steps = True
-            with _as_activity_error(activity):
-                return await workflow.execute_local_activity_method(activity, arg, **LOCAL_CALL)
-        return await workflow.execute_activity_method(activity, arg, **CALL)
-
-    async def _write_safe_to_repeat(
-        self, activity: Callable[[Any, _In], Awaitable[_Out]], arg: _In
-    ) -> _Out:
-        """A write whose repeat does no harm: keyed at Mollie by the cycle's operation (the
-        charge, capture, release), or an order Cleeng lets expire unpaid."""
-        if self._cycle.compact_history:
-            self._unkept_local_steps = True
-            with _as_activity_error(activity):
-                return await workflow.execute_local_activity_method(activity, arg, **LOCAL_RECORD)
-        return await workflow.execute_activity_method(activity, arg, **RECORD)
-
-    async def _record(self, activity: Callable[[Any, _In], Awaitable[_Out]], arg: _In) -> _Out:
-        """A write to Cleeng that money depends on is always an activity task: a repeat could
-        record a payment twice, and while Cleeng refuses it, it waits in the open as a pending
-        activity with its last failure. Its workflow task also keeps the local steps before
-        it. (Search attributes wait for the end: while Cleeng's record is retried, the cycle is
-        found by its subscription id, which the Mollie payment's metadata carries.)"""
-        self._unkept_local_steps = False
-        return await workflow.execute_activity_method(activity, arg, **RECORD)
 
     async def _settle(
         self, payment: GatewayPaymentView, is_done: Callable[[str], bool]
@@ -821,33 +767,8 @@ class RecurringBillingWorkflow:
             self._cycle.poll_schedule_seconds,
             local=self._cycle.compact_history,
             # A payment that has to be waited for is findable by its id while it is.
-            before_waiting=self._publish_attributes,
+            before_waiting=self._steps.publish_attributes,
         )
-
-    async def _keep_local_steps(self) -> None:
-        """End the workflow task before the workflow does. Local steps reach the history only
-        with the task that ran them, and a task that completes the workflow is refused when a
-        signal arrived meanwhile (Mollie's webhook for the charge usually does): the retried
-        task would run every step again (safely, as the first one finds the cycle paid, but
-        ending `already_paid` with the cycle's story lost). A task that only records the steps
-        and starts a 1 ms timer is never refused."""
-        if self._unkept_local_steps:
-            await workflow.sleep(timedelta(milliseconds=1))
-            self._unkept_local_steps = False
-
-    def _set_attribute(self, update: SearchAttributeUpdate[Any]) -> None:
-        """Set a search attribute: at once, or (compact history) when the workflow next waits,
-        in one upsert with the others set since; a later value of an attribute replaces an
-        earlier one not yet published."""
-        if self._cycle.compact_history:
-            self._unpublished[update.key.name] = update
-        else:
-            workflow.upsert_search_attributes([update])
-
-    def _publish_attributes(self) -> None:
-        if self._unpublished:
-            workflow.upsert_search_attributes(list(self._unpublished.values()))
-            self._unpublished = {}
 
     def _note(
         self,
