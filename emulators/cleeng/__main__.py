@@ -15,6 +15,7 @@ import uvicorn
 
 from telemetry.logs import configure_logging, env_log_format
 
+from .. import KEEP_ALIVE_SECONDS
 from ..state_file import DEFAULT_SAVE_INTERVAL_SECONDS
 from .app import create_app
 from .config import CleengEmulatorConfig
@@ -102,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_level=args.log_level.lower(),
         # The app stamps Date from the emulator's (movable) clock.
         date_header=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 

@@ -14,6 +14,7 @@ import uvicorn
 
 from telemetry.logs import configure_logging, env_log_format
 
+from .. import KEEP_ALIVE_SECONDS
 from ..state_file import DEFAULT_SAVE_INTERVAL_SECONDS
 from .app import create_app
 from .config import MollieEmulatorConfig
@@ -90,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_level=args.log_level,
         access_log=False,
         log_config=None,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import subprocess
@@ -14,8 +15,10 @@ from typing import Any, cast
 
 import httpx
 import pytest
+import uvicorn
 from starlette.types import Message, Scope
 
+from emulators import KEEP_ALIVE_SECONDS
 from emulators.mollie import MollieEmulatorConfig, create_app
 from emulators.mollie.__main__ import config_from_args, parse_args
 from emulators.mollie.emulator import MollieEmulator
@@ -392,3 +395,23 @@ def test_the_api_page_introduces_the_emulator_and_says_its_clock_is_its_own() ->
     assert "/_emulator" in intro
     assert "own clock" in intro
     assert "Cleeng emulator" in intro
+
+
+@pytest.mark.parametrize("emulator", ["mollie", "cleeng"])
+def test_an_emulator_keeps_idle_connections_longer_than_a_client_reuses_them(
+    emulator: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the server's keep-alive equal to the client's reuse window (uvicorn and httpx both
+    5 s), the server closed idle connections just as clients sent on them, and those requests
+    were lost ("Server disconnected without sending a response")."""
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(options))
+    entry_point = importlib.import_module(f"emulators.{emulator}.__main__")
+    # The process's logging set-up is not under test, and would outlive this test.
+    monkeypatch.setattr(entry_point, "configure_logging", lambda *args, **kwargs: None)
+
+    entry_point.main(["--port", "1"])
+
+    client_reuse_seconds = httpx.AsyncClient()._transport._pool._keepalive_expiry  # type: ignore[attr-defined]
+    assert served["timeout_keep_alive"] == KEEP_ALIVE_SECONDS
+    assert 2 * client_reuse_seconds < KEEP_ALIVE_SECONDS

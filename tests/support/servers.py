@@ -19,6 +19,8 @@ from typing import Any
 
 import uvicorn
 
+from emulators import KEEP_ALIVE_SECONDS
+
 
 def free_port() -> int:
     """Ask the kernel for a port that is free right now on 127.0.0.1."""
@@ -57,7 +59,12 @@ def serve_in_thread(
     for an app that stamps its own `Date` (the Cleeng emulator's clock)."""
     chosen_port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=chosen_port, log_level="warning", date_header=date_header
+        app,
+        host="127.0.0.1",
+        port=chosen_port,
+        log_level="warning",
+        date_header=date_header,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{chosen_port}", daemon=True)
