@@ -62,6 +62,20 @@ class Ports:
     worker_metrics: int = 9464
 
 
+# What listens on each port, for --help.
+PORT_ROLES = {
+    "api": "the connector's API (front end and webhooks)",
+    "temporal": "Temporal's gRPC frontend (TEMPORAL_ADDRESS)",
+    "temporal_ui": "Temporal's Web UI",
+    "temporal_http": "Temporal's HTTP API",
+    "temporal_metrics": "the Temporal server's Prometheus metrics",
+    "mollie": "the Mollie emulator (without Mollie credentials)",
+    "cleeng": "the Cleeng emulator (without Cleeng credentials)",
+    "codec": "the codec server that decrypts histories for the Web UI",
+    "worker_metrics": "the first worker's SDK metrics (worker N: this port + N - 1)",
+}
+
+
 @dataclass(frozen=True)
 class Backoff:
     """How long to wait before restarting a child that exited.
@@ -687,7 +701,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     for name in defaults.__dataclass_fields__:
         flag = "--" + name.replace("_", "-") + "-port"
-        parser.add_argument(flag, type=int, default=getattr(defaults, name), dest=name)
+        parser.add_argument(
+            flag,
+            type=int,
+            default=getattr(defaults, name),
+            dest=name,
+            metavar="PORT",
+            help=f"{PORT_ROLES[name]} (default %(default)s)",
+        )
     return parser.parse_args(argv)
 
 

@@ -18,8 +18,14 @@ logger = logging.getLogger("api")
 def main() -> None:
     settings = load_settings()
     parser = argparse.ArgumentParser(description="Cleeng ⇄ Mollie connector API")
-    parser.add_argument("--host", default=settings.api_host)
-    parser.add_argument("--port", type=int, default=settings.api_port)
+    parser.add_argument(
+        "--host",
+        default=settings.api_host,
+        help="address to listen on (API_HOST, default %(default)s)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=settings.api_port, help="port (API_PORT, default %(default)s)"
+    )
     args = parser.parse_args()
     configure_process_logging(settings, "api")
     install_tracing(settings, "connector-api", settings_secrets(settings))

@@ -56,8 +56,13 @@ def server_config(settings: Settings, host: str) -> CodecServerConfig:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Codec server for the Temporal Web UI and CLI")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default %(default)s; anything but loopback needs "
+        "CODEC_SERVER_TOKEN)",
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = server_config(load_settings(), args.host)

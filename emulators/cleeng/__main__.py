@@ -30,25 +30,52 @@ def _env(name: str, default: str | None = None) -> str | None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     defaults = CleengEmulatorConfig()
     parser = argparse.ArgumentParser(prog="python -m emulators.cleeng", description=__doc__)
-    parser.add_argument("--host", default=_env("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(_env("PORT", "8102") or 8102))
     parser.add_argument(
-        "--publisher-token", default=_env("PUBLISHER_TOKEN", defaults.publisher_token)
+        "--host",
+        default=_env("HOST", "127.0.0.1"),
+        help="address to listen on (default %(default)s)",
     )
-    parser.add_argument("--public-url", default=_env("PUBLIC_URL"))
     parser.add_argument(
-        "--publisher-id", type=int, default=int(_env("PUBLISHER_ID") or defaults.publisher_id)
+        "--port",
+        type=int,
+        default=int(_env("PORT", "8102") or 8102),
+        help="port (default %(default)s)",
+    )
+    parser.add_argument(
+        "--publisher-token",
+        default=_env("PUBLISHER_TOKEN", defaults.publisher_token),
+        # The value is never shown: the environment may hold one of its own.
+        help="the X-Publisher-Token clients must send (default: CLEENG_EMULATOR_PUBLISHER_TOKEN, "
+        "else the emulator's token the connector's sandbox uses)",
+    )
+    parser.add_argument(
+        "--public-url",
+        default=_env("PUBLIC_URL"),
+        help="base URL clients use to reach this emulator (default http://HOST:PORT)",
+    )
+    parser.add_argument(
+        "--publisher-id",
+        type=int,
+        default=int(_env("PUBLISHER_ID") or defaults.publisher_id),
+        help="the publisher's id (default %(default)s)",
     )
     parser.add_argument(
         "--mollie-payment-method-id",
         type=int,
         default=int(_env("MOLLIE_PAYMENT_METHOD_ID") or defaults.mollie_payment_method_id),
+        help="the paymentMethodId of the Mollie connector in this publisher's account "
+        "(default %(default)s)",
     )
     parser.add_argument(
-        "--signature-header", default=_env("SIGNATURE_HEADER", defaults.signature_header)
+        "--signature-header",
+        default=_env("SIGNATURE_HEADER", defaults.signature_header),
+        help="the header that carries each webhook's signature (default %(default)s)",
     )
     parser.add_argument(
-        "--id-seed", type=int, default=int(seed) if (seed := _env("ID_SEED")) else None
+        "--id-seed",
+        type=int,
+        default=int(seed) if (seed := _env("ID_SEED")) else None,
+        help="seed for the ids it hands out, for repeatable runs (default: random)",
     )
     parser.add_argument(
         "--no-billing",
@@ -66,9 +93,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--state-save-seconds",
         type=float,
         default=float(_env("STATE_SAVE_SECONDS") or DEFAULT_SAVE_INTERVAL_SECONDS),
-        help="how often changed state is saved while running",
+        help="how often changed state is saved while running, in seconds (default %(default)s)",
     )
-    parser.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
+    parser.add_argument(
+        "--log-level", default=_env("LOG_LEVEL", "info"), help="log level (default %(default)s)"
+    )
     return parser.parse_args(argv)
 
 

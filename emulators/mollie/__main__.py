@@ -28,9 +28,21 @@ def _env(name: str, default: str) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m emulators.mollie", description=__doc__)
-    parser.add_argument("--host", default=_env("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(_env("PORT", "8101")))
-    parser.add_argument("--api-key", default=_env("API_KEY", _DEFAULTS.api_key))
+    parser.add_argument(
+        "--host",
+        default=_env("HOST", "127.0.0.1"),
+        help="address to listen on (default %(default)s)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=int(_env("PORT", "8101")), help="port (default %(default)s)"
+    )
+    parser.add_argument(
+        "--api-key",
+        default=_env("API_KEY", _DEFAULTS.api_key),
+        # The value is never shown: the environment may hold one of its own.
+        help="the API key clients must send (default: MOLLIE_EMULATOR_API_KEY, else the "
+        "emulator's test key the connector's sandbox uses)",
+    )
     parser.add_argument(
         "--public-url",
         default=_env("PUBLIC_URL", ""),
@@ -46,11 +58,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--pending-settle-seconds",
         type=float,
         default=float(_env("PENDING_SETTLE_SECONDS", str(_DEFAULTS.pending_settle_seconds))),
+        help="how long a SEPA direct debit stays pending before it settles, in seconds of the "
+        "emulator's clock (default %(default)s)",
     )
     parser.add_argument(
         "--refund-settle-seconds",
         type=float,
         default=float(_env("REFUND_SETTLE_SECONDS", str(_DEFAULTS.refund_settle_seconds))),
+        help="how long a refund takes to settle, in seconds of the emulator's clock "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--state-file",
@@ -62,9 +78,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--state-save-seconds",
         type=float,
         default=float(_env("STATE_SAVE_SECONDS", str(DEFAULT_SAVE_INTERVAL_SECONDS))),
-        help="how often changed state is saved while running",
+        help="how often changed state is saved while running, in seconds (default %(default)s)",
     )
-    parser.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
+    parser.add_argument(
+        "--log-level", default=_env("LOG_LEVEL", "info"), help="log level (default %(default)s)"
+    )
     return parser.parse_args(argv)
 
 
