@@ -220,13 +220,25 @@ class InitialPurchaseWorkflow:
             payment.amount,
             self._order_id,
         )
+        await self._give_back(
+            payment,
+            workflow_id,
+            f"Order {self._order_id}: verification for a free trial",
+            verification_refund_key(workflow_id),
+        )
+
+    async def _give_back(
+        self, payment: GatewayPaymentView, workflow_id: str, description: str, key: str
+    ) -> None:
+        """Refund the whole payment at Mollie, once (its operation key), however often the
+        step is retried."""
         await workflow.execute_activity_method(
             MollieActivities.refund_payment,
             RefundInput(
                 payment_id=payment.payment_id,
                 amount=payment.amount,
-                description=f"Order {self._order_id}: verification for a free trial",
-                idempotency_key=verification_refund_key(workflow_id),
+                description=description,
+                idempotency_key=key,
                 metadata={"orderId": self._order_id, "workflowId": workflow_id},
             ),
             **RECORD,
@@ -272,16 +284,11 @@ class InitialPurchaseWorkflow:
             self._error,
         )
         if payment.amount.minor > 0:
-            await workflow.execute_activity_method(
-                MollieActivities.refund_payment,
-                RefundInput(
-                    payment_id=payment.payment_id,
-                    amount=payment.amount,
-                    description=f"Order {self._order_id} could not be recorded in Cleeng",
-                    idempotency_key=compensating_refund_key(workflow_id),
-                    metadata={"orderId": self._order_id, "workflowId": workflow_id},
-                ),
-                **RECORD,
+            await self._give_back(
+                payment,
+                workflow_id,
+                f"Order {self._order_id} could not be recorded in Cleeng",
+                compensating_refund_key(workflow_id),
             )
         self._status = STATUS_REFUNDED
         await workflow.wait_condition(workflow.all_handlers_finished)
