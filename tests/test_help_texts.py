@@ -43,6 +43,8 @@ def parser_of(entry_point: str, monkeypatch: pytest.MonkeyPatch) -> argparse.Arg
             monkeypatch.syspath_prepend(str(ROOT / Path(entry_point).parent))
             runpy.run_path(str(ROOT / entry_point), run_name="__main__")
         else:
+            # Run afresh, as `python -m` does: another test may have imported it already.
+            monkeypatch.delitem(sys.modules, f"{entry_point}.__main__", raising=False)
             runpy.run_module(entry_point, run_name="__main__", alter_sys=True)
     except Built as built:
         return built.parser
