@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, RetryState
 from temporalio.service import RPCError, RPCStatusCode
 
+from benchmarks import chaos
 from domain.money import Money
 from domain.refunds import (
     ChargebackInput,
@@ -799,3 +802,44 @@ def test_a_followup_names_the_type_and_message_of_a_child_that_failed_on_an_acti
     assert failure_message(child_failed) == "Cleeng did not accept: the record"
     # An activity's own failure reads as before.
     assert failure_type(activity_failed) == "CleengRecordNotAccepted"
+
+
+async def test_the_chaos_driver_answers_a_held_refund_record_as_an_operator_would(
+    connector: Connector, clean_faults: None
+) -> None:
+    """benchmarks/chaos.py settles a run by answering records held for a person: it reads the
+    held question, looks at Cleeng's ledger and signals `resolve_record`. One reply lost after
+    Cleeng applied the refund: the driver finds it recorded, and the refund completes once."""
+    payment = await paid_purchase(connector, price=9.00)
+    cleeng, tr_id = connector.emulators.cleeng_url, payment["externalPaymentId"]
+    data = refund_data(payment, 1.00, "held for the chaos driver")
+    await request_refund(connector, data)
+    await wait_for_mollie_refunds(connector, tr_id, 1)
+    await set_faults(cleeng, lose_next_refund_reply(payment, after_commit=True))
+    await settle_refund(connector, data, "refunded")
+    handle = refund_handle(connector, data)
+    assert (await refund_settles_or_holds(handle)).status == "record_unknown"
+
+    # Only the Cleeng emulator is reached: the driver reads its ledger.
+    cleeng_port = int(cleeng.rsplit(":", 1)[1])
+    ports = chaos.Ports(
+        **dict.fromkeys(chaos.Ports.__dataclass_fields__, 0) | {"cleeng": cleeng_port}
+    )
+    async with httpx.AsyncClient(timeout=30) as http:
+        run = chaos.Run(
+            ports=ports,
+            data_dir=Path("unused"),
+            kills=False,
+            kill_plan={},
+            rng=random.Random(0),
+            deadline=0.0,
+            http=http,
+        )
+        await chaos.answer_held_records(run, connector.client)
+
+    # (Counted over every held record the server knows, so at least this one.)
+    assert run.held_records_answered["true"] >= 1
+    async with asyncio.timeout(30):
+        assert (await handle.result()).status == "refunded"
+    [recorded] = await cleeng_payments(cleeng, str(payment["orderId"]))
+    assert recorded["refundedAmount"] == 1.00
