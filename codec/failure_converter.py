@@ -12,7 +12,8 @@ and `temporal workflow list` show a readable failure with no codec at all, while
 itself (a workflow reading its activity's error, a client reading a workflow's failure) reads
 the whole message back from the encrypted attributes, as before.
 
-This module runs inside the workflow sandbox: the standard library and `temporalio` only.
+This module runs inside the workflow sandbox: the standard library, `temporalio` and the
+logs' redaction (`telemetry.redaction`, itself the standard library only).
 """
 
 from __future__ import annotations
@@ -23,28 +24,30 @@ from typing import Final
 from temporalio.api.failure.v1 import Failure
 from temporalio.converter import DefaultFailureConverter, PayloadConverter
 
-# What customer data looks like when a counterpart's error quotes it. Payment ids (`tr_...`,
-# `re_...`, `chb_...`), order, subscription and Cleeng payment ids and amounts are not customer
-# data, and stay.
-_REDACTIONS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
-    # pydantic quotes the value it refused (`input_value='ada@example.com'`, or a whole object
-    # of customer fields when one is missing): the value goes, the field's name stays.
+from telemetry.redaction import Redactor
+
+# What the logs' redaction (telemetry/redaction.py) does not cover and a failure may quote:
+# pydantic's refused value (`input_value='ada@example.com'`, or a whole object of customer
+# fields when one is missing: the value goes, the field's name stays), and an IBAN (country,
+# check digits and 11-30 letters or digits, maybe grouped by spaces).
+_FAILURE_ONLY: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     (re.compile(r"input_value=.*?(?=, input_type=)", re.DOTALL), "input_value=<redacted>"),
-    (re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+"), "<email>"),
-    # Mollie's customer and mandate ids: a mandate id is the card token Cleeng stores.
-    (re.compile(r"\bcst_[A-Za-z0-9]+"), "cst_<redacted>"),
-    (re.compile(r"\bmdt_[A-Za-z0-9]+"), "mdt_<redacted>"),
-    # An IBAN: country, check digits and 11-30 letters or digits, maybe grouped by spaces.
     (re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"), "<iban>"),
 )
 
+# Emails, Mollie customer and mandate ids (a mandate id is the card token Cleeng stores), keys
+# and tokens, name and email fields: the same redaction the logs get. Payment ids (`tr_...`,
+# `re_...`, `chb_...`), order, subscription and Cleeng payment ids and amounts stay.
+_CUSTOMER_DATA: Final = Redactor()
+
 
 def redact(message: str) -> str:
-    """`message` without the customer data it may quote: emails, IBANs, Mollie customer and
-    mandate ids, and the values pydantic quotes in a validation error."""
-    for pattern, replacement in _REDACTIONS:
+    """`message` without the customer data it may quote: what the logs never show (emails,
+    Mollie customer and mandate ids, secrets), IBANs, and the values pydantic quotes in a
+    validation error."""
+    for pattern, replacement in _FAILURE_ONLY:
         message = pattern.sub(replacement, message)
-    return message
+    return _CUSTOMER_DATA(message)
 
 
 class ClearTypeAndRedactedMessageFailureConverter(DefaultFailureConverter):
