@@ -24,6 +24,7 @@ from clients.errors import ServiceError
 from clients.mollie import (
     OPERATION_METADATA_KEY,
     WORKFLOW_METADATA_KEY,
+    GatewayChargeback,
     GatewayPayment,
     GatewayPaymentEvent,
     GatewayRefund,
@@ -100,6 +101,16 @@ def card_params(details: Mapping[str, Any]) -> dict[str, str]:
         "cardExpirationDate": details.get("cardExpiryDate"),
     }
     return {key: str(value) for key, value in mapping.items() if value}
+
+
+def _chargeback_input(payment_id: str, chargeback: GatewayChargeback) -> ChargebackInput:
+    return ChargebackInput(
+        mollie_payment_id=payment_id,
+        chargeback_id=chargeback.id,
+        amount=chargeback.amount,
+        reason=chargeback.reason,
+        reversed_at=chargeback.reversed_at,
+    )
 
 
 def _connector_payment(payment: GatewayPayment) -> ConnectorPayment | None:
@@ -358,16 +369,7 @@ class MollieActivities:
                 return []  # an unknown (or forged) payment id has no chargebacks
             with service_errors_as_application_errors():
                 raise
-        return [
-            ChargebackInput(
-                mollie_payment_id=payment_id,
-                chargeback_id=chargeback.id,
-                amount=chargeback.amount,
-                reason=chargeback.reason,
-                reversed_at=chargeback.reversed_at,
-            )
-            for chargeback in chargebacks
-        ]
+        return [_chargeback_input(payment_id, chargeback) for chargeback in chargebacks]
 
     @activity.defn
     async def chargeback_share(self, chargeback: ChargebackInput) -> ChargebackShare:
@@ -393,16 +395,7 @@ class MollieActivities:
             chargeback,
             paid=payment.amount,
             refunds=[RefundAmountSeen(status=r.status, amount=r.amount) for r in refunds],
-            chargebacks=[
-                ChargebackInput(
-                    mollie_payment_id=payment_id,
-                    chargeback_id=c.id,
-                    amount=c.amount,
-                    reason=c.reason,
-                    reversed_at=c.reversed_at,
-                )
-                for _, c in ordered
-            ],
+            chargebacks=[_chargeback_input(payment_id, c) for _, c in ordered],
         )
 
     @activity.defn

@@ -461,6 +461,29 @@ async def test_an_unmatched_chargeback_is_reported_and_the_next_one_still_handle
         assert payment_id in failure.value.cause.message
 
 
+async def refund_with_lost_reply(
+    connector: Connector,
+    payment: dict[str, Any],
+    amount: float,
+    reason: str,
+    *,
+    refunds_at_mollie: int,
+    after_commit: bool,
+) -> tuple[Any, RefundStatusView]:
+    """A refund of `payment` made at Mollie and settled, whose PATCH reply from Cleeng is lost
+    (after or before Cleeng applied it): its workflow handle, and its view once it settled or
+    held."""
+    data = refund_data(payment, amount, reason)
+    await request_refund(connector, data)
+    await wait_for_mollie_refunds(connector, payment["externalPaymentId"], refunds_at_mollie)
+    await set_faults(
+        connector.emulators.cleeng_url, lose_next_refund_reply(payment, after_commit=after_commit)
+    )
+    await settle_refund(connector, data, "refunded")
+    handle = refund_handle(connector, data)
+    return handle, await refund_settles_or_holds(handle)
+
+
 async def test_lost_replies_to_the_refund_patch_are_held_never_written_twice(
     connector: Connector, clean_faults: None
 ) -> None:
@@ -470,13 +493,10 @@ async def test_lost_replies_to_the_refund_patch_are_held_never_written_twice(
     payment = await paid_purchase(connector, price=9.00)
     cleeng, tr_id = connector.emulators.cleeng_url, payment["externalPaymentId"]
     for count, amount in enumerate((1.00, 2.00, 3.00), start=1):
-        data = refund_data(payment, amount, f"lost reply {count}")
-        await request_refund(connector, data)
-        await wait_for_mollie_refunds(connector, tr_id, count)
-        await set_faults(cleeng, lose_next_refund_reply(payment, after_commit=True))
-        await settle_refund(connector, data, "refunded")
-        handle = refund_handle(connector, data)
-        held = await refund_settles_or_holds(handle)
+        handle, held = await refund_with_lost_reply(
+            connector, payment, amount, f"lost reply {count}", refunds_at_mollie=count,
+            after_commit=True,
+        )  # fmt: skip
         assert held.status == "record_unknown", held
         assert "was lost" in (held.error or "")
         [recorded] = await cleeng_payments(cleeng, str(payment["orderId"]))
@@ -487,13 +507,11 @@ async def test_lost_replies_to_the_refund_patch_are_held_never_written_twice(
         await handle.signal(RefundWorkflow.resolve_record, RecordResolution(recorded=True))
         assert (await handle.result()).status == "refunded"
 
-    data = refund_data(payment, 1.50, "lost before Cleeng applied it")
-    await request_refund(connector, data)
-    await wait_for_mollie_refunds(connector, tr_id, 4)
-    await set_faults(cleeng, lose_next_refund_reply(payment, after_commit=False))
-    await settle_refund(connector, data, "refunded")
-    handle = refund_handle(connector, data)
-    assert (await refund_settles_or_holds(handle)).status == "record_unknown"
+    handle, held = await refund_with_lost_reply(
+        connector, payment, 1.50, "lost before Cleeng applied it", refunds_at_mollie=4,
+        after_commit=False,
+    )  # fmt: skip
+    assert held.status == "record_unknown"
     [recorded] = await cleeng_payments(cleeng, str(payment["orderId"]))
     assert recorded["refundedAmount"] == 6.00
     # The person finds it missing: the connector writes it now, once.
@@ -811,14 +829,12 @@ async def test_the_chaos_driver_answers_a_held_refund_record_as_an_operator_woul
     held question, looks at Cleeng's ledger and signals `resolve_record`. One reply lost after
     Cleeng applied the refund: the driver finds it recorded, and the refund completes once."""
     payment = await paid_purchase(connector, price=9.00)
-    cleeng, tr_id = connector.emulators.cleeng_url, payment["externalPaymentId"]
-    data = refund_data(payment, 1.00, "held for the chaos driver")
-    await request_refund(connector, data)
-    await wait_for_mollie_refunds(connector, tr_id, 1)
-    await set_faults(cleeng, lose_next_refund_reply(payment, after_commit=True))
-    await settle_refund(connector, data, "refunded")
-    handle = refund_handle(connector, data)
-    assert (await refund_settles_or_holds(handle)).status == "record_unknown"
+    cleeng = connector.emulators.cleeng_url
+    handle, held = await refund_with_lost_reply(
+        connector, payment, 1.00, "held for the chaos driver", refunds_at_mollie=1,
+        after_commit=True,
+    )  # fmt: skip
+    assert held.status == "record_unknown"
 
     # Only the Cleeng emulator is reached: the driver reads its ledger.
     cleeng_port = int(cleeng.rsplit(":", 1)[1])
