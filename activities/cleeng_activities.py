@@ -32,13 +32,17 @@ from clients.cleeng import (
 )
 from clients.errors import FailureKind, ServiceError
 from domain.operations import (
+    CleengOrderRef,
+    CleengPaymentRef,
     CycleCheckInput,
     OrderSnapshot,
+    PaymentDetailsRef,
     PrepareRenewalInput,
     RecordDetailsInput,
     RecordPaymentInput,
     RenewalOrderInput,
     RenewalPreparation,
+    SubscriptionRef,
     UpdatePaymentInput,
 )
 from domain.payment_details import CancelledAuthorisation
@@ -109,8 +113,9 @@ class CleengActivities:
         self._termination_call = termination_call
 
     @activity.defn
-    async def load_order(self, order_id: str) -> OrderSnapshot:
+    async def load_order(self, request: CleengOrderRef | str) -> OrderSnapshot:
         """The order as Cleeng has it: amount and currency come from here, never the caller."""
+        order_id = request if isinstance(request, str) else request.order_id
         try:
             order = await self._cleeng.get_order(order_id)
         except ServiceError as error:
@@ -256,13 +261,17 @@ class CleengActivities:
         return updated.status
 
     @activity.defn
-    async def cancel_payment(self, payment_id: str) -> str:
+    async def cancel_payment(self, request: CleengPaymentRef | str) -> str:
+        payment_id = request if isinstance(request, str) else request.payment_id
         with service_errors_as_application_errors():
             return (await self._cleeng.cancel_payment(payment_id)).status
 
     @activity.defn
-    async def authorised_payments(self, payment_details_id: str) -> list[CancelledAuthorisation]:
+    async def authorised_payments(
+        self, request: PaymentDetailsRef | str
+    ) -> list[CancelledAuthorisation]:
         """The authorised, not yet captured payments on some payment details."""
+        payment_details_id = request if isinstance(request, str) else request.payment_details_id
         with service_errors_as_application_errors():
             payments = await self._cleeng.authorised_payments(payment_details_id)
         return [
@@ -271,7 +280,8 @@ class CleengActivities:
         ]
 
     @activity.defn
-    async def delete_payment_details(self, payment_details_id: str) -> None:
+    async def delete_payment_details(self, request: PaymentDetailsRef | str) -> None:
+        payment_details_id = request if isinstance(request, str) else request.payment_details_id
         with service_errors_as_application_errors():
             await self._cleeng.delete_payment_details(payment_details_id)
 
@@ -313,9 +323,10 @@ class CleengActivities:
         return updated.status
 
     @activity.defn
-    async def terminate_subscription(self, subscription_id: str) -> str:
+    async def terminate_subscription(self, request: SubscriptionRef | str) -> str:
         """Terminate after Cleeng's dunning gave up ("terminate-subscription"; the deprecated
         PATCH only when configured)."""
+        subscription_id = request if isinstance(request, str) else request.subscription_id
         with service_errors_as_application_errors():
             if self._termination_call == contract.TERMINATE_BY_PATCH:
                 await self._cleeng.terminate_subscription_by_patch(subscription_id)

@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain import search_attributes
+from domain.operations import WorkflowIds, WorkflowRef
 from domain.reconciliation import NOT_FOUND, WorkflowState
 
 # Describe calls in flight at once: enough to check a page of payments quickly, few enough
@@ -26,8 +27,9 @@ class WorkflowDirectory:
         self._client = client
 
     @activity.defn
-    async def cleeng_payment_recorded_by(self, workflow_id: str) -> str | None:
+    async def cleeng_payment_recorded_by(self, request: WorkflowRef | str) -> str | None:
         """The Cleeng payment id the workflow recorded, or None (unknown workflow or none)."""
+        workflow_id = request if isinstance(request, str) else request.workflow_id
         try:
             description = await self._client.get_workflow_handle(workflow_id).describe()
         except RPCError as error:
@@ -37,9 +39,10 @@ class WorkflowDirectory:
         return description.typed_search_attributes.get(search_attributes.CLEENG_PAYMENT_ID)
 
     @activity.defn
-    async def workflow_states(self, workflow_ids: list[str]) -> list[WorkflowState]:
+    async def workflow_states(self, request: WorkflowIds | list[str]) -> list[WorkflowState]:
         """Each workflow's status and recorded Cleeng payment; NOT_FOUND for one Temporal
         does not know (never started, or its history is past the namespace's retention)."""
+        workflow_ids = request if isinstance(request, list) else request.workflow_ids
         limit = asyncio.Semaphore(_DESCRIBES_AT_ONCE)
 
         async def state_of(workflow_id: str) -> WorkflowState:

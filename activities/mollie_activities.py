@@ -38,6 +38,8 @@ from domain.operations import (
     GatewayPaymentView,
     MandateRef,
     MandateView,
+    MolliePaymentIds,
+    MolliePaymentRef,
     PaymentOrderInput,
     RecurringChargeInput,
     RefundInput,
@@ -232,7 +234,8 @@ class MollieActivities:
             return payment_view(await self._mollie.create_payment(body, request.operation_key))
 
     @activity.defn
-    async def fetch_payment(self, payment_id: str) -> GatewayPaymentView:
+    async def fetch_payment(self, request: MolliePaymentRef | str) -> GatewayPaymentView:
+        payment_id = request if isinstance(request, str) else request.payment_id
         with service_errors_as_application_errors():
             return payment_view(await self._mollie.get_payment(payment_id))
 
@@ -336,9 +339,10 @@ class MollieActivities:
         return _refund_view(refund)
 
     @activity.defn
-    async def refund_context(self, payment_id: str) -> RefundRecordContext | None:
+    async def refund_context(self, request: MolliePaymentRef | str) -> RefundRecordContext | None:
         """The Cleeng order and payment operation of a payment the connector made, read from
         the metadata it gave the payment; None for a payment that carries no order."""
+        payment_id = request if isinstance(request, str) else request.payment_id
         with service_errors_as_application_errors():
             payment = await self._mollie.get_payment(payment_id)
         order_id = payment.metadata.get("orderId")
@@ -361,7 +365,8 @@ class MollieActivities:
             await self._mollie.revoke_mandate(ref.customer_id, ref.mandate_id)
 
     @activity.defn
-    async def list_chargebacks(self, payment_id: str) -> list[ChargebackInput]:
+    async def list_chargebacks(self, request: MolliePaymentRef | str) -> list[ChargebackInput]:
+        payment_id = request if isinstance(request, str) else request.payment_id
         try:
             chargebacks = await self._mollie.list_chargebacks(payment_id)
         except ServiceError as error:
@@ -399,8 +404,9 @@ class MollieActivities:
         )
 
     @activity.defn
-    async def payment_metadata(self, payment_id: str) -> dict[str, str]:
+    async def payment_metadata(self, request: MolliePaymentRef | str) -> dict[str, str]:
         """The payment's metadata (which order, subscription and workflow it belongs to)."""
+        payment_id = request if isinstance(request, str) else request.payment_id
         with service_errors_as_application_errors():
             payment = await self._mollie.get_payment(payment_id)
         return {str(key): str(value) for key, value in payment.metadata.items()}
@@ -434,8 +440,9 @@ class MollieActivities:
         )
 
     @activity.defn
-    async def refunds_seen(self, payment_id: str) -> list[MollieRefundSeen]:
+    async def refunds_seen(self, request: MolliePaymentRef | str) -> list[MollieRefundSeen]:
         """Every refund of the payment, with the connector's operation key where it made it."""
+        payment_id = request if isinstance(request, str) else request.payment_id
         with service_errors_as_application_errors():
             refunds = await self._mollie.list_refunds(payment_id)
         return [
@@ -475,9 +482,12 @@ class MollieActivities:
         return _payments_named(chargebacks, covered)
 
     @activity.defn
-    async def connector_payments(self, payment_ids: list[str]) -> list[ConnectorPayment]:
+    async def connector_payments(
+        self, request: MolliePaymentIds | list[str]
+    ) -> list[ConnectorPayment]:
         """Each payment the connector made among `payment_ids`, read now ("get-payment");
         one Mollie does not know, or the connector did not make, is left out."""
+        payment_ids = request if isinstance(request, list) else request.payment_ids
         found: list[ConnectorPayment] = []
         for payment_id in payment_ids:
             try:

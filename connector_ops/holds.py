@@ -11,6 +11,7 @@ from activities.directory import WorkflowDirectory
 from clients.errors import ServiceError
 from clients.mollie import WORKFLOW_METADATA_KEY, MollieGateway
 from connector_ops.common import Context, JsonFlag, OpsError, emit, run
+from domain.operations import WorkflowIds
 from domain.reconciliation import is_running
 
 app = typer.Typer(rich_markup_mode=None, no_args_is_help=True, help="Open card holds at Mollie.")
@@ -45,7 +46,9 @@ async def _list_holds(ctx: Context, as_json: bool) -> None:
     owners = {str(p.metadata[WORKFLOW_METADATA_KEY]) for p in mine}
     states = {
         state.workflow_id: state
-        for state in await WorkflowDirectory(ctx.client).workflow_states(sorted(owners))
+        for state in await WorkflowDirectory(ctx.client).workflow_states(
+            WorkflowIds(workflow_ids=sorted(owners))
+        )
     }
     holds: list[dict[str, Any]] = []
     for payment in mine:

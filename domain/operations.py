@@ -103,6 +103,56 @@ class MandateRef:
     mandate_id: str
 
 
+# Inputs of the activities that need only an id. Until 2027-03-17 ("Compatibility shims" in
+# docs/development.md) those activities also accept the bare id (or list of ids) that the
+# release before this one scheduled them with: an activity still retrying across a deploy
+# decodes either shape.
+
+
+@dataclass(frozen=True, kw_only=True)
+class MolliePaymentRef:
+    """A Mollie payment by its id (`tr_…`)."""
+
+    payment_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MolliePaymentIds:
+    payment_ids: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CleengOrderRef:
+    order_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CleengPaymentRef:
+    """A payment record in Cleeng by its id (a number, sent as a string)."""
+
+    payment_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentDetailsRef:
+    payment_details_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubscriptionRef:
+    subscription_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowRef:
+    workflow_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowIds:
+    workflow_ids: list[str]
+
+
 @dataclass(frozen=True, kw_only=True)
 class MandateView:
     mandate_id: str

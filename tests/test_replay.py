@@ -20,6 +20,7 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from domain.operations import MolliePaymentRef
 from tests.support.histories import SAVED, replay_failures
 from worker import WORKFLOWS
 from workflows.policies import CALL
@@ -75,7 +76,9 @@ class FollowUpWithOneMoreLook(PaymentFollowUpWorkflow):
 
     @workflow.run
     async def run(self, payment_id: str) -> list[str]:
-        await workflow.execute_activity_method(MollieActivities.fetch_payment, payment_id, **CALL)
+        await workflow.execute_activity_method(
+            MollieActivities.fetch_payment, MolliePaymentRef(payment_id=payment_id), **CALL
+        )
         return await super().run(payment_id)
 
 

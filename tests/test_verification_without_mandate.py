@@ -21,6 +21,7 @@ from domain.operations import (
     CheckoutPaymentInput,
     EnsureCustomerInput,
     GatewayPaymentView,
+    MolliePaymentRef,
     RefundInput,
     RefundView,
 )
@@ -52,9 +53,9 @@ class MollieStub:
         )
 
     @activity.defn(name="fetch_payment")
-    async def fetch_payment(self, payment_id: str) -> GatewayPaymentView:
+    async def fetch_payment(self, request: MolliePaymentRef) -> GatewayPaymentView:
         return GatewayPaymentView(
-            payment_id=payment_id,
+            payment_id=request.payment_id,
             status="paid",
             amount=VERIFICATION,
             customer_id="cst_stub0001",

@@ -33,6 +33,7 @@ from domain.operation_keys import (
 from domain.operations import (
     MOLLIE_PAID,
     CheckoutPaymentInput,
+    CleengOrderRef,
     EnsureCustomerInput,
     GatewayPaymentView,
     InlineDetails,
@@ -122,7 +123,7 @@ class InitialPurchaseWorkflow:
         deadline = workflow.now() + timedelta(seconds=request.setup_seconds)
         order = await workflow.execute_activity_method(
             CleengActivities.load_order,
-            request.order_id,
+            CleengOrderRef(order_id=request.order_id),
             **_setup_until(deadline, SETUP),
         )
         self._order = order

@@ -34,9 +34,12 @@ from domain.operations import (
     MOLLIE_CANCELED,
     MOLLIE_PAID,
     CheckoutPaymentInput,
+    CleengPaymentRef,
     EnsureCustomerInput,
     GatewayPaymentView,
     MandateRef,
+    MolliePaymentRef,
+    PaymentDetailsRef,
     PaymentNotice,
     RecordDetailsInput,
     RefundInput,
@@ -261,7 +264,7 @@ class DetailsDeactivationWorkflow:
             return self.view()
         authorised = await workflow.execute_activity_method(
             CleengActivities.authorised_payments,
-            request.payment_details_id,
+            PaymentDetailsRef(payment_details_id=request.payment_details_id),
             **CALL,
         )
         for authorisation in authorised:
@@ -287,7 +290,7 @@ class DetailsDeactivationWorkflow:
             "delete payment details",
             request.payment_details_id,
             CleengActivities.delete_payment_details,
-            request.payment_details_id,
+            PaymentDetailsRef(payment_details_id=request.payment_details_id),
         ):
             self._deleted = True
         self._status = DEACTIVATION_NEEDS_OPERATOR if self._failures else DEACTIVATION_DONE
@@ -356,7 +359,7 @@ class DetailsDeactivationWorkflow:
             "cancel Cleeng payment",
             authorisation.cleeng_payment_id,
             CleengActivities.cancel_payment,
-            authorisation.cleeng_payment_id,
+            CleengPaymentRef(payment_id=authorisation.cleeng_payment_id),
         ):
             self._cancelled.append(authorisation)
 
@@ -368,7 +371,9 @@ class DetailsDeactivationWorkflow:
                 return payment
             await workflow.sleep(RELEASE_CHECK_INTERVAL)
             payment = await workflow.execute_activity_method(
-                MollieActivities.fetch_payment, payment.payment_id, **CALL
+                MollieActivities.fetch_payment,
+                MolliePaymentRef(payment_id=payment.payment_id),
+                **CALL,
             )
         if payment.status == MOLLIE_AUTHORIZED:
             self._failures.append(

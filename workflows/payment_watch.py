@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 from temporalio import workflow
 from temporalio.exceptions import CancelledError, FailureError
 
-from domain.operations import GatewayPaymentView, poll_delay_seconds
+from domain.operations import GatewayPaymentView, MolliePaymentRef, poll_delay_seconds
 from workflows.policies import LOCAL_POLL, POLL
 
 with workflow.unsafe.imports_passed_through():
@@ -79,10 +79,14 @@ class PaymentWatch:
         async def fetch() -> GatewayPaymentView:
             if local:
                 return await workflow.execute_local_activity_method(
-                    MollieActivities.fetch_payment, payment.payment_id, **LOCAL_POLL
+                    MollieActivities.fetch_payment,
+                    MolliePaymentRef(payment_id=payment.payment_id),
+                    **LOCAL_POLL,
                 )
             return await workflow.execute_activity_method(
-                MollieActivities.fetch_payment, payment.payment_id, **POLL
+                MollieActivities.fetch_payment,
+                MolliePaymentRef(payment_id=payment.payment_id),
+                **POLL,
             )
 
         if before_waiting is not None and not is_done(payment.status):

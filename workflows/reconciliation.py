@@ -34,7 +34,13 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError, Workflow
 from temporalio.workflow import ParentClosePolicy
 
 from domain.operation_keys import orphan_release_key
-from domain.operations import ReleaseInput
+from domain.operations import (
+    CleengPaymentRef,
+    MolliePaymentIds,
+    MolliePaymentRef,
+    ReleaseInput,
+    WorkflowIds,
+)
 from domain.reconciliation import (
     CHARGEBACK_NOT_RECORDED,
     COMPLETED,
@@ -175,7 +181,7 @@ class ReconciliationWorkflow:
         for first in range(0, len(to_read), PAYMENTS_PER_CALL):
             payments += await workflow.execute_activity_method(
                 MollieActivities.connector_payments,
-                to_read[first : first + PAYMENTS_PER_CALL],
+                MolliePaymentIds(payment_ids=to_read[first : first + PAYMENTS_PER_CALL]),
                 **WALK,
             )
         report.older_payments_checked = len(payments)
@@ -214,7 +220,7 @@ class ReconciliationWorkflow:
         for first in range(0, len(workflow_ids), STATES_PER_CALL):
             batch = workflow_ids[first : first + STATES_PER_CALL]
             for state in await workflow.execute_activity_method(
-                WorkflowDirectory.workflow_states, batch, **CALL
+                WorkflowDirectory.workflow_states, WorkflowIds(workflow_ids=batch), **CALL
             ):
                 states[state.workflow_id] = state
         return states
@@ -273,7 +279,7 @@ class ReconciliationWorkflow:
         """`shared`: the payment shares its Cleeng order or billing cycle with another paid
         payment, so the owner's Cleeng payment may record the other one."""
         refunds = await workflow.execute_activity_method(
-            MollieActivities.refunds_seen, payment.payment_id, **WALK
+            MollieActivities.refunds_seen, MolliePaymentRef(payment_id=payment.payment_id), **WALK
         )
         settled = [refund for refund in refunds if refund.status == MOLLIE_REFUND_DONE]
         report.refunds_checked += len(settled)
@@ -360,7 +366,9 @@ class ReconciliationWorkflow:
         self, payment: ConnectorPayment, request: ReconciliationInput, report: ReconciliationReport
     ) -> None:
         chargebacks = await workflow.execute_activity_method(
-            MollieActivities.list_chargebacks, payment.payment_id, **WALK
+            MollieActivities.list_chargebacks,
+            MolliePaymentRef(payment_id=payment.payment_id),
+            **WALK,
         )
         report.chargebacks_checked += len(chargebacks)
         states = await self._states([chargeback_workflow_id(c.chargeback_id) for c in chargebacks])
@@ -505,7 +513,9 @@ class ReleaseOrphanHoldWorkflow:
             )
         if payment.status == "canceled" and hold.cleeng_payment_id is not None:
             await workflow.execute_activity_method(
-                CleengActivities.cancel_payment, hold.cleeng_payment_id, **RECORD
+                CleengActivities.cancel_payment,
+                CleengPaymentRef(payment_id=hold.cleeng_payment_id),
+                **RECORD,
             )
         return payment.status
 
@@ -517,7 +527,9 @@ class RecordOutsideRefundWorkflow:
     @workflow.run
     async def run(self, refund: OutsideRefundInput) -> str:
         context = await workflow.execute_activity_method(
-            MollieActivities.refund_context, refund.mollie_payment_id, **CALL
+            MollieActivities.refund_context,
+            MolliePaymentRef(payment_id=refund.mollie_payment_id),
+            **CALL,
         )
         if context is None:
             raise ApplicationError(

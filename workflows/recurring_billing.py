@@ -74,6 +74,7 @@ from domain.operations import (
     MOLLIE_OPEN,
     MOLLIE_PAID,
     CaptureInput,
+    CleengPaymentRef,
     CycleCheckInput,
     GatewayPaymentView,
     InlineDetails,
@@ -88,6 +89,7 @@ from domain.operations import (
     RefundInput,
     ReleaseInput,
     RenewalOrderInput,
+    SubscriptionRef,
     UpdatePaymentInput,
     payment_is_final,
 )
@@ -453,7 +455,8 @@ class RecurringBillingWorkflow:
             return
         released = await self._release_open_authorisation("subscription terminated")
         await self._steps.record(
-            CleengActivities.terminate_subscription, self._cycle.subscription_id
+            CleengActivities.terminate_subscription,
+            SubscriptionRef(subscription_id=self._cycle.subscription_id),
         )
         self._status = CYCLE_TERMINATED
         self._note(event, OUTCOME_TERMINATED, reason=OUTCOME_RELEASED if released else None)
@@ -736,7 +739,10 @@ class RecurringBillingWorkflow:
         assert self._payment is not None
         await self._release(self._payment.payment_id, why)
         if self._cleeng_payment_id is not None:
-            await self._steps.record(CleengActivities.cancel_payment, self._cleeng_payment_id)
+            await self._steps.record(
+                CleengActivities.cancel_payment,
+                CleengPaymentRef(payment_id=self._cleeng_payment_id),
+            )
         self._payment, self._cleeng_payment_id = None, None
         return True
 

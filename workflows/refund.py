@@ -33,7 +33,14 @@ from temporalio.exceptions import (
 
 from clients import cleeng_contract as contract
 from domain.money import Money
-from domain.operations import PaymentNotice, RefundInput, RefundView
+from domain.operations import (
+    MolliePaymentRef,
+    PaymentNotice,
+    RefundInput,
+    RefundView,
+    WorkflowIds,
+    WorkflowRef,
+)
 from domain.reconciliation import NOT_FOUND
 from domain.refunds import (
     CHARGEBACK_NOTHING_TO_RECORD,
@@ -340,7 +347,9 @@ class RefundWorkflow:
                 order_id=request.order_id, payment_operation=request.payment_operation
             )
         known = await workflow.execute_activity_method(
-            MollieActivities.refund_context, request.external_payment_id, **CALL
+            MollieActivities.refund_context,
+            MolliePaymentRef(payment_id=request.external_payment_id),
+            **CALL,
         )
         order_id = request.order_id or (known.order_id if known else None)
         if order_id is None:
@@ -401,7 +410,7 @@ class PaymentFollowUpWorkflow:
     @workflow.run
     async def run(self, payment_id: str) -> list[str]:
         chargebacks = await workflow.execute_activity_method(
-            MollieActivities.list_chargebacks, payment_id, **WALK
+            MollieActivities.list_chargebacks, MolliePaymentRef(payment_id=payment_id), **WALK
         )
         for chargeback in chargebacks:
             child_id = chargeback_workflow_id(chargeback.chargeback_id)
@@ -453,7 +462,7 @@ class PaymentFollowUpWorkflow:
 
     async def _child_status(self, child_id: str) -> str:
         [state] = await workflow.execute_activity_method(
-            WorkflowDirectory.workflow_states, [child_id], **CALL
+            WorkflowDirectory.workflow_states, WorkflowIds(workflow_ids=[child_id]), **CALL
         )
         return state.status
 
@@ -528,16 +537,17 @@ class ChargebackWorkflow:
             self._status = CHARGEBACK_REVERSED
             self._note = f"reversed at {chargeback.reversed_at}: not reported"
             return ""
+        paid_by = MolliePaymentRef(payment_id=chargeback.mollie_payment_id)
         context = await workflow.execute_activity_method(
-            MollieActivities.refund_context, chargeback.mollie_payment_id, **CALL
+            MollieActivities.refund_context, paid_by, **CALL
         )
         metadata = await workflow.execute_activity_method(
-            MollieActivities.payment_metadata, chargeback.mollie_payment_id, **CALL
+            MollieActivities.payment_metadata, paid_by, **CALL
         )
         owner = metadata.get("workflowId")
         cleeng_payment_id = (
             await workflow.execute_activity_method(
-                WorkflowDirectory.cleeng_payment_recorded_by, owner, **CALL
+                WorkflowDirectory.cleeng_payment_recorded_by, WorkflowRef(workflow_id=owner), **CALL
             )
             if owner
             else None
