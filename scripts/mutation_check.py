@@ -45,10 +45,19 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
         ["tests/test_recurring_billing.py::test_webhooks_for_a_finished_cycle_charge_nothing"],
     ),
     (
-        "adopt an existing Mollie payment",
+        "adopt an existing checkout payment",
         "activities/mollie_activities.py",
         '        if earlier is not None:\n            activity.logger.info("adopting',
         '        if False:\n            activity.logger.info("adopting',
+        [
+            "tests/test_initial_purchase.py::test_a_checkout_retried_after_mollie_forgot_the_key_is_not_made_twice"
+        ],
+    ),
+    (
+        "adopt an existing recurring charge",
+        "activities/mollie_activities.py",
+        "                if earlier.metadata.get(OPERATION_METADATA_KEY) == request.operation_key:",
+        "                if False:",
         [
             "tests/test_recurring_billing.py::test_charge_retried_after_mollie_forgot_the_key_is_not_repeated"
         ],
@@ -491,6 +500,15 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
         [
             "tests/test_recurring_billing.py::"
             "test_termination_goes_by_the_termination_guide_patch_by_default"
+        ],
+    ),
+    (
+        "an activity task scheduled with a bare id before a deploy is still read",
+        "activities/mollie_activities.py",
+        "    async def fetch_payment(self, request: MolliePaymentRef | str)",
+        "    async def fetch_payment(self, request: MolliePaymentRef)",
+        [
+            "tests/test_activity_inputs.py::test_the_worker_runs_an_activity_task_scheduled_with_a_bare_id"
         ],
     ),
 ]

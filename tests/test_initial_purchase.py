@@ -19,6 +19,7 @@ from tests.support.shop import (
     choose_on_checkout,
     cleeng_payments,
     frontend_headers,
+    lose_the_next_reply,
     mollie_payments_for_order,
     seed_order,
     set_faults,
@@ -339,3 +340,30 @@ async def test_money_cleeng_refuses_for_good_is_refunded_and_the_workflow_fails(
     refunds = mollie_payment["refunds"]
     assert [Money.from_decimal(r["amount"]["value"], "EUR").minor for r in refunds] == [2000]
     assert await cleeng_payments(connector.emulators.cleeng_url, order_id) == []
+
+
+async def test_a_checkout_retried_after_mollie_forgot_the_key_is_not_made_twice(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    """Mollie makes the checkout payment but the reply is lost, and the retry comes after Mollie
+    forgot the Idempotency-Key (an hour): the retry finds the payment by its metadata instead
+    of making a second one. By then the unpaid checkout has expired, so the order is recorded
+    rejected with that payment, and the shopper can never pay two checkouts for one order."""
+    async with connector_on_own_emulators(temporal_env) as connector:
+        seeded = await seed_order(connector.emulators.cleeng_url, price=7.5, currency="EUR")
+        order_id = str(seeded["orderId"])
+        await lose_the_next_reply(connector.emulators.mollie_url, "POST", "/v2/payments")
+        answer = asyncio.create_task(start_purchase(connector, seeded))
+        async with asyncio.timeout(30):
+            while not await mollie_payments_for_order(connector.emulators.mollie_url, order_id):
+                await asyncio.sleep(0.05)
+        await advance_clock(connector.emulators.mollie_url, 2 * 3600)
+        started = await answer
+
+        [made] = await mollie_payments_for_order(connector.emulators.mollie_url, order_id)
+        assert started["molliePaymentId"] == made["id"]
+        final = await purchase_handle(connector, order_id).result()
+        assert (final.status, final.failure_reason) == ("rejected", "expired")
+        [recorded] = await cleeng_payments(connector.emulators.cleeng_url, order_id)
+        assert (recorded["status"], recorded["externalPaymentId"]) == ("rejected", made["id"])
+        assert len(await mollie_payments_for_order(connector.emulators.mollie_url, order_id)) == 1

@@ -24,7 +24,7 @@ from tests.support.billing import (
     send_cleeng_webhook,
     subscribed_customer,
 )
-from tests.support.shop import advance_clock, set_faults
+from tests.support.shop import advance_clock, lose_the_next_reply, set_faults
 from workflows.recurring_billing import RecurringBillingWorkflow
 
 pytestmark = pytest.mark.asyncio
@@ -283,20 +283,7 @@ async def test_charge_retried_after_mollie_forgot_the_key_is_not_repeated(
 ) -> None:
     sub = await subscribed_customer(connector)
     # Mollie creates the payment but the reply never arrives (the client times out).
-    await set_faults(
-        connector.emulators.mollie_url,
-        {
-            "failNext": [
-                {
-                    "method": "POST",
-                    "pathPrefix": "/v2/payments",
-                    "status": "timeout",
-                    "afterCommit": True,
-                    "count": 1,
-                }
-            ]
-        },
-    )
+    await lose_the_next_reply(connector.emulators.mollie_url, "POST", "/v2/payments")
     await deliver(connector, sub.dunning_data("capture", 0))
     async with asyncio.timeout(30):
         while not await mollie_customer_payments(connector, sub.mollie_customer_id):

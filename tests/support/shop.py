@@ -71,6 +71,19 @@ async def set_faults(base_url: str, faults: dict[str, Any]) -> None:
         response.raise_for_status()
 
 
+async def lose_the_next_reply(base_url: str, method: str, path_prefix: str) -> None:
+    """The emulator carries out the next such request, then the reply never arrives: the
+    client times out not knowing whether it happened."""
+    fault = {
+        "method": method,
+        "pathPrefix": path_prefix,
+        "status": "timeout",
+        "afterCommit": True,
+        "count": 1,
+    }
+    await set_faults(base_url, {"failNext": [fault]})
+
+
 async def advance_clock(base_url: str, seconds: float) -> None:
     async with httpx.AsyncClient() as http:
         response = await http.post(f"{base_url}/_emulator/clock/advance", json={"seconds": seconds})
