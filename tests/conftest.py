@@ -6,6 +6,7 @@ themselves by using fresh Cleeng orders and customers, and reset emulator faults
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -27,6 +28,7 @@ from emulators.mollie.config import MollieEmulatorConfig
 from launcher import find_executable, find_temporal
 from settings import EMULATOR_MOLLIE_API_KEY, EMULATOR_PUBLISHER_TOKEN, Settings
 from tests.support.histories import save_histories
+from tests.support.scheduling import LONG_RUNNING, long_tests_first_in_each_share
 from tests.support.servers import free_port, serve_in_thread
 from tests.support.shop import TEST_SHOP_ORIGIN
 from tests.support.temporal import client_for, register_search_attributes
@@ -203,3 +205,17 @@ async def connector_on_own_emulators(
 
 
 __all__ = ["Connector", "Emulators", "TemporalAccess"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{LONG_RUNNING}(seconds): a test that runs about this long; under pytest-xdist it "
+        "starts first in its process (tests/support/scheduling.py)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Every xdist process collects and must order alike: the count is the same in each.
+    processes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    items[:] = long_tests_first_in_each_share(items, processes)

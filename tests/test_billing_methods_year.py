@@ -348,6 +348,7 @@ async def assert_year(connector: Connector, year: Year) -> None:
     assert_webhooks_delivered(year)
 
 
+@pytest.mark.long_running(seconds=12)
 async def test_a_year_of_renewals_per_method_authorised_then_captured(
     methods_connector: Connector,
 ) -> None:

@@ -197,6 +197,7 @@ def minor(amount: dict[str, str]) -> tuple[str, int]:
     return amount["currency"], int(Decimal(amount["value"]).scaleb(2))
 
 
+@pytest.mark.long_running(seconds=15)
 async def test_a_year_of_renewals_leaves_both_ledgers_in_agreement(
     year_connector: Connector,
 ) -> None:

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from benchmarks.chaos_invariants import Ledgers, WorkflowRecord, check_invariants
 
 REPO = Path(__file__).resolve().parent.parent
@@ -309,6 +311,7 @@ def test_a_renewal_hold_left_to_lapse_at_mollie_counts_as_an_orphan_hold() -> No
     ]
 
 
+@pytest.mark.long_running(seconds=130)
 def test_a_small_chaos_run_loses_nothing_and_charges_nobody_twice(tmp_path: Path) -> None:
     """End to end: 12 subscribers (4 paying with iDEAL, so renewing by SEPA Direct Debit, 1
     with PayPal, the rest by card), faults on, one worker kill (when the launcher supervises),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import hypothesis
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from hypothesis.errors import Unsatisfiable
@@ -119,6 +120,7 @@ def run_cases(
     one()
 
 
+@pytest.mark.long_running(seconds=15)
 async def test_the_shim_survives_fuzzing_and_keeps_to_its_schema(connector: Connector) -> None:
     # The fuzzer's calls block: a thread keeps this loop serving the worker that the
     # purchases and card changes it may start need.

@@ -253,6 +253,7 @@ async def test_the_shim_gives_each_purchase_the_configured_poll_schedule(
         assert purchase_input.poll_schedule_seconds == (1, 2)
 
 
+@pytest.mark.long_running(seconds=10)
 async def test_cleeng_outage_while_recording_is_retried_and_recorded_once(
     connector: Connector, clean_faults: None
 ) -> None:

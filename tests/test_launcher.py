@@ -290,6 +290,7 @@ class Console:
                 return line
 
 
+@pytest.mark.long_running(seconds=15)
 def test_the_launcher_survives_a_sigkill_of_the_worker_and_of_an_emulator(
     tmp_path: Path,
 ) -> None:
@@ -388,6 +389,7 @@ async def schedule_interval(temporal_address: str) -> timedelta | None:
     return interval.every
 
 
+@pytest.mark.long_running(seconds=35)
 def test_the_launcher_runs_as_many_workers_as_asked_on_one_task_queue(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -474,6 +476,7 @@ def demo_purchase(data_dir: Path) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+@pytest.mark.long_running(seconds=15)
 def test_two_stacks_on_their_own_data_dirs_each_driven_through_its_stack_file(
     tmp_path: Path,
 ) -> None:

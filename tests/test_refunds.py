@@ -484,6 +484,7 @@ async def refund_with_lost_reply(
     return handle, await refund_settles_or_holds(handle)
 
 
+@pytest.mark.long_running(seconds=15)
 async def test_lost_replies_to_the_refund_patch_are_held_never_written_twice(
     connector: Connector, clean_faults: None
 ) -> None:
@@ -822,6 +823,7 @@ def test_a_followup_names_the_type_and_message_of_a_child_that_failed_on_an_acti
     assert failure_type(activity_failed) == "CleengRecordNotAccepted"
 
 
+@pytest.mark.long_running(seconds=35)
 async def test_the_chaos_driver_answers_a_held_refund_record_as_an_operator_would(
     connector: Connector, clean_faults: None
 ) -> None:

@@ -260,6 +260,7 @@ def test_mollie_amounts_become_minor_units() -> None:
 # ------------------------------------------------------------------------------ a real run
 
 
+@pytest.mark.long_running(seconds=40)
 def test_a_tiny_benchmark_run_renews_every_subscriber_exactly_once(tmp_path: Path) -> None:
     out = tmp_path / "tiny"
     command = [

@@ -381,6 +381,7 @@ async def test_temporal_unavailable_answers_and_refused_webhooks_are_counted(
     assert 'connector_webhooks_total{outcome="rejected",source="mollie"} 1.0' in metrics
 
 
+@pytest.mark.long_running(seconds=12)
 def test_the_launchers_processes_log_json_and_each_worker_serves_its_metrics(
     tmp_path: Path,
 ) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
@@ -65,6 +66,7 @@ async def release_in_flight(mollie_url: str) -> None:
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.long_running(seconds=50)
 async def test_saga_survives_its_worker_being_killed_mid_step(
     temporal_env: WorkflowEnvironment,
 ) -> None:
