@@ -814,17 +814,20 @@ HELD_RECORD = re.compile(
 )
 
 
-async def answer_held_records(run: Run, temporal: Client) -> None:
+async def answer_held_records(run: Run, temporal: Client, *, among: str = "") -> None:
     """Act as the operator for refund and chargeback records the connector put to a person
     (a lost reply to the refund PATCH, `record_unknown`): look at the Cleeng payment in the
     emulator's ledger and answer `resolve_record` with whether it shows a refund of that
-    amount and type. Each answer is counted in the report."""
+    amount and type. Each answer is counted in the report. `among` narrows the workflows
+    looked at (a visibility query), for a namespace the run shares."""
     ledger = (await run.http.get(f"{run.cleeng}/_emulator/ledger")).json()
     refunds = {
         str(p["paymentId"]): [(r["amountMinor"], r["refundType"]) for r in p.get("refunds", [])]
         for p in ledger["items"]
     }
     query = 'ExecutionStatus="Running" AND (WorkflowType="Refund" OR WorkflowType="Chargeback")'
+    if among:
+        query += f" AND ({among})"
     async for execution in temporal.list_workflows(query):
         handle = temporal.get_workflow_handle(execution.id)
         try:

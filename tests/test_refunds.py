@@ -823,7 +823,6 @@ def test_a_followup_names_the_type_and_message_of_a_child_that_failed_on_an_acti
     assert failure_type(activity_failed) == "CleengRecordNotAccepted"
 
 
-@pytest.mark.long_running(seconds=35)
 async def test_the_chaos_driver_answers_a_held_refund_record_as_an_operator_would(
     connector: Connector, clean_faults: None
 ) -> None:
@@ -853,10 +852,10 @@ async def test_the_chaos_driver_answers_a_held_refund_record_as_an_operator_woul
             deadline=0.0,
             http=http,
         )
-        await chaos.answer_held_records(run, connector.client)
+        # The dev server is shared with other tests: only this test's refund is looked at.
+        await chaos.answer_held_records(run, connector.client, among=f'WorkflowId="{handle.id}"')
 
-    # (Counted over every held record the server knows, so at least this one.)
-    assert run.held_records_answered["true"] >= 1
+    assert run.held_records_answered == {"true": 1, "false": 0}
     async with asyncio.timeout(30):
         assert (await handle.result()).status == "refunded"
     [recorded] = await cleeng_payments(cleeng, str(payment["orderId"]))
