@@ -29,7 +29,7 @@ from launcher import find_executable, find_temporal
 from settings import EMULATOR_MOLLIE_API_KEY, EMULATOR_PUBLISHER_TOKEN, Settings
 from tests.support.histories import save_histories
 from tests.support.scheduling import LONG_RUNNING, long_tests_first_in_each_share
-from tests.support.servers import free_port, serve_in_thread
+from tests.support.servers import free_port, free_ports, serve_in_thread
 from tests.support.shop import TEST_SHOP_ORIGIN
 from tests.support.temporal import client_for, register_search_attributes
 from worker import build_worker
@@ -155,7 +155,7 @@ async def connected(
 @contextmanager
 def own_emulators() -> Iterator[Emulators]:
     """A fresh Cleeng and Mollie emulator pair, for a test that moves their clocks."""
-    mollie_port, cleeng_port = free_port(), free_port()
+    mollie_port, cleeng_port = free_ports(2)
     emulators = Emulators(
         mollie_url=f"http://127.0.0.1:{mollie_port}",
         cleeng_url=f"http://127.0.0.1:{cleeng_port}",

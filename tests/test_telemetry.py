@@ -51,7 +51,7 @@ from telemetry.tracing import (
 from temporal_connection import connect_temporal, tracing_interceptors
 from tests.conftest import Emulators, connector_settings
 from tests.support.histories import SAVED, replay_failures
-from tests.support.servers import free_port, serve_in_thread, start_launcher, stop_if_running
+from tests.support.servers import free_ports, serve_in_thread, start_launcher, stop_if_running
 from tests.support.shop import choose_on_checkout, frontend_headers, seed_order
 from tests.test_cleeng_webhooks import dunning_envelope, signed
 from worker import WORKFLOWS, build_worker
@@ -110,7 +110,7 @@ def captured_logs() -> Iterator[io.StringIO]:
 async def traced(
     emulators: Emulators, temporal_env: WorkflowEnvironment, captured_logs: io.StringIO
 ) -> AsyncIterator[TracedConnector]:
-    api_port = free_port()
+    api_port, metrics_port = free_ports(2)
     api_url = f"http://127.0.0.1:{api_port}"
     address = temporal_env.client.service_client.config.target_host
     settings = connector_settings(
@@ -118,7 +118,7 @@ async def traced(
     ).model_copy(
         update={
             "tracing_exporter": "console",  # on; the spans go to `exporter` below instead
-            "worker_metrics_address": f"127.0.0.1:{free_port()}",
+            "worker_metrics_address": f"127.0.0.1:{metrics_port}",
             "frontend_api_keys": (SecretStr(FRONTEND_KEY),),
         }
     )

@@ -12,8 +12,8 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,25 +30,36 @@ def free_port() -> int:
         return port
 
 
-def free_port_run(length: int) -> int:
-    """The first of `length` consecutive ports that are all free right now on 127.0.0.1: the
-    launcher gives worker N the metrics port + N - 1."""
+def free_ports(count: int) -> list[int]:
+    """`count` different ports, all free right now on 127.0.0.1. Each is held while the next is
+    asked for: two `free_port()` calls in a row can be handed the same port."""
+    with ExitStack() as held:
+        sockets = [
+            held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            for _ in range(count)
+        ]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+def free_port_run(length: int, avoid: Collection[int] = ()) -> int:
+    """The first of `length` consecutive ports that are all free right now on 127.0.0.1 and
+    not in `avoid`: the launcher gives worker N the metrics port + N - 1."""
     while True:
         first = free_port()
-        if first + length - 1 > 65535:
+        run = range(first, first + length)
+        if run.stop - 1 > 65535 or any(port in avoid for port in run):
             continue
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(first, first + length):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
+        with ExitStack() as held:
+            try:
+                for port in run:
+                    held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)).bind(
+                        ("127.0.0.1", port)
+                    )
+            except OSError:
+                continue
             return first
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
 
 
 @contextmanager
@@ -132,9 +143,10 @@ def start_launcher(
     """`python -m launcher` exactly as `scripts/run` runs it, on free ports (but those in
     `ports_given`), in sandbox mode (with `extra_env` set, e.g. LOG_FORMAT); its console
     (stdout and stderr) is readable line by line. Returns it and its ports."""
-    ports = {name: free_port() for name in LAUNCHER_PORTS}
+    single = [name for name in LAUNCHER_PORTS if name != "worker-metrics"]
+    ports = dict(zip(single, free_ports(len(single)), strict=True))
     # Room for a second worker's metrics (WORKER_PROCESSES=2 in a test) on the next port.
-    ports["worker-metrics"] = free_port_run(2)
+    ports["worker-metrics"] = free_port_run(2, avoid=ports.values())
     ports.update(ports_given or {})
     args = [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
     env = {**clean_env(), **(extra_env or {})}
