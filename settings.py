@@ -345,6 +345,15 @@ class Settings(BaseSettings):
     # API server
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
+        description=(
+            "how long the API keeps an idle HTTP connection open; longer than the idle timeout "
+            "of any load balancer or proxy in front (60 s is common), or the proxy can send a "
+            "request on a connection the API is closing and answer it 502"
+        ),
+    )
     max_body_bytes: int = 64 * 1024
     purchase_answer_seconds: float = Field(
         default=10.0,

@@ -8,6 +8,7 @@ import logging
 import uvicorn
 
 from api.app import create_app
+from settings import Settings
 from telemetry.logs import configure_process_logging, settings_secrets
 from telemetry.tracing import install_tracing
 from temporal_connection import check_payload_encryption, counterparts, load_settings
@@ -37,10 +38,21 @@ def main() -> None:
         )
     check_payload_encryption(settings, logger)
     logger.info("counterparts: %s", counterparts(settings))
-    # log_config=None: uvicorn's own lines go through the root handler above (format,
-    # redaction) instead of handlers of its own.
-    uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, log_level="info", log_config=None
+    uvicorn.Server(server_config(settings, args.host, args.port)).run()
+
+
+def server_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        # uvicorn's own lines go through the root handler configured above (format,
+        # redaction) instead of handlers of its own.
+        log_config=None,
+        # uvicorn's default is 5 s, shorter than a load balancer's idle timeout: the balancer
+        # would reuse a connection the API has just closed and answer that request 502.
+        timeout_keep_alive=settings.api_keep_alive_seconds,
     )
 
 

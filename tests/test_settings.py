@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from api.__main__ import server_config
 from domain.operations import DEFAULT_POLL_SCHEDULE_SECONDS
 from launcher import Ports, banner
 from settings import (
@@ -293,3 +294,14 @@ def test_the_poll_schedule_is_read_comma_separated_and_defaults_to_the_domains()
     for unusable in ("", "0", "5,-1"):
         with pytest.raises(ValidationError, match="PAYMENT_POLL_SCHEDULE_SECONDS"):
             settings(PAYMENT_POLL_SCHEDULE_SECONDS=unusable)
+
+
+def test_the_api_keeps_idle_connections_open_longer_than_a_load_balancer_does() -> None:
+    """The server `python -m api` runs: uvicorn's own 5 s would close idle connections that a
+    load balancer (60 s idle timeout is common) still reuses, and it would answer 502."""
+    config = server_config(settings(), "127.0.0.1", 8000)
+    assert config.timeout_keep_alive == 75
+    longer = settings(API_KEEP_ALIVE_SECONDS="400")
+    assert server_config(longer, "127.0.0.1", 8000).timeout_keep_alive == 400
+    with pytest.raises(ValidationError, match="api_keep_alive_seconds"):
+        settings(API_KEEP_ALIVE_SECONDS="0")
