@@ -35,6 +35,7 @@ from api.temporal_access import service_unavailable, temporal_unavailable_as_503
 from clients.errors import ServiceError
 from clients.mollie import WORKFLOW_METADATA_KEY, GatewayPayment
 from domain.operations import PaymentNotice
+from domain.refunds import follow_up_workflow_id
 from workflows.refund import PaymentFollowUpWorkflow
 
 logger = logging.getLogger(__name__)
@@ -240,14 +241,14 @@ async def _follow_up(
     await client.start_workflow(
         PaymentFollowUpWorkflow.run,
         payment_id,
-        id=f"payment-followup:{payment_id}",
+        id=follow_up_workflow_id(payment_id),
         task_queue=shim.temporal.task_queue,
         # Every later webhook may bring a new chargeback: allow a new run once one ended.
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
     )
     # One log line per payment state, not one per (possibly forged, repeated) webhook.
-    log_key = (f"payment-followup:{payment_id}", payment_id)
+    log_key = (follow_up_workflow_id(payment_id), payment_id)
     if signalled.get(log_key) != route.state:
         signalled.put(log_key, route.state)
         logger.info(

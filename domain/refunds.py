@@ -18,6 +18,10 @@ REFUND_REFUNDED: Final = "refunded"
 REFUND_FAILED: Final = "failed"
 REFUND_REFUSED: Final = "refused"
 REFUND_NOT_SETTLED: Final = "not_settled"
+REFUND_CHARGED_BACK: Final = "charged_back"
+"""Mollie refused the refund because the payment's money had already gone back by chargeback,
+as much as the refund asked or more: nothing refunded; the chargebacks are recorded in Cleeng,
+each by its own `chargeback:{id}` workflow."""
 """Mollie had not settled the refund by the deadline: nothing recorded in Cleeng."""
 REFUND_RECORD_UNKNOWN: Final = "record_unknown"
 """Mollie refunded, and whether Cleeng holds the record is not known (a reply to the refund
@@ -79,6 +83,13 @@ def refund_workflow_id(payment_id: str, request_key: str) -> str:
 
 def chargeback_workflow_id(chargeback_id: str) -> str:
     return f"chargeback:{chargeback_id}"
+
+
+def follow_up_workflow_id(payment_id: str, started_by: str | None = None) -> str:
+    """`payment-followup:{tr_id}` for the one Mollie's webhooks start; another workflow that
+    needs the payment's chargebacks reported starts its own, named after itself."""
+    own = f"payment-followup:{payment_id}"
+    return own if started_by is None else f"{own}:{started_by}"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -511,6 +511,24 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
             "tests/test_activity_inputs.py::test_the_worker_runs_an_activity_task_scheduled_with_a_bare_id"
         ],
     ),
+    (
+        "a refund refused after a chargeback reports it and ends charged_back",
+        "workflows/refund.py",
+        "                ) and await self._charged_back_instead(request, cause.message):",
+        "                ) and False:",
+        [
+            "tests/test_refunds.py::test_a_refund_of_money_already_charged_back_reports_the_chargeback_and_refunds_nothing"
+        ],
+    ),
+    (
+        "only chargebacks that cover the refund end it charged_back",
+        "workflows/refund.py",
+        "        if given_back >= request.amount.minor:",
+        "        if given_back >= 0:",
+        [
+            "tests/test_refunds.py::test_a_refund_above_what_a_chargeback_left_is_refused_after_reporting_it"
+        ],
+    ),
 ]
 
 

@@ -31,7 +31,12 @@ from domain.operation_keys import (
 from domain.payment_details import deactivation_workflow_id, new_details_workflow_id
 from domain.purchase import purchase_workflow_id
 from domain.reconciliation import orphan_hold_workflow_id, outside_refund_workflow_id
-from domain.refunds import chargeback_workflow_id, refund_request_key, refund_workflow_id
+from domain.refunds import (
+    chargeback_workflow_id,
+    follow_up_workflow_id,
+    refund_request_key,
+    refund_workflow_id,
+)
 from domain.tokens import MollieToken, no_mandate_token
 
 CYCLE = "billing:712345678:2026-12-01T00:00:00Z"
@@ -45,6 +50,11 @@ def test_workflow_ids_name_the_business_object() -> None:
         "refund:912345678:f4b63ebb2fe9c67e5a43"
     )
     assert chargeback_workflow_id("chb_xvb2k8") == "chargeback:chb_xvb2k8"
+    assert follow_up_workflow_id("tr_WDqYK6vllg") == "payment-followup:tr_WDqYK6vllg"
+    assert (
+        follow_up_workflow_id("tr_WDqYK6vllg", started_by="refund:1:ab")
+        == "payment-followup:tr_WDqYK6vllg:refund:1:ab"
+    )
     assert new_details_workflow_id("950123456") == "payment-details:950123456"
     assert deactivation_workflow_id("612345678") == "details-deactivated:612345678"
     assert orphan_hold_workflow_id("tr_7UhSN1zuXS") == "orphan-hold:tr_7UhSN1zuXS"

@@ -686,6 +686,68 @@ async def refunded_in_full_or_part(
     assert (await refund_handle(connector, data).result()).status == "refunded"
 
 
+async def test_a_refund_of_money_already_charged_back_reports_the_chargeback_and_refunds_nothing(
+    connector: Connector, clean_faults: None
+) -> None:
+    """The customer charged the whole payment back at their bank and Mollie's webhook was lost,
+    so Cleeng still thinks the payment can be refunded and asks for 5.00. Mollie refuses (none
+    of it is left): the connector reports the chargeback, which Cleeng records, and the refund
+    ends `charged_back` with nothing refunded, instead of failing for a person."""
+    payment = await paid_purchase(connector, price=9.99)
+    tr_id = payment["externalPaymentId"]
+    await set_faults(connector.emulators.mollie_url, {"dropWebhookRate": 1.0})
+    chargeback_id = await chargeback_at_mollie(connector, tr_id)
+
+    data = refund_data(payment, 5.00, "customer asked")
+    assert (await request_refund(connector, data)).json()["status"] == "accepted"
+    handle = refund_handle(connector, data)
+    async with asyncio.timeout(60):
+        view = await handle.result()
+    assert view.status == "charged_back"
+    assert view.error is not None
+    assert f"chargeback ({chargeback_id} of 9.99 EUR)" in view.error
+    assert "higher than the remaining refundable amount" in view.error
+    assert await mollie_refunds(connector, tr_id) == []
+    assert await cleeng_refund_records(connector, payment["id"]) == [(999, "chargeback")]
+    [recorded] = await cleeng_payments(connector.emulators.cleeng_url, str(payment["orderId"]))
+    assert recorded["status"] == "refunded"
+    await keep_history(handle, "Refund-charged-back")
+
+
+async def test_a_refund_above_what_a_chargeback_left_is_refused_after_reporting_it(
+    connector: Connector, clean_faults: None
+) -> None:
+    """A chargeback of 4.00 of a 10.00 payment (webhook lost), then Cleeng asks to refund all
+    10.00: Mollie refuses (6.00 is left). The chargeback is reported all the same, and the
+    refund fails `RefundRefused` for a person, naming it: the connector does not decide to
+    refund the 6.00 instead."""
+    payment = await paid_purchase(connector, price=10.00)
+    tr_id = payment["externalPaymentId"]
+    await set_faults(connector.emulators.mollie_url, {"dropWebhookRate": 1.0})
+    async with httpx.AsyncClient() as http:
+        created = await http.post(
+            f"{connector.emulators.mollie_url}/_emulator/payments/{tr_id}/chargeback",
+            json={"amount": {"currency": "EUR", "value": "4.00"}},
+        )
+        created.raise_for_status()
+    chargeback_id = created.json()["id"]
+
+    data = refund_data(payment, 10.00, "customer asked")
+    await request_refund(connector, data)
+    handle = refund_handle(connector, data)
+    with pytest.raises(WorkflowFailureError) as failure:
+        async with asyncio.timeout(60):
+            await handle.result()
+    assert "Mollie refused to refund 10.00 EUR" in str(failure.value.cause)
+    view = await handle.query(RefundWorkflow.view)
+    assert view.status == "refused"
+    assert view.error is not None
+    assert f"chargebacks ({chargeback_id} of 4.00 EUR) were reported to Cleeng" in view.error
+    assert await mollie_refunds(connector, tr_id) == []
+    assert await cleeng_refund_records(connector, payment["id"]) == [(400, "chargeback")]
+    await keep_history(handle, "Refund-refused-after-chargeback")
+
+
 async def test_a_chargeback_after_a_partial_refund_records_what_the_refund_left(
     connector: Connector,
 ) -> None:

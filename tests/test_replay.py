@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 from temporalio import workflow
-from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from domain.operations import MolliePaymentRef
-from tests.support.histories import SAVED, replay_failures
+from tests.support.histories import SAVED, replay_failures, saved_history
 from worker import WORKFLOWS
 from workflows.policies import CALL
 from workflows.refund import PaymentFollowUpWorkflow
@@ -89,7 +88,7 @@ async def _replay_as(workflow_class: type, path: Path) -> Exception | None:
         for defined in WORKFLOWS
         if getattr(defined, "__temporal_workflow_definition").name != name
     ]
-    history = WorkflowHistory.from_json(f"control:{path.stem}", path.read_text())
+    history = saved_history(path)
     result = await Replayer(workflows=[*others, workflow_class]).replay_workflow(
         history, raise_on_replay_failure=False
     )

@@ -51,6 +51,7 @@ from domain.refunds import (
     CHARGEBACK_UNMATCHED_STATUS,
     CLEENG_RECORD_UNKNOWN,
     MOLLIE_REFUND_DONE,
+    REFUND_CHARGED_BACK,
     REFUND_PENDING,
     REFUND_RECORD_UNKNOWN,
     REFUND_REFUNDED,
@@ -70,6 +71,7 @@ from domain.refunds import (
     RefundWaitState,
     UnreportedChargeback,
     chargeback_workflow_id,
+    follow_up_workflow_id,
     refund_is_final,
 )
 from domain.refunds import (
@@ -121,6 +123,11 @@ PATCH_RETRY_FAILED_CHARGEBACK = "retry-failed-chargeback"
 # whole amount.
 # remove after 2027-01-07: when no workflow started before the release after bf66b6e can still run
 PATCH_CHARGEBACK_AFTER_REFUNDS = "chargeback-after-refunds"
+# Versioning: a refund Mollie refuses is checked for chargebacks: they are reported to Cleeng,
+# and when they gave back at least the refund's amount the request completes `charged_back`
+# instead of failing. Runs from before failed `RefundRefused` at once.
+# remove after 2027-02-05: when no workflow started before this release can still run
+PATCH_REFUSED_AFTER_CHARGEBACK = "refund-refused-after-chargeback"
 
 
 class CleengRecordHold:
@@ -222,7 +229,12 @@ class RefundWorkflow:
             cause = error.cause
             if isinstance(cause, ApplicationError) and cause.type == REFUND_REFUSED:
                 self._status, self._error = STATUS_REFUSED, cause.message
-                raise ApplicationError(cause.message, type=REFUND_REFUSED) from error
+                if workflow.patched(
+                    PATCH_REFUSED_AFTER_CHARGEBACK
+                ) and await self._charged_back_instead(request, cause.message):
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    return self.view()
+                raise ApplicationError(self._error, type=REFUND_REFUSED) from error
             raise
         self._refund = refund
         inherited = refund.made_by_run not in (None, info.run_id)
@@ -313,6 +325,50 @@ class RefundWorkflow:
         self._status = REFUND_REFUNDED
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view()
+
+    async def _charged_back_instead(self, request: RefundRequest, refusal: str) -> bool:
+        """Mollie refused the refund. When the payment's money went back by chargeback (a
+        chargeback whose webhook was lost leaves Cleeng thinking it can still be refunded),
+        the chargebacks are reported to Cleeng by a follow-up, each once by its own workflow.
+        True when those recorded gave back at least what the refund asked: then nothing is
+        owed and the request ends `charged_back`; otherwise the refusal stands, for a person,
+        naming the chargebacks."""
+        chargebacks = await workflow.execute_activity_method(
+            MollieActivities.list_chargebacks,
+            MolliePaymentRef(payment_id=request.external_payment_id),
+            **WALK,
+        )
+        standing = [c for c in chargebacks if c.reversed_at is None]
+        if not standing:
+            return False
+        reported = await workflow.execute_child_workflow(
+            PaymentFollowUpWorkflow.run,
+            request.external_payment_id,
+            id=follow_up_workflow_id(request.external_payment_id, workflow.info().workflow_id),
+            # The follow-up reports each chargeback once whoever starts it: a later run of
+            # this request may start it again.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+        named = ", ".join(f"{c.chargeback_id} of {c.amount}" for c in standing)
+        given_back = sum(
+            c.amount.minor
+            for c in standing
+            if c.chargeback_id in reported and c.amount.currency == request.amount.currency
+        )
+        if given_back >= request.amount.minor:
+            self._status = REFUND_CHARGED_BACK
+            self._error = (
+                f"nothing refunded: the money of Mollie payment {request.external_payment_id} "
+                f"went back by chargeback ({named}), recorded in Cleeng payment "
+                f"{request.cleeng_payment_id} by its chargeback workflow; Mollie: {refusal}"
+            )
+            workflow.logger.warning(self._error)
+            return True
+        self._error = (
+            f"{refusal}; the payment's chargebacks ({named}) were reported to Cleeng "
+            f"({len(reported)} recorded) and give back less than this refund of {request.amount}"
+        )
+        return False
 
     @staticmethod
     def _record_input(request: RefundRequest, context: RefundRecordContext) -> CleengRefundInput:

@@ -60,11 +60,21 @@ async def keep_history(handle: WorkflowHandle[Any, Any], label: str) -> None:
 SAVED = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))
 
 
+def saved_history(path: Path) -> WorkflowHistory:
+    """A saved history under the workflow id it ran with, which its start event names: a
+    workflow may derive a child's id from its own (a refused refund's follow-up), and a replay
+    under another id would differ there. Histories of servers that did not write the id
+    replay as `replay:{file stem}`."""
+    text = path.read_text()
+    started = json.loads(text)["events"][0].get("workflowExecutionStartedEventAttributes", {})
+    return WorkflowHistory.from_json(started.get("workflowId") or f"replay:{path.stem}", text)
+
+
 async def replay_failures(replayer: Replayer, paths: Sequence[Path]) -> dict[str, str | None]:
     """Replay every history at `paths` through one replayer, in one pass: each file's replay
     failure (None when it replays), keyed by file stem. One pass starts one replay worker for
     all of them, where a replayer per history starts one each (about a second apiece)."""
-    histories = [WorkflowHistory.from_json(f"replay:{p.stem}", p.read_text()) for p in paths]
+    histories = [saved_history(path) for path in paths]
     stem_of_run = {
         history.run_id: path.stem for history, path in zip(histories, paths, strict=True)
     }
