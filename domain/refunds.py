@@ -18,11 +18,11 @@ REFUND_REFUNDED: Final = "refunded"
 REFUND_FAILED: Final = "failed"
 REFUND_REFUSED: Final = "refused"
 REFUND_NOT_SETTLED: Final = "not_settled"
+"""Mollie had not settled the refund by the deadline: nothing recorded in Cleeng."""
 REFUND_CHARGED_BACK: Final = "charged_back"
 """Mollie refused the refund because the payment's money had already gone back by chargeback,
 as much as the refund asked or more: nothing refunded; the chargebacks are recorded in Cleeng,
 each by its own `chargeback:{id}` workflow."""
-"""Mollie had not settled the refund by the deadline: nothing recorded in Cleeng."""
 REFUND_RECORD_UNKNOWN: Final = "record_unknown"
 """Mollie refunded, and whether Cleeng holds the record is not known (a reply to the refund
 PATCH was lost, or an earlier run of the request made the refund): a person checks Cleeng and
