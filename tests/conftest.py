@@ -177,13 +177,15 @@ def own_emulators() -> Iterator[Emulators]:
 
 @asynccontextmanager
 async def connector_on_own_emulators(
-    temporal_env: WorkflowEnvironment, **overrides: Any
+    temporal_env: WorkflowEnvironment, *, keep_histories: bool = True, **overrides: Any
 ) -> AsyncIterator[Connector]:
     """A whole connector (shim, worker on its own task queue) on emulators nobody else uses,
     with any settings given as `overrides` changed.
 
     For tests that jump the emulators' clocks far ahead (on the shared emulators that would
     fire the renewals of every other test's subscriptions), or that need other settings.
+    `keep_histories=False` for a connector whose histories the replay tests cannot read (a
+    throwaway encryption key).
     """
     api_port = free_port()
     api_url = f"http://127.0.0.1:{api_port}"
@@ -201,7 +203,8 @@ async def connector_on_own_emulators(
                     api_url=api_url,
                     emulators=emulators,
                 )
-                await save_histories(temporal_env.client, settings.temporal_task_queue)
+                if keep_histories:
+                    await save_histories(temporal_env.client, settings.temporal_task_queue)
 
 
 __all__ = ["Connector", "Emulators", "TemporalAccess"]

@@ -25,15 +25,14 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from api.app import create_app
 from codec.__main__ import server_config
 from codec.keys import new_key_entry
 from codec.server import create_app as create_codec_app
 from domain.purchase import PurchaseView, purchase_workflow_id
 from domain.tokens import MollieToken
 from launcher import find_temporal
-from tests.conftest import Connector, connector_settings, own_emulators
-from tests.support.servers import free_port, serve_in_thread
+from tests.conftest import Connector, connector_on_own_emulators
+from tests.support.servers import serve_in_thread
 from tests.support.shop import (
     advance_clock,
     choose_on_checkout,
@@ -41,8 +40,6 @@ from tests.support.shop import (
     seed_order,
     start_purchase,
 )
-from tests.support.temporal import client_for
-from worker import build_worker
 from workflows.initial_purchase import InitialPurchaseWorkflow
 
 pytestmark = pytest.mark.asyncio
@@ -55,26 +52,13 @@ ENCRYPTED = base64.b64encode(b"binary/encrypted").decode()
 async def encrypted_connector(temporal_env: WorkflowEnvironment) -> AsyncIterator[Connector]:
     """The connector with a key ring, as a deployment with PAYLOAD_ENCRYPTION_KEYS runs it, on
     emulators of its own (a test moves Cleeng's clock)."""
-    api_port = free_port()
-    api_url = f"http://127.0.0.1:{api_port}"
-    address = temporal_env.client.service_client.config.target_host
-    with own_emulators() as emulators:
-        settings = connector_settings(
-            emulators, address, api_url, f"tests-encrypted-{uuid.uuid4().hex[:8]}"
-        ).model_copy(
-            update={
-                "payload_encryption_keys": SecretStr(
-                    f"{new_key_entry('now')},{new_key_entry('old')}"
-                ),
-                "codec_server_cors_origins": (UI_ORIGIN,),
-            }
-        )
-        client = client_for(settings, temporal_env.client)
-        with serve_in_thread(create_app(settings), api_port):
-            async with build_worker(client, settings) as worker, worker:
-                yield Connector(
-                    settings=settings, client=client, api_url=api_url, emulators=emulators
-                )
+    async with connector_on_own_emulators(
+        temporal_env,
+        keep_histories=False,
+        payload_encryption_keys=SecretStr(f"{new_key_entry('now')},{new_key_entry('old')}"),
+        codec_server_cors_origins=(UI_ORIGIN,),
+    ) as connector:
+        yield connector
 
 
 async def paid_purchase(connector: Connector) -> tuple[str, list[str]]:

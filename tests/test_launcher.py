@@ -33,7 +33,7 @@ from codec.keys import DEV_KEY_FILE
 from connector_ops.schedules import RECONCILIATION_SCHEDULE_ID
 from connector_ops.stack_file import STACK_FILE, follow_stack, read_stack_file, write_stack_file
 from launcher import Backoff, StartupFailed, Supervisor, dev_server_cache_flags, worker_names
-from tests.support.servers import clean_env, start_launcher, stop_if_running
+from tests.support.servers import clean_env, refused_start, start_launcher, stop_if_running
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 # Records its name in a file when asked to stop, so the order of stops can be checked. It
@@ -451,12 +451,7 @@ def test_a_start_on_a_busy_port_says_which_port_before_starting_anything(tmp_pat
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        launcher, _ = start_launcher(data_dir, cwd=tmp_path, ports_given={"temporal": port})
-        try:
-            console, _ = launcher.communicate(timeout=60)
-        finally:
-            stop_if_running(launcher)
-    assert launcher.returncode == 1
+        console = refused_start(data_dir, cwd=tmp_path, ports_given={"temporal": port})
     assert f"port {port} is in use (--temporal-port)" in console
     assert "Traceback" not in console
     # Nothing was started: no child's log, no pid file, no stack file.
@@ -527,12 +522,7 @@ def test_two_stacks_on_their_own_data_dirs_each_driven_through_its_stack_file(
         # stack a as it was.
         first, _ = stacks[0]
         pids = {p.stem: p.read_text() for p in (dirs[0] / "run").glob("*.pid")}
-        second, _ = start_launcher(dirs[0], cwd=tmp_path)
-        try:
-            refused, _ = second.communicate(timeout=60)
-        finally:
-            stop_if_running(second)
-        assert second.returncode == 1
+        refused = refused_start(dirs[0], cwd=tmp_path)
         assert f"is in use by another launcher (pid {first.pid})" in refused
         assert {p.stem: p.read_text() for p in (dirs[0] / "run").glob("*.pid")} == pids
         assert read_stack_file(dirs[0]) is not None

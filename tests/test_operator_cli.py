@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +23,6 @@ from pydantic import SecretStr
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from api.app import create_app
 from api.cleeng_payloads import iso_utc
 from codec.keys import new_key_entry
 from connector_ops import webhook
@@ -33,7 +31,7 @@ from domain.billing import BillingView, billing_workflow_id
 from domain.payment_details import DeactivationView, deactivation_workflow_id
 from domain.purchase import PurchaseInput, PurchaseView, purchase_workflow_id
 from domain.refunds import RefundStatusView, refund_request_key, refund_workflow_id
-from tests.conftest import Connector, connector_settings, own_emulators
+from tests.conftest import Connector, connector_on_own_emulators
 from tests.support.billing import (
     Subscriber,
     authorised_renewal,
@@ -44,7 +42,6 @@ from tests.support.billing import (
     subscribed_customer,
 )
 from tests.support.cli import ops
-from tests.support.servers import free_port, serve_in_thread
 from tests.support.shop import (
     choose_on_checkout,
     cleeng_payments,
@@ -54,8 +51,6 @@ from tests.support.shop import (
     set_faults,
     start_purchase,
 )
-from tests.support.temporal import client_for
-from worker import build_worker
 from workflows.initial_purchase import InitialPurchaseWorkflow
 from workflows.recurring_billing import RecurringBillingWorkflow
 
@@ -67,19 +62,12 @@ async def connector(temporal_env: WorkflowEnvironment) -> AsyncIterator[Connecto
     """The connector as `scripts/run` runs it by default: every payload (and failure message)
     encrypted in Temporal's history. Its own emulators and task queue; its histories are not
     saved for the replay tests (they would need this throwaway key)."""
-    api_port = free_port()
-    api_url = f"http://127.0.0.1:{api_port}"
-    address = temporal_env.client.service_client.config.target_host
-    with own_emulators() as emulators:
-        settings = connector_settings(
-            emulators, address, api_url, f"tests-cli-{uuid.uuid4().hex[:8]}"
-        ).model_copy(update={"payload_encryption_keys": SecretStr(new_key_entry(KEY_ID))})
-        client = client_for(settings, temporal_env.client)
-        with serve_in_thread(create_app(settings), api_port):
-            async with build_worker(client, settings) as worker, worker:
-                yield Connector(
-                    settings=settings, client=client, api_url=api_url, emulators=emulators
-                )
+    async with connector_on_own_emulators(
+        temporal_env,
+        keep_histories=False,
+        payload_encryption_keys=SecretStr(new_key_entry(KEY_ID)),
+    ) as connector:
+        yield connector
 
 
 @pytest.fixture

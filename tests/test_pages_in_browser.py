@@ -23,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -290,11 +291,11 @@ async def encrypted_stack() -> AsyncIterator[EncryptedStack]:
     # The session's dev server runs without its UI; this one's UI has a codec endpoint.
     ui_port = free_port()
     ui_url = f"http://{LOOPBACK}:{ui_port}"
-    encryption = {
+    encryption: dict[str, Any] = {
         "payload_encryption_keys": SecretStr(new_key_entry("now")),
         "codec_server_cors_origins": (ui_url,),
     }
-    codec_settings = Settings(_env_file=None, **encryption)  # type: ignore[arg-type]
+    codec_settings = Settings(_env_file=None, **encryption)
     with serve_in_thread(create_codec_app(server_config(codec_settings, LOOPBACK))) as codec:
         temporal = await WorkflowEnvironment.start_local(
             dev_server_existing_path=find_temporal(),
@@ -309,7 +310,10 @@ async def encrypted_stack() -> AsyncIterator[EncryptedStack]:
         )
         try:
             await _ui_answers(ui_url)
-            async with connector_on_own_emulators(temporal, **encryption) as connector:
+            # Not kept for the replay tests: they cannot read this throwaway key's payloads.
+            async with connector_on_own_emulators(
+                temporal, keep_histories=False, **encryption
+            ) as connector:
                 yield EncryptedStack(
                     connector=connector, temporal=temporal, ui_url=ui_url, codec_url=codec
                 )

@@ -157,6 +157,17 @@ def start_launcher(
     return process, ports
 
 
+def refused_start(data_dir: Path, cwd: Path, ports_given: Mapping[str, int] | None = None) -> str:
+    """Start a launcher that must refuse to start: its console, once it exited with 1."""
+    launcher, _ = start_launcher(data_dir, cwd=cwd, ports_given=ports_given)
+    try:
+        console, _ = launcher.communicate(timeout=60)
+    finally:
+        stop_if_running(launcher)
+    assert launcher.returncode == 1, console
+    return console
+
+
 def stop_if_running(launcher: subprocess.Popen[str]) -> None:
     """Stop a launcher that a test started (or a failing test left running), so no stack
     outlives its test."""
