@@ -27,7 +27,7 @@ from temporalio.service import RetryConfig, TLSConfig
 
 from codec.failure_converter import ClearTypeAndRedactedMessageFailureConverter
 from codec.payload_codec import EncryptionCodec
-from settings import Settings, settings_as_read
+from settings import KeyRing, Settings, settings_as_read
 from telemetry.tracing import tracing_on
 from telemetry.workflow_log_ids import WorkflowIdsInLogs
 
@@ -45,7 +45,11 @@ def data_converter(settings: Settings) -> DataConverter:
     clear fields only: with every message encrypted (Temporal's
     `DefaultFailureConverterWithEncodedAttributes`) both read "Encoded failure", even through
     the codec server. The connector itself reads the whole message back, as before."""
-    key_ring = settings.payload_key_ring()
+    return data_converter_for(settings.payload_key_ring())
+
+
+def data_converter_for(key_ring: KeyRing | None) -> DataConverter:
+    """`data_converter` for a key ring at hand (a tool reading a stack's own key file)."""
     if key_ring is None:
         return DataConverter.default
     return dataclasses.replace(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import os
 import random
@@ -55,9 +54,9 @@ from benchmarks.chaos_invariants import (
     collect_workflows,
 )
 from codec.keys import DEV_KEY_FILE, parse_key_ring
-from codec.payload_codec import EncryptionCodec
 from domain.refunds import RESOLVE_RECORD_SIGNAL
 from settings import EMULATOR_FRONTEND_API_KEY
+from temporal_connection import data_converter_for
 
 REPO = Path(__file__).resolve().parent.parent
 PURCHASE_FINAL = {"captured", "rejected", "failed", "refunded_cleeng_refused"}
@@ -852,8 +851,7 @@ async def answer_held_records(run: Run, temporal: Client, *, among: str = "") ->
 def stack_data_converter(data_dir: Path) -> DataConverter:
     """The launcher encrypts the histories with its data dir's key ring: the driver reads
     them (queries) and writes to them (signals) with the same keys, as the operator CLI does."""
-    key_ring = parse_key_ring((data_dir / DEV_KEY_FILE).read_text().strip())
-    return dataclasses.replace(DataConverter.default, payload_codec=EncryptionCodec(key_ring))
+    return data_converter_for(parse_key_ring((data_dir / DEV_KEY_FILE).read_text().strip()))
 
 
 async def settle(run: Run, temporal: Client) -> None:
